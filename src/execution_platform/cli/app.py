@@ -1,0 +1,15 @@
+"""The typer application; sub-command modules attach themselves on import."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="ep",
+    help="Execution Platform: one interface to every LLM provider.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+from . import chat  # noqa: E402,F401  (registers commands)

@@ -1,0 +1,50 @@
+"""Environment settings (prefix ``EP_``, also read from ``.env``), as documented in SPEC.md.
+
+The standard unprefixed names (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``, ``GEMINI_API_KEY`` /
+``GOOGLE_API_KEY``) are honoured when the ``EP_`` one is unset, so existing shells just work.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env(name: str, *fallbacks: str) -> AliasChoices:
+    return AliasChoices(f"EP_{name}", *fallbacks)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY", "OPENAI_API_KEY"))
+    openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL"))
+    anthropic_api_key: SecretStr | None = Field(
+        None, validation_alias=_env("ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY")
+    )
+    anthropic_base_url: str | None = Field(None, validation_alias=_env("ANTHROPIC_BASE_URL"))
+    gemini_api_key: SecretStr | None = Field(
+        None, validation_alias=_env("GEMINI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")
+    )
+    gemini_base_url: str | None = Field(None, validation_alias=_env("GEMINI_BASE_URL"))
+    config: Path | None = Field(None, validation_alias=_env("CONFIG"))
+    database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL"))
+    redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))
+    master_key: SecretStr | None = Field(None, validation_alias=_env("MASTER_KEY"))
+    workspace_root: Path | None = Field(None, validation_alias=_env("WORKSPACE_ROOT"))
+
+    def secret(self, name: str) -> str | None:
+        value = getattr(self, name)
+        return value.get_secret_value() if value is not None else None
+
+    def resolved_database_url(self) -> str:
+        """``EP_DATABASE_URL`` or a SQLite file in the working directory."""
+        return self.database_url or f"sqlite:///{Path.cwd() / 'ep.db'}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,65 @@
+"""The canonical model (the SPI): everything inside the platform speaks these types.
+
+It imports nothing else of ours, so codecs, providers, routing and the gateway can all depend on it
+without cycles. Wire formats are translated to and from these types by ``execution_platform.codecs``.
+"""
+
+from .accumulate import StreamAccumulator
+from .capabilities import Capabilities
+from .content import ContentPart, ImagePart, TextPart, ThinkingPart
+from .events import (
+    ErrorEvent,
+    FinishEvent,
+    StartEvent,
+    StreamEvent,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    UsageEvent,
+)
+from .messages import Message, Role, ToolCall
+from .request import (
+    ChatRequest,
+    NamedToolChoice,
+    Reasoning,
+    RequestMetadata,
+    ResponseFormat,
+    ToolChoice,
+    ToolSpec,
+)
+from .response import Attempt, ChatResponse, FinishReason, Usage
+
+__all__ = [
+    "Attempt",
+    "Capabilities",
+    "ChatRequest",
+    "ChatResponse",
+    "ContentPart",
+    "ErrorEvent",
+    "FinishEvent",
+    "FinishReason",
+    "ImagePart",
+    "Message",
+    "NamedToolChoice",
+    "Reasoning",
+    "RequestMetadata",
+    "ResponseFormat",
+    "Role",
+    "StartEvent",
+    "StreamAccumulator",
+    "StreamEvent",
+    "TextDelta",
+    "TextPart",
+    "ThinkingDelta",
+    "ThinkingPart",
+    "ToolCall",
+    "ToolCallDelta",
+    "ToolCallEnd",
+    "ToolCallStart",
+    "ToolChoice",
+    "ToolSpec",
+    "Usage",
+    "UsageEvent",
+]

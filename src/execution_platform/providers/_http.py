@@ -1,0 +1,106 @@
+"""One pooled async HTTP client shared by the HTTP providers, with explicit timeouts.
+
+aiohttp was chosen over httpx by measurement (see ``bench/http_client.py`` and the foundation issue
+note): for small JSON posts and SSE streams over keep-alive connections it spends markedly less CPU
+per request, and the gateway sits on every call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+
+from ..errors import EPError, UpstreamConnectionError, UpstreamTimeoutError
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds. ``read`` bounds the wait for the first byte of the answer (time to first token);
+    ``stream_idle`` bounds the silence between two chunks of a stream; ``total`` the whole call."""
+
+    connect: float = 10.0
+    read: float = 120.0
+    total: float = 600.0
+    stream_idle: float = 60.0
+
+
+class HttpClient:
+    """A lazily created ``aiohttp.ClientSession`` bound to the running event loop.
+
+    Sessions cannot cross event loops, so a new one is made if the loop changes (tests, the sync
+    wrapper); in a server process one session serves every request.
+    """
+
+    def __init__(self, *, limit: int = 1000, limit_per_host: int = 0) -> None:
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._limit = limit
+        self._limit_per_host = limit_per_host
+
+    def session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
+            connector = aiohttp.TCPConnector(
+                limit=self._limit, limit_per_host=self._limit_per_host, ttl_dns_cache=300, enable_cleanup_closed=True
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                json_serialize=lambda obj: orjson.dumps(obj).decode(),
+                auto_decompress=True,
+                trust_env=False,
+            )
+            self._loop = loop
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None and not self._session.closed:
+            try:
+                await self._session.close()
+            except RuntimeError:
+                pass  # loop already closed
+        self._session = None
+
+
+_shared: HttpClient | None = None
+
+
+def shared_client() -> HttpClient:
+    """The process-wide client every provider uses unless given its own."""
+    global _shared
+    if _shared is None:
+        _shared = HttpClient()
+    return _shared
+
+
+def client_timeout(t: Timeouts) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=t.total, connect=t.connect, sock_connect=t.connect, sock_read=t.read)
+
+
+def transport_error(exc: BaseException, provider: str, what: str) -> EPError:
+    """Map a transport-level exception (no HTTP answer) into the taxonomy."""
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError, TimeoutError)):
+        return UpstreamTimeoutError(f"{provider}: timed out {what}", provider=provider)
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
+        return UpstreamConnectionError(f"{provider}: connection lost {what}", provider=provider)
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return UpstreamConnectionError(f"{provider}: cannot connect {what}: {type(exc).__name__}", provider=provider)
+    raise exc
+
+
+async def iter_chunks(response: aiohttp.ClientResponse, idle: float) -> AsyncIterator[bytes]:
+    """Yield body chunks as they arrive, failing if the stream stays silent longer than ``idle``."""
+    content = response.content
+    while True:
+        chunk = await asyncio.wait_for(content.readany(), timeout=idle)
+        if not chunk:
+            return
+        yield chunk
+
+
+def loads(body: bytes) -> Any:
+    return orjson.loads(body)

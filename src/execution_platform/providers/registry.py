@@ -1,0 +1,56 @@
+"""Build provider instances by name from settings, importing each adapter module only when used."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ..errors import NotFoundError
+
+if TYPE_CHECKING:
+    from ..config.settings import Settings
+    from .base import Provider
+
+# provider name -> (module, class, settings attribute prefix)
+PROVIDERS: dict[str, tuple[str, str, str | None]] = {
+    "openai": ("execution_platform.providers.openai", "OpenAIProvider", "openai"),
+    "anthropic": ("execution_platform.providers.anthropic", "AnthropicProvider", "anthropic"),
+    "gemini": ("execution_platform.providers.gemini", "GeminiProvider", "gemini"),
+    "claude_agent": ("execution_platform.providers.claude_agent", "ClaudeAgentProvider", None),
+}
+
+
+def provider_class(name: str) -> type[Provider]:
+    try:
+        module_name, class_name, _ = PROVIDERS[name]
+    except KeyError:
+        raise NotFoundError(
+            f"unknown provider '{name}'; known: {', '.join(sorted(PROVIDERS))}", code="provider_not_found"
+        ) from None
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def create_provider(name: str, settings: Settings, **overrides: Any) -> Provider:
+    """A provider configured from ``EP_*`` settings; ``overrides`` (api_key, base_url, …) win."""
+    cls = provider_class(name)
+    _, _, prefix = PROVIDERS[name]
+    kwargs: dict[str, Any] = {}
+    if prefix is not None:
+        kwargs["api_key"] = settings.secret(f"{prefix}_api_key")
+        kwargs["base_url"] = getattr(settings, f"{prefix}_base_url")
+    else:
+        kwargs["settings"] = settings
+    kwargs.update({k: v for k, v in overrides.items() if v is not None})
+    return cls(**kwargs)
+
+
+def split_model(address: str) -> tuple[str, str]:
+    """``"openai/gpt-4o"`` → ``("openai", "gpt-4o")``; the model part may itself contain slashes."""
+    provider, sep, model = address.partition("/")
+    if not sep or not model:
+        raise NotFoundError(
+            f"model '{address}' is not of the form provider/model (e.g. openai/gpt-4o-mini)",
+            code="model_not_found",
+            param="model",
+        )
+    return provider, model
