@@ -57,6 +57,17 @@ class Client:
             {"model": model, "messages": list(messages), "tools": list(tools or []), **params}
         )
 
+    async def send(self, request: ChatRequest) -> ChatResponse:
+        """Answer a canonical request (the gateway's entry point; ``chat`` builds one for you)."""
+        provider, resolved = self.resolve(request)
+        return await provider.chat(resolved)
+
+    async def send_stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        """Stream the answer to a canonical request; closing the iterator cancels the upstream call."""
+        provider, resolved = self.resolve(request)
+        async for event in provider.stream(resolved):
+            yield event
+
     async def chat(
         self,
         *,
@@ -65,9 +76,7 @@ class Client:
         tools: Sequence[ToolSpec | dict[str, Any]] | None = None,
         **params: Any,
     ) -> ChatResponse:
-        request = self.build_request(model, messages, tools, **params)
-        provider, resolved = self.resolve(request)
-        return await provider.chat(resolved)
+        return await self.send(self.build_request(model, messages, tools, **params))
 
     async def stream(
         self,
@@ -77,9 +86,7 @@ class Client:
         tools: Sequence[ToolSpec | dict[str, Any]] | None = None,
         **params: Any,
     ) -> AsyncIterator[StreamEvent]:
-        request = self.build_request(model, messages, tools, **params)
-        provider, resolved = self.resolve(request)
-        async for event in provider.stream(resolved):
+        async for event in self.send_stream(self.build_request(model, messages, tools, **params)):
             yield event
 
     async def aclose(self) -> None:
