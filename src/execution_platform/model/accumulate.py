@@ -45,8 +45,9 @@ class StreamAccumulator:
             last = self.parts[-1] if self.parts else None
             if isinstance(last, TextPart) and last.signature is None:
                 last.text += event.text
+                last.signature = event.signature
             else:
-                self.parts.append(TextPart(text=event.text))
+                self.parts.append(TextPart(text=event.text, signature=event.signature))
         elif isinstance(event, ThinkingDelta):
             self._add_thinking(event)
         elif isinstance(event, ToolCallStart):

@@ -22,8 +22,11 @@ class StartEvent(CanonicalModel):
 
 
 class TextDelta(CanonicalModel):
+    """``signature`` (Gemini thought signature) closes the current text part when set."""
+
     type: Literal["text_delta"] = "text_delta"
     text: str
+    signature: str | None = None
 
 
 class ThinkingDelta(CanonicalModel):
