@@ -8,6 +8,8 @@ from .accumulate import StreamAccumulator
 from .capabilities import Capabilities
 from .content import ContentPart, ImagePart, TextPart, ThinkingPart
 from .events import (
+    AgentToolResult,
+    AgentToolUse,
     ErrorEvent,
     FinishEvent,
     StartEvent,
@@ -32,6 +34,8 @@ from .request import (
 from .response import Attempt, ChatResponse, FinishReason, Usage
 
 __all__ = [
+    "AgentToolResult",
+    "AgentToolUse",
     "Attempt",
     "Capabilities",
     "ChatRequest",

@@ -36,6 +36,8 @@ class StreamAccumulator:
         self.raw_finish_reason: str | None = None
         self.stop_sequence: str | None = None
         self.error: ErrorEvent | None = None
+        self.session_id: str | None = None
+        self.cost_usd: float | None = None
         self._calls: dict[int, ToolCall] = {}
         self._args: dict[int, list[str]] = {}
         self._done: dict[int, ToolCall] = {}
@@ -59,12 +61,15 @@ class StreamAccumulator:
             self._done[event.index] = event.tool_call
         elif isinstance(event, UsageEvent):
             self.usage = event.usage
+            if event.cost_usd is not None:
+                self.cost_usd = event.cost_usd
         elif isinstance(event, FinishEvent):
             self.finish_reason = event.reason
             self.raw_finish_reason = event.raw_reason
             self.stop_sequence = event.stop_sequence
         elif isinstance(event, StartEvent):
             self.id, self.model, self.provider = event.id, event.model, event.provider
+            self.session_id = event.session_id
         elif isinstance(event, ErrorEvent):
             self.error = event
 
@@ -109,4 +114,6 @@ class StreamAccumulator:
             usage=self.usage,
             raw_finish_reason=self.raw_finish_reason,
             stop_sequence=self.stop_sequence,
+            cost_usd=self.cost_usd,
+            session_id=self.session_id,
         )

@@ -5,7 +5,7 @@ Tool calls are announced (start), grow (argument deltas) and are closed with the
 so consumers never have to assemble JSON fragments themselves.
 """
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -19,6 +19,8 @@ class StartEvent(CanonicalModel):
     id: str
     model: str
     provider: str | None = None
+    # Conversation handle for providers that keep server-side state (the Claude agent's session).
+    session_id: str | None = None
 
 
 class TextDelta(CanonicalModel):
@@ -59,6 +61,8 @@ class ToolCallEnd(CanonicalModel):
 class UsageEvent(CanonicalModel):
     type: Literal["usage"] = "usage"
     usage: Usage
+    # The provider's own price for the call, when it reports one (Claude Code's total_cost_usd).
+    cost_usd: float | None = None
 
 
 class FinishEvent(CanonicalModel):
@@ -66,6 +70,31 @@ class FinishEvent(CanonicalModel):
     reason: FinishReason
     raw_reason: str | None = None
     stop_sequence: str | None = None
+
+
+class AgentToolUse(CanonicalModel):
+    """A tool the provider ran on its own (e.g. Claude Code's Read or Bash), shown for observation.
+
+    Deliberately not a ``ToolCallStart``/``ToolCallEnd``: those ask the client to execute the call,
+    while this one has already been executed upstream. ``parent_id`` links calls made by a sub-agent
+    to the tool use that started it.
+    """
+
+    type: Literal["agent_tool_use"] = "agent_tool_use"
+    id: str
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    parent_id: str | None = None
+
+
+class AgentToolResult(CanonicalModel):
+    """The outcome of an :class:`AgentToolUse`, tied to it by ``tool_call_id``."""
+
+    type: Literal["agent_tool_result"] = "agent_tool_result"
+    tool_call_id: str
+    content: str = ""
+    is_error: bool = False
+    parent_id: str | None = None
 
 
 class ErrorEvent(CanonicalModel):
@@ -86,6 +115,8 @@ StreamEvent = Annotated[
     | ToolCallEnd
     | UsageEvent
     | FinishEvent
-    | ErrorEvent,
+    | ErrorEvent
+    | AgentToolUse
+    | AgentToolResult,
     Field(discriminator="type"),
 ]

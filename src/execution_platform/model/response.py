@@ -60,3 +60,5 @@ class ChatResponse(CanonicalModel):
     # Provider-native finish reason, for logs and for faithful re-encoding (e.g. Anthropic stop_sequence).
     raw_finish_reason: str | None = None
     stop_sequence: str | None = None
+    # Handle to continue the conversation upstream (pass it back as ``metadata.session_id``).
+    session_id: str | None = None
