@@ -112,23 +112,9 @@ class FakeUpstream:
         assert handler_factory is not None
         fake = self
 
-        def counting_factory() -> Any:
+        def counting_factory() -> asyncio.Protocol:
             """Wrap aiohttp's protocol so opened/closed connections are observable by tests."""
-            proto = handler_factory()
-            made, lost = proto.connection_made, proto.connection_lost
-
-            def connection_made(transport: Any) -> None:
-                fake.open_connections += 1
-                made(transport)
-
-            def connection_lost(exc: BaseException | None) -> None:
-                fake.open_connections -= 1
-                fake.connections_closed += 1
-                lost(exc)
-
-            proto.connection_made = connection_made
-            proto.connection_lost = connection_lost
-            return proto
+            return _CountingProtocol(handler_factory(), fake)
 
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(counting_factory, "127.0.0.1", 0, reuse_address=True)
@@ -223,6 +209,64 @@ class FakeUpstream:
             await asyncio.sleep(script.delay)
             return script.then or Reply()
         return script
+
+
+class _CountingProtocol(asyncio.Protocol):
+    """Delegates to aiohttp's request handler (whose slots forbid patching) and counts connections."""
+
+    def __init__(self, inner: Any, fake: FakeUpstream) -> None:
+        self._inner = inner
+        self._fake = fake
+
+    def connection_made(self, transport: Any) -> None:
+        self._fake.open_connections += 1
+        self._inner.connection_made(transport)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._fake.open_connections -= 1
+        self._fake.connections_closed += 1
+        self._inner.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+
+class _CountingProtocol(asyncio.Protocol):
+    """Delegates to aiohttp's request handler (whose methods cannot be patched) and counts connections."""
+
+    def __init__(self, inner: asyncio.Protocol, fake: FakeUpstream) -> None:
+        self._inner = inner
+        self._fake = fake
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._fake.open_connections += 1
+        self._inner.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fake.open_connections -= 1
+        self._fake.connections_closed += 1
+        self._inner.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
 
 
 async def sleep_forever_or(delay: float) -> None:
