@@ -13,3 +13,4 @@ app = typer.Typer(
 )
 
 from . import chat  # noqa: E402,F401  (registers commands)
+from .validate import validate as _validate  # noqa: E402,F401  (registers commands)

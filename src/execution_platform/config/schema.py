@@ -1,0 +1,251 @@
+"""The shape of the YAML configuration file, as pydantic models.
+
+Every model forbids unknown keys, so a typo (``temprature:``) is an error with a line number instead of
+a setting that silently does nothing. Checks that span several sections (a persona naming a deployment
+that does not exist, a budget reference with no budget) live in :meth:`Config.problems`, which returns
+locations in the same form as pydantic so both kinds of error map back to lines the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+CapabilityName = Literal[
+    "tools", "parallel_tools", "vision", "json_object", "json_schema", "streaming", "system_prompt", "reasoning"
+]
+Effort = Literal["minimal", "low", "medium", "high"]
+Period = Literal["day", "week", "month", "total"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class TimeoutsConfig(_Strict):
+    """Seconds; any key left out inherits from the enclosing level (routing → provider → target)."""
+
+    connect: float | None = Field(None, gt=0)
+    first_token: float | None = Field(None, gt=0)
+    total: float | None = Field(None, gt=0)
+    stream_idle: float | None = Field(None, gt=0)
+
+
+class RetryConfig(_Strict):
+    """Retries on one target before falling back to the next (only retryable errors are retried)."""
+
+    max_attempts: int = Field(2, ge=1, le=10)
+    backoff_base: float = Field(0.25, ge=0)
+    backoff_max: float = Field(4.0, ge=0)
+    max_retry_after: float = Field(20.0, ge=0)
+
+
+class BreakerConfig(_Strict):
+    failure_threshold: int = Field(5, ge=1)
+    cooldown: float = Field(30.0, ge=0)
+    half_open_probes: int = Field(1, ge=1)
+
+
+class RoutingConfig(_Strict):
+    """Defaults for every target; personas and deployments may override parts of them."""
+
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
+
+
+class CapabilitiesOverride(_Strict):
+    """Partial :class:`~execution_platform.model.Capabilities`: only the keys given replace the defaults."""
+
+    tools: bool | None = None
+    parallel_tools: bool | None = None
+    vision: bool | None = None
+    json_object: bool | None = None
+    json_schema: bool | None = None
+    streaming: bool | None = None
+    system_prompt: bool | None = None
+    reasoning: bool | None = None
+    context_window: int | None = Field(None, gt=0)
+    max_output_tokens: int | None = Field(None, gt=0)
+
+
+class PricingOverride(_Strict):
+    """USD per million tokens, for models the maintained price list does not know (or gets wrong)."""
+
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+    cached_input_per_mtok: float | None = Field(None, ge=0)
+    cache_write_per_mtok: float | None = Field(None, ge=0)
+
+
+class ProviderConfig(_Strict):
+    api_key: str | None = None
+    base_url: str | None = None
+    timeouts: TimeoutsConfig | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class Deployment(_Strict):
+    """A named target. Several deployments sharing a ``model_name`` form one load-balanced group."""
+
+    name: str = Field(min_length=1)
+    model_name: str | None = None
+    provider: str
+    model: str = Field(min_length=1)
+    weight: int = Field(1, ge=1)
+    base_url: str | None = None
+    api_key: str | None = None
+    timeouts: TimeoutsConfig | None = None
+    breaker: BreakerConfig | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class Params(_Strict):
+    """Request parameters a persona or a target sets."""
+
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    max_tokens: int | None = Field(None, ge=1)
+    stop: list[str] | None = None
+    seed: int | None = None
+    reasoning_effort: Effort | None = None
+    reasoning_budget_tokens: int | None = Field(None, ge=0)
+    provider_options: dict[str, Any] = Field(default_factory=dict)
+
+
+class TargetConfig(Params):
+    """One entry of a persona's chain: ``provider/model``, a deployment name or a ``model_name``.
+
+    Written either as a plain string or as a mapping with ``target`` plus per-target overrides.
+    """
+
+    target: str = Field(min_length=1)
+    timeouts: TimeoutsConfig | None = None
+
+
+class BudgetConfig(_Strict):
+    usd: float = Field(ge=0)
+    period: Period = "day"
+
+
+class LimitsConfig(_Strict):
+    rpm: int | None = Field(None, ge=1)
+    tpm: int | None = Field(None, ge=1)
+    max_concurrent: int | None = Field(None, ge=1)
+
+
+class Persona(_Strict):
+    description: str | None = None
+    targets: list[TargetConfig] = Field(min_length=1)
+    requires: list[CapabilityName] = Field(default_factory=list)
+    system_prompt: str | None = None
+    system_prompt_file: str | None = None
+    params: Params = Field(default_factory=Params)
+    tools: list[str] | None = None  # allow-list; None means any tool
+    budget: BudgetConfig | str | None = None  # inline, or the name of an entry in ``budgets``
+    limits: LimitsConfig | str | None = None  # inline, or the name of an entry in ``limits``
+    retry: RetryConfig | None = None
+    timeouts: TimeoutsConfig | None = None
+
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _short_targets(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list):
+            return [{"target": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @model_validator(mode="after")
+    def _one_prompt_source(self) -> Persona:
+        if self.system_prompt is not None and self.system_prompt_file is not None:
+            raise ValueError("give system_prompt or system_prompt_file, not both")
+        return self
+
+
+class ServerConfig(_Strict):
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    request_timeout: float | None = Field(None, gt=0)
+
+
+class Config(_Strict):
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    deployments: list[Deployment] = Field(default_factory=list)
+    personas: dict[str, Persona] = Field(default_factory=dict)
+    budgets: dict[str, BudgetConfig] = Field(default_factory=dict)
+    limits: dict[str, LimitsConfig] = Field(default_factory=dict)
+    capabilities: dict[str, CapabilitiesOverride] = Field(default_factory=dict)
+    pricing: dict[str, PricingOverride] = Field(default_factory=dict)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+
+    @field_validator("providers", "personas", "budgets", "limits", "capabilities", "pricing", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    @field_validator("deployments", mode="before")
+    @classmethod
+    def _null_is_empty_list(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+    # -- lookups ----------------------------------------------------------------------------------
+    def deployment(self, name: str) -> Deployment | None:
+        return next((d for d in self.deployments if d.name == name), None)
+
+    def group(self, model_name: str) -> list[Deployment]:
+        return [d for d in self.deployments if d.model_name == model_name]
+
+    def persona_budget(self, persona: str) -> BudgetConfig | None:
+        """The persona's budget with a by-name reference resolved (for the money layer)."""
+        ref = self.personas[persona].budget
+        return self.budgets.get(ref) if isinstance(ref, str) else ref
+
+    def persona_limits(self, persona: str) -> LimitsConfig | None:
+        ref = self.personas[persona].limits
+        return self.limits.get(ref) if isinstance(ref, str) else ref
+
+    def is_target(self, address: str, known_providers: set[str]) -> bool:
+        if self.deployment(address) is not None or self.group(address):
+            return True
+        provider, sep, model = address.partition("/")
+        return bool(sep and model and provider in known_providers)
+
+    # -- cross-section checks -----------------------------------------------------------------------
+    def problems(self, known_providers: set[str]) -> list[tuple[tuple[str | int, ...], str]]:
+        """Errors pydantic cannot see field by field, each as (location, reason)."""
+        found: list[tuple[tuple[str | int, ...], str]] = []
+        known = ", ".join(sorted(known_providers))
+        for name in self.providers:
+            if name not in known_providers:
+                found.append((("providers", name), f"unknown provider '{name}' (known: {known})"))
+        seen: set[str] = set()
+        for i, dep in enumerate(self.deployments):
+            if dep.name in seen:
+                found.append((("deployments", i, "name"), f"duplicate deployment name '{dep.name}'"))
+            seen.add(dep.name)
+            if dep.provider not in known_providers:
+                found.append((("deployments", i, "provider"), f"unknown provider '{dep.provider}' (known: {known})"))
+        for pname, persona in self.personas.items():
+            for i, target in enumerate(persona.targets):
+                if not self.is_target(target.target, known_providers):
+                    found.append(
+                        (
+                            ("personas", pname, "targets", i),
+                            f"'{target.target}' is neither provider/model with a known provider ({known}) "
+                            "nor a deployment name or model_name",
+                        )
+                    )
+            if isinstance(persona.budget, str) and persona.budget not in self.budgets:
+                found.append((("personas", pname, "budget"), f"no budget named '{persona.budget}' in 'budgets'"))
+            if isinstance(persona.limits, str) and persona.limits not in self.limits:
+                found.append((("personas", pname, "limits"), f"no limits named '{persona.limits}' in 'limits'"))
+        for key in self.capabilities:
+            if not self.is_target(key, known_providers):
+                found.append((("capabilities", key), f"'{key}' is not provider/model or a deployment name"))
+        for key in self.pricing:
+            provider, sep, model = key.partition("/")
+            if not (sep and model and provider in known_providers):
+                found.append((("pricing", key), f"'{key}' is not provider/model with a known provider"))
+        return found
