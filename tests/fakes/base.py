@@ -212,35 +212,6 @@ class FakeUpstream:
 
 
 class _CountingProtocol(asyncio.Protocol):
-    """Delegates to aiohttp's request handler (whose slots forbid patching) and counts connections."""
-
-    def __init__(self, inner: Any, fake: FakeUpstream) -> None:
-        self._inner = inner
-        self._fake = fake
-
-    def connection_made(self, transport: Any) -> None:
-        self._fake.open_connections += 1
-        self._inner.connection_made(transport)
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        self._fake.open_connections -= 1
-        self._fake.connections_closed += 1
-        self._inner.connection_lost(exc)
-
-    def data_received(self, data: bytes) -> None:
-        self._inner.data_received(data)
-
-    def eof_received(self) -> bool | None:
-        return self._inner.eof_received()
-
-    def pause_writing(self) -> None:
-        self._inner.pause_writing()
-
-    def resume_writing(self) -> None:
-        self._inner.resume_writing()
-
-
-class _CountingProtocol(asyncio.Protocol):
     """Delegates to aiohttp's request handler (whose methods cannot be patched) and counts connections."""
 
     def __init__(self, inner: asyncio.Protocol, fake: FakeUpstream) -> None:
