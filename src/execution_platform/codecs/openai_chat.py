@@ -1,0 +1,863 @@
+"""OpenAI chat-completions wire format ⇄ canonical model, in both directions.
+
+Providers use :func:`encode_request`, :func:`decode_response`, :class:`StreamDecoder` and
+:func:`decode_error`; the gateway's ``/v1/chat/completions`` surface uses the mirror half.
+
+Deliberate losses (the wire has no place for them):
+
+* ``Message.is_error`` on tool results is dropped on encode; OpenAI has no field for it.
+* Thinking signatures and redacted thinking are dropped; thinking text travels as
+  ``reasoning_content`` (the de-facto field of OpenAI-compatible servers such as vLLM and DeepSeek)
+  in responses and streams only, never in requests, because several servers reject it there.
+* ``refusal`` is decoded as ordinary text, so a streamed refusal folds to the same answer as a
+  non-streamed one.
+* ``Reasoning.budget_tokens`` becomes the nearest ``reasoning_effort`` when no effort is given.
+* Our ``RequestMetadata`` is never sent upstream; the wire ``metadata`` (OpenAI stored completions)
+  is a provider option and passes through untouched.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+import orjson
+
+from ..errors import (
+    EPError,
+    InvalidRequestError,
+    UnsupportedParameterError,
+    error_for_status,
+)
+from ..model import (
+    ChatRequest,
+    ChatResponse,
+    ContentPart,
+    ErrorEvent,
+    FinishEvent,
+    FinishReason,
+    ImagePart,
+    Message,
+    NamedToolChoice,
+    Reasoning,
+    ResponseFormat,
+    StartEvent,
+    StreamEvent,
+    TextDelta,
+    TextPart,
+    ThinkingDelta,
+    ThinkingPart,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    ToolChoice,
+    ToolSpec,
+    Usage,
+    UsageEvent,
+)
+from .sse import SSEEvent, frame
+
+__all__ = [
+    "StreamDecoder",
+    "StreamEncoder",
+    "decode_error",
+    "decode_request",
+    "decode_response",
+    "encode_error",
+    "encode_request",
+    "encode_response",
+]
+
+# Wire keys decode_request understands; anything else is a provider option that passes through.
+_KNOWN_KEYS = frozenset(
+    {
+        "model", "messages", "tools", "tool_choice", "parallel_tool_calls", "response_format",
+        "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed", "user",
+        "reasoning_effort", "stream", "stream_options", "n", "functions", "function_call",
+    }
+)
+_EFFORTS = ("minimal", "low", "medium", "high")
+# Reasoning models reject ``max_tokens`` and want ``max_completion_tokens``.
+_REASONING_MODEL = re.compile(r"^(?:.*/)?(?:o\d|gpt-5)", re.IGNORECASE)
+_DATA_URL = re.compile(r"^data:(?P<mt>[^;,]+)(?:;[^,]*)?;base64,(?P<data>.*)$", re.DOTALL)
+
+_FINISH_FROM_WIRE: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+}
+# "error" has no OpenAI spelling; clients see a plain stop (the error itself travels separately).
+_FINISH_TO_WIRE: dict[str, str] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "content_filter": "content_filter",
+    "error": "stop",
+}
+
+
+def _invalid(message: str, param: str) -> InvalidRequestError:
+    return InvalidRequestError(message, param=param)
+
+
+# ---------------------------------------------------------------------------------------------
+# shared pieces
+# ---------------------------------------------------------------------------------------------
+def parse_arguments(text: str | None) -> tuple[dict[str, Any], str | None]:
+    """Argument text → (arguments, raw_arguments). Empty text means no arguments; anything that
+    is not a JSON object is kept verbatim so nothing the model produced is lost."""
+    if not text:
+        return {}, None
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return {}, text
+    if isinstance(value, dict):
+        return value, None
+    return {}, text
+
+
+def arguments_text(call: ToolCall) -> str:
+    return call.raw_arguments if call.raw_arguments is not None else orjson.dumps(call.arguments).decode()
+
+
+def _wire_tool_call(call: ToolCall) -> dict[str, Any]:
+    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": arguments_text(call)}}
+
+
+def _wire_usage(usage: Usage) -> dict[str, Any]:
+    prompt_details: dict[str, Any] = {"cached_tokens": usage.cached_input_tokens, "audio_tokens": 0}
+    if usage.cache_write_tokens:
+        prompt_details["cache_write_tokens"] = usage.cache_write_tokens
+    return {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.input_tokens + usage.output_tokens,
+        "prompt_tokens_details": prompt_details,
+        "completion_tokens_details": {
+            "reasoning_tokens": usage.reasoning_tokens,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) else 0
+
+
+def decode_usage(raw: Any) -> Usage:
+    if not isinstance(raw, dict):
+        return Usage()
+    prompt = raw.get("prompt_tokens_details") or {}
+    completion = raw.get("completion_tokens_details") or {}
+    return Usage(
+        input_tokens=_int(raw.get("prompt_tokens")),
+        output_tokens=_int(raw.get("completion_tokens")),
+        cached_input_tokens=_int(prompt.get("cached_tokens")),
+        cache_write_tokens=_int(prompt.get("cache_write_tokens")),
+        reasoning_tokens=_int(completion.get("reasoning_tokens")),
+    )
+
+
+def _finish_from_wire(value: Any) -> FinishReason:
+    return _FINISH_FROM_WIRE.get(value, "stop") if isinstance(value, str) else "stop"
+
+
+# ---------------------------------------------------------------------------------------------
+# requests
+# ---------------------------------------------------------------------------------------------
+def _image_to_wire(part: ImagePart) -> dict[str, Any]:
+    url = part.url if part.url is not None else f"data:{part.media_type};base64,{part.data}"
+    image: dict[str, Any] = {"url": url}
+    if part.detail is not None:
+        image["detail"] = part.detail
+    return {"type": "image_url", "image_url": image}
+
+
+def _content_to_wire(parts: list[ContentPart], *, allow_images: bool) -> str | list[dict[str, Any]]:
+    """A lone text part becomes a plain string (what every client sends); otherwise a part array."""
+    visible = [p for p in parts if not isinstance(p, ThinkingPart)]
+    if not visible:
+        return ""
+    if len(visible) == 1 and isinstance(visible[0], TextPart):
+        return visible[0].text
+    out: list[dict[str, Any]] = []
+    for part in visible:
+        if isinstance(part, TextPart):
+            out.append({"type": "text", "text": part.text})
+        elif allow_images:
+            out.append(_image_to_wire(part))
+    return out
+
+
+def _message_to_wire(msg: Message) -> dict[str, Any]:
+    if msg.role == "tool":
+        return {
+            "role": "tool",
+            "tool_call_id": msg.tool_call_id or "",
+            "content": _content_to_wire(msg.content, allow_images=False),
+        }
+    wire: dict[str, Any] = {"role": msg.role}
+    if msg.role == "assistant":
+        text = _content_to_wire(msg.content, allow_images=False)
+        wire["content"] = text if (text or not msg.tool_calls) else None
+        if msg.tool_calls:
+            wire["tool_calls"] = [_wire_tool_call(c) for c in msg.tool_calls]
+    else:
+        wire["content"] = _content_to_wire(msg.content, allow_images=msg.role == "user")
+    if msg.name is not None:
+        wire["name"] = msg.name
+    return wire
+
+
+def _effort(reasoning: Reasoning) -> str | None:
+    if reasoning.effort is not None:
+        return reasoning.effort
+    budget = reasoning.budget_tokens
+    if budget is None:
+        return None
+    if budget <= 1024:
+        return "low"
+    return "medium" if budget <= 8192 else "high"
+
+
+def _response_format_to_wire(fmt: ResponseFormat) -> dict[str, Any]:
+    if fmt.type != "json_schema":
+        return {"type": fmt.type}
+    schema: dict[str, Any] = {"name": fmt.name or "response"}
+    if fmt.description is not None:
+        schema["description"] = fmt.description
+    schema["schema"] = fmt.json_schema or {}
+    if fmt.strict is not None:
+        schema["strict"] = fmt.strict
+    return {"type": "json_schema", "json_schema": schema}
+
+
+def _tool_to_wire(tool: ToolSpec) -> dict[str, Any]:
+    fn: dict[str, Any] = {"name": tool.name}
+    if tool.description is not None:
+        fn["description"] = tool.description
+    fn["parameters"] = tool.parameters
+    if tool.strict is not None:
+        fn["strict"] = tool.strict
+    return {"type": "function", "function": fn}
+
+
+def _tool_choice_to_wire(choice: ToolChoice) -> Any:
+    if isinstance(choice, NamedToolChoice):
+        return {"type": "function", "function": {"name": choice.name}}
+    return choice
+
+
+def encode_request(req: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
+    """Canonical request → OpenAI body. ``provider_options`` are merged last: explicit wins."""
+    body: dict[str, Any] = {"model": req.model, "messages": [_message_to_wire(m) for m in req.messages]}
+    if req.tools:
+        body["tools"] = [_tool_to_wire(t) for t in req.tools]
+    if req.tool_choice is not None:
+        body["tool_choice"] = _tool_choice_to_wire(req.tool_choice)
+    if req.parallel_tool_calls is not None:
+        body["parallel_tool_calls"] = req.parallel_tool_calls
+    if req.response_format is not None:
+        body["response_format"] = _response_format_to_wire(req.response_format)
+    for key in ("temperature", "top_p", "stop", "seed", "user"):
+        value = getattr(req, key)
+        if value is not None:
+            body[key] = value
+    if req.max_tokens is not None:
+        key = "max_completion_tokens" if _REASONING_MODEL.match(req.model) else "max_tokens"
+        body[key] = req.max_tokens
+    if req.reasoning is not None and (effort := _effort(req.reasoning)) is not None:
+        body["reasoning_effort"] = effort
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    body.update(req.provider_options)
+    return body
+
+
+def _data_url_image(url: str, detail: Any) -> ImagePart:
+    match = _DATA_URL.match(url)
+    if match is None:
+        return ImagePart(url=url, detail=detail)
+    return ImagePart(data=match["data"], media_type=match["mt"], detail=detail)
+
+
+def _content_from_wire(content: Any, param: str) -> list[ContentPart]:
+    if content is None or content == "":
+        return []
+    if isinstance(content, str):
+        return [TextPart(text=content)]
+    if not isinstance(content, list):
+        raise _invalid("content must be a string or an array of content parts", param)
+    parts: list[ContentPart] = []
+    for j, part in enumerate(content):
+        where = f"{param}[{j}]"
+        if not isinstance(part, dict):
+            raise _invalid("a content part must be an object", where)
+        kind = part.get("type")
+        if kind == "text":
+            text = part.get("text")
+            if not isinstance(text, str):
+                raise _invalid("a text part needs a string 'text'", f"{where}.text")
+            parts.append(TextPart(text=text))
+        elif kind == "image_url":
+            image = part.get("image_url")
+            if isinstance(image, str):
+                image = {"url": image}
+            if not isinstance(image, dict) or not isinstance(image.get("url"), str):
+                raise _invalid("an image_url part needs image_url.url", f"{where}.image_url")
+            detail = image.get("detail")
+            if detail not in (None, "auto", "low", "high"):
+                raise _invalid("image detail must be auto, low or high", f"{where}.image_url.detail")
+            parts.append(_data_url_image(image["url"], detail))
+        elif kind == "refusal":
+            parts.append(TextPart(text=str(part.get("refusal") or "")))
+        else:
+            raise UnsupportedParameterError(f"content part type '{kind}' is not supported", param=f"{where}.type")
+    return parts
+
+
+def _tool_calls_from_wire(raw: Any, param: str) -> list[ToolCall]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise _invalid("tool_calls must be an array", param)
+    calls: list[ToolCall] = []
+    for k, call in enumerate(raw):
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise _invalid("a tool call needs function.name", f"{param}[{k}].function")
+        arguments, raw_arguments = parse_arguments(fn.get("arguments"))
+        calls.append(
+            ToolCall(id=str(call.get("id") or f"call_{k}"), name=fn["name"], arguments=arguments,
+                     raw_arguments=raw_arguments)
+        )
+    return calls
+
+
+def _message_from_wire(raw: Any, i: int, call_names: dict[str, str]) -> Message:
+    param = f"messages[{i}]"
+    if not isinstance(raw, dict):
+        raise _invalid("a message must be an object", param)
+    role = raw.get("role")
+    if role == "function":  # legacy function result: the name doubles as the call id
+        name = str(raw.get("name") or "")
+        return Message(role="tool", tool_call_id=name, name=name,
+                       content=_content_from_wire(raw.get("content"), f"{param}.content"))
+    if role not in ("system", "developer", "user", "assistant", "tool"):
+        raise _invalid(f"unknown role {role!r}", f"{param}.role")
+    content = _content_from_wire(raw.get("content"), f"{param}.content")
+    if role == "tool":
+        call_id = raw.get("tool_call_id")
+        if not isinstance(call_id, str):
+            raise _invalid("a tool message needs tool_call_id", f"{param}.tool_call_id")
+        # The wire has no tool name; recover it from the call it answers (Gemini needs it).
+        return Message(role="tool", content=content, tool_call_id=call_id, name=call_names.get(call_id))
+    name = raw.get("name")
+    tool_calls: list[ToolCall] = []
+    if role == "assistant":
+        tool_calls = _tool_calls_from_wire(raw.get("tool_calls"), f"{param}.tool_calls")
+        legacy = raw.get("function_call")
+        if isinstance(legacy, dict) and not tool_calls:
+            tool_calls = _tool_calls_from_wire([{"id": legacy.get("name"), "function": legacy}], param)
+        for call in tool_calls:
+            call_names[call.id] = call.name
+    return Message(role=role, content=content, tool_calls=tool_calls, name=name if isinstance(name, str) else None)
+
+
+def _tools_from_wire(raw: Any, legacy: Any) -> list[ToolSpec]:
+    if raw is None and legacy is not None:
+        raw = [{"type": "function", "function": f} for f in legacy] if isinstance(legacy, list) else legacy
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise _invalid("tools must be an array", "tools")
+    tools: list[ToolSpec] = []
+    for k, tool in enumerate(raw):
+        if not isinstance(tool, dict) or tool.get("type", "function") != "function":
+            kind = tool.get("type") if isinstance(tool, dict) else None
+            raise UnsupportedParameterError(f"tool type {kind!r} is not supported", param=f"tools[{k}].type")
+        fn = tool.get("function")
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise _invalid("a tool needs function.name", f"tools[{k}].function.name")
+        spec: dict[str, Any] = {"name": fn["name"], "description": fn.get("description"), "strict": fn.get("strict")}
+        if isinstance(fn.get("parameters"), dict):
+            spec["parameters"] = fn["parameters"]
+        tools.append(ToolSpec(**spec))
+    return tools
+
+
+def _tool_choice_from_wire(raw: Any, param: str) -> ToolChoice | None:
+    if raw is None:
+        return None
+    if raw in ("auto", "none", "required"):
+        return raw
+    if isinstance(raw, dict):
+        fn = raw.get("function")
+        name = fn.get("name") if isinstance(fn, dict) else raw.get("name")
+        if isinstance(name, str):
+            return NamedToolChoice(name=name)
+    raise _invalid("tool_choice must be auto, none, required or a named function", param)
+
+
+def _response_format_from_wire(raw: Any) -> ResponseFormat | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or raw.get("type") not in ("text", "json_object", "json_schema"):
+        raise _invalid("response_format.type must be text, json_object or json_schema", "response_format")
+    if raw["type"] != "json_schema":
+        return ResponseFormat(type=raw["type"])
+    spec = raw.get("json_schema")
+    if not isinstance(spec, dict) or not isinstance(spec.get("schema", {}), dict):
+        raise _invalid("json_schema needs an object with name and schema", "response_format.json_schema")
+    return ResponseFormat(
+        type="json_schema", name=spec.get("name"), schema=spec.get("schema"), strict=spec.get("strict"),
+        description=spec.get("description"),
+    )
+
+
+def decode_request(body: dict[str, Any]) -> ChatRequest:
+    """OpenAI body → canonical request. Unknown keys become ``provider_options``."""
+    if not isinstance(body, dict):
+        raise _invalid("the request body must be a JSON object", "body")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise _invalid("'model' is required", "model")
+    raw_messages = body.get("messages")
+    if not isinstance(raw_messages, list) or not raw_messages:
+        raise _invalid("'messages' must be a non-empty array", "messages")
+    if body.get("n") not in (None, 1):
+        raise UnsupportedParameterError("only n=1 is supported", param="n")
+    call_names: dict[str, str] = {}
+    messages = [_message_from_wire(m, i, call_names) for i, m in enumerate(raw_messages)]
+
+    options: dict[str, Any] = {k: v for k, v in body.items() if k not in _KNOWN_KEYS}
+    reasoning = None
+    effort = body.get("reasoning_effort")
+    if effort in _EFFORTS:
+        reasoning = Reasoning(effort=effort)
+    elif effort is not None:
+        options["reasoning_effort"] = effort  # e.g. "none"/"xhigh": not canonical, still honoured
+    max_tokens = body.get("max_completion_tokens")
+    if max_tokens is None:
+        max_tokens = body.get("max_tokens")
+    stop = body.get("stop")
+    try:
+        return ChatRequest(
+            model=model,
+            messages=messages,
+            tools=_tools_from_wire(body.get("tools"), body.get("functions")),
+            tool_choice=_tool_choice_from_wire(
+                body.get("tool_choice", body.get("function_call")), "tool_choice"
+            ),
+            parallel_tool_calls=body.get("parallel_tool_calls"),
+            response_format=_response_format_from_wire(body.get("response_format")),
+            temperature=body.get("temperature"),
+            top_p=body.get("top_p"),
+            max_tokens=max_tokens,
+            stop=stop,
+            seed=body.get("seed"),
+            user=body.get("user"),
+            reasoning=reasoning,
+            provider_options=options,
+        )
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        first = getattr(exc, "errors", lambda: [{}])()[0]
+        param = ".".join(str(p) for p in first.get("loc", ())) or "body"
+        raise _invalid(f"invalid request: {first.get('msg', exc)}", param) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# responses
+# ---------------------------------------------------------------------------------------------
+def _completion_id() -> str:
+    return "chatcmpl-" + uuid.uuid4().hex[:24]
+
+
+def encode_response(resp: ChatResponse) -> dict[str, Any]:
+    """Canonical response → an OpenAI ``chat.completion`` object."""
+    msg = resp.message
+    text = msg.text
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": text if (text or not msg.tool_calls) else None,
+        "refusal": None,
+        "annotations": [],
+    }
+    thinking = "".join(p.text for p in msg.thinking)
+    if thinking:
+        message["reasoning_content"] = thinking
+    if msg.tool_calls:
+        message["tool_calls"] = [_wire_tool_call(c) for c in msg.tool_calls]
+    return {
+        "id": resp.id or _completion_id(),
+        "object": "chat.completion",
+        "created": resp.created or int(time.time()),
+        "model": resp.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": _FINISH_TO_WIRE[resp.finish_reason],
+            }
+        ],
+        "usage": _wire_usage(resp.usage),
+        "service_tier": "default",
+        "system_fingerprint": None,
+    }
+
+
+def _reasoning_text(obj: dict[str, Any]) -> str | None:
+    value = obj.get("reasoning_content")
+    if value is None:
+        value = obj.get("reasoning")
+    return value if isinstance(value, str) else None
+
+
+def decode_response(body: dict[str, Any]) -> ChatResponse:
+    """An OpenAI ``chat.completion`` object → canonical response (first choice)."""
+    choices = body.get("choices") or []
+    choice = choices[0] if choices else {}
+    raw_msg = choice.get("message") or {}
+    parts: list[ContentPart] = []
+    thinking = _reasoning_text(raw_msg)
+    if thinking:
+        parts.append(ThinkingPart(text=thinking))
+    content = raw_msg.get("content")
+    parts.extend(_content_from_wire(content, "message.content") if content else [])
+    refusal = raw_msg.get("refusal")
+    if isinstance(refusal, str) and refusal:
+        parts.append(TextPart(text=refusal))
+    calls = _tool_calls_from_wire(raw_msg.get("tool_calls"), "message.tool_calls")
+    legacy = raw_msg.get("function_call")
+    if isinstance(legacy, dict) and not calls:
+        calls = _tool_calls_from_wire([{"id": "call_0", "function": legacy}], "message.function_call")
+    raw_reason = choice.get("finish_reason")
+    return ChatResponse(
+        id=str(body.get("id") or ""),
+        model=str(body.get("model") or ""),
+        created=_int(body.get("created")),
+        message=Message(role="assistant", content=parts, tool_calls=calls),
+        finish_reason=_finish_from_wire(raw_reason),
+        raw_finish_reason=raw_reason if isinstance(raw_reason, str) else None,
+        usage=decode_usage(body.get("usage")),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# streams
+# ---------------------------------------------------------------------------------------------
+class _PendingCall:
+    __slots__ = ("args", "id", "index", "name")
+
+    def __init__(self, index: int, call_id: str, name: str) -> None:
+        self.index, self.id, self.name = index, call_id, name
+        self.args: list[str] = []
+
+
+class StreamDecoder:
+    """OpenAI ``chat.completion.chunk`` SSE events → canonical events.
+
+    Tool-call fragments are keyed by their wire ``index``; the first fragment of a call carries its
+    id and name. The finish is held back until the usage chunk (sent after the finish chunk when
+    ``stream_options.include_usage`` is on) or ``[DONE]``, so usage always precedes the finish.
+    """
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self._started = False
+        self._calls: dict[int, _PendingCall] = {}
+        self._by_id: dict[str, int] = {}
+        self._ended = False
+        self._finish: str | None = None
+        self._usage: Usage | None = None
+        self._done = False
+
+    def feed(self, sse: SSEEvent) -> list[StreamEvent]:
+        if self._done:
+            return []
+        data = sse.data.strip()
+        if not data:
+            return []
+        if data == "[DONE]":
+            return self._complete()
+        chunk = orjson.loads(data)
+        if not isinstance(chunk, dict):
+            raise ValueError("stream chunk is not an object")
+        if chunk.get("error") is not None:
+            raise _stream_error(chunk["error"])
+        out: list[StreamEvent] = []
+        if not self._started:
+            self._started = True
+            out.append(StartEvent(id=str(chunk.get("id") or ""), model=str(chunk.get("model") or self.model)))
+        for choice in chunk.get("choices") or []:
+            if choice.get("index", 0) != 0:
+                continue
+            self._delta(choice.get("delta") or {}, out)
+            if choice.get("finish_reason") is not None:
+                self._finish = choice["finish_reason"]
+                out.extend(self._end_calls())
+        if chunk.get("usage") is not None:
+            self._usage = decode_usage(chunk["usage"])
+            if self._finish is not None:
+                out.extend(self._complete())
+        return out
+
+    def finish(self) -> list[StreamEvent]:
+        """End of body without ``[DONE]``: complete only if the model said it finished."""
+        if self._done or self._finish is None:
+            return []
+        return self._complete()
+
+    # -- internals ------------------------------------------------------------------------------
+    def _delta(self, delta: dict[str, Any], out: list[StreamEvent]) -> None:
+        thinking = _reasoning_text(delta)
+        if thinking:
+            out.append(ThinkingDelta(text=thinking))
+        for key in ("content", "refusal"):
+            text = delta.get(key)
+            if isinstance(text, str) and text:
+                out.append(TextDelta(text=text))
+        for fragment in delta.get("tool_calls") or []:
+            self._tool_fragment(fragment, out)
+        legacy = delta.get("function_call")
+        if isinstance(legacy, dict):
+            self._tool_fragment({"index": 0, "function": legacy}, out)
+
+    def _tool_fragment(self, fragment: dict[str, Any], out: list[StreamEvent]) -> None:
+        fn = fragment.get("function") or {}
+        call_id = fragment.get("id")
+        wire_index = fragment.get("index")
+        if wire_index is None:  # some compatible servers omit the index: fall back to the id
+            wire_index = self._by_id.get(call_id, len(self._calls)) if call_id else max(self._calls, default=0)
+        call = self._calls.get(wire_index)
+        if call is None:
+            index = len(self._calls)
+            call = _PendingCall(index, str(call_id or f"call_{index}"), str(fn.get("name") or ""))
+            self._calls[wire_index] = call
+            if call_id:
+                self._by_id[call_id] = wire_index
+            out.append(ToolCallStart(index=index, id=call.id, name=call.name))
+        args = fn.get("arguments")
+        if isinstance(args, str) and args:
+            call.args.append(args)
+            out.append(ToolCallDelta(index=call.index, arguments=args))
+
+    def _end_calls(self) -> list[StreamEvent]:
+        if self._ended:
+            return []
+        self._ended = True
+        events: list[StreamEvent] = []
+        for call in sorted(self._calls.values(), key=lambda c: c.index):
+            arguments, raw = parse_arguments("".join(call.args))
+            tool_call = ToolCall(id=call.id, name=call.name, arguments=arguments, raw_arguments=raw)
+            events.append(ToolCallEnd(index=call.index, tool_call=tool_call))
+        return events
+
+    def _complete(self) -> list[StreamEvent]:
+        self._done = True
+        out: list[StreamEvent] = []
+        if not self._started:
+            self._started = True
+            out.append(StartEvent(id="", model=self.model))
+        out.extend(self._end_calls())
+        out.append(UsageEvent(usage=self._usage or Usage()))
+        raw = self._finish
+        reason: FinishReason = _finish_from_wire(raw) if raw else ("tool_calls" if self._calls else "stop")
+        out.append(FinishEvent(reason=reason, raw_reason=raw))
+        return out
+
+
+def _stream_error(raw: Any) -> EPError:
+    """An ``{"error": ...}`` chunk: the status is implied by the error's type/code."""
+    error = raw if isinstance(raw, dict) else {"message": str(raw)}
+    kind = str(error.get("type") or "")
+    code = str(error.get("code") or "")
+    if "rate_limit" in code or kind in ("requests", "tokens", "rate_limit_error"):
+        status = 429
+    elif kind == "invalid_request_error":
+        status = 400
+    else:
+        status = 500
+    return _error_from_parts(status, error, orjson.dumps(raw).decode(), None)
+
+
+class StreamEncoder:
+    """Canonical events → OpenAI ``chat.completion.chunk`` SSE frames, as OpenAI itself sends them:
+    role in the first delta, tool-call deltas by index, a finish chunk, then (when usage is known)
+    a usage chunk with empty ``choices``, then ``data: [DONE]``."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.id = _completion_id()
+        self.created = int(time.time())
+        self._started = False
+        self._usage: Usage | None = None
+        self._finished = False
+        self._args_sent: set[int] = set()
+        self._announced: set[int] = set()
+
+    def _chunk(self, choices: list[dict[str, Any]], **extra: Any) -> bytes:
+        body = {
+            "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+            "service_tier": "default", "system_fingerprint": None, "choices": choices, **extra,
+        }
+        return frame(body)
+
+    def _delta(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return self._chunk([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}])
+
+    def _start(self) -> bytes:
+        if self._started:
+            return b""
+        self._started = True
+        return self._delta({"role": "assistant", "content": "", "refusal": None})
+
+    def encode(self, event: StreamEvent) -> bytes:
+        if isinstance(event, StartEvent):
+            self.id = event.id or self.id
+            self.model = event.model or self.model
+            return self._start()
+        head = self._start()
+        if isinstance(event, TextDelta):
+            return head + (self._delta({"content": event.text}) if event.text else b"")
+        if isinstance(event, ThinkingDelta):
+            return head + (self._delta({"reasoning_content": event.text}) if event.text else b"")
+        if isinstance(event, ToolCallStart):
+            self._announced.add(event.index)
+            call = {"index": event.index, "id": event.id, "type": "function",
+                    "function": {"name": event.name, "arguments": ""}}
+            return head + self._delta({"tool_calls": [call]})
+        if isinstance(event, ToolCallDelta):
+            if not event.arguments:
+                return head
+            self._args_sent.add(event.index)
+            return head + self._delta(
+                {"tool_calls": [{"index": event.index, "function": {"arguments": event.arguments}}]}
+            )
+        if isinstance(event, ToolCallEnd):
+            return head + self._end_call(event)
+        if isinstance(event, UsageEvent):
+            self._usage = event.usage
+            return head + (self._usage_chunk() if self._finished else b"")
+        if isinstance(event, FinishEvent):
+            self._finished = True
+            out = self._delta({}, _FINISH_TO_WIRE[event.reason])
+            return head + out + (self._usage_chunk() if self._usage is not None else b"")
+        if isinstance(event, ErrorEvent):
+            return head + frame({"error": {"message": event.message, "type": event.error_type,
+                                           "param": None, "code": None}})
+        return head
+
+    def _end_call(self, event: ToolCallEnd) -> bytes:
+        """Calls a decoder only announced at the end are sent whole; missing arguments are filled in."""
+        call = event.tool_call
+        if event.index not in self._announced:
+            self._announced.add(event.index)
+            self._args_sent.add(event.index)
+            wire = {"index": event.index, **_wire_tool_call(call)}
+            return self._delta({"tool_calls": [wire]})
+        if event.index in self._args_sent:
+            return b""
+        self._args_sent.add(event.index)
+        text = arguments_text(call)
+        return self._delta({"tool_calls": [{"index": event.index, "function": {"arguments": text}}]})
+
+    def _usage_chunk(self) -> bytes:
+        usage, self._usage = self._usage, None
+        assert usage is not None
+        return self._chunk([], usage=_wire_usage(usage))
+
+    def finish(self) -> bytes:
+        return b"data: [DONE]\n\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# errors
+# ---------------------------------------------------------------------------------------------
+def _taxonomy_by_type() -> dict[str, type[EPError]]:
+    found: dict[str, type[EPError]] = {}
+    stack = list(EPError.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        found.setdefault(cls.type, cls)
+        stack.extend(cls.__subclasses__())
+    return found
+
+
+_UNSUPPORTED_CODES = frozenset({"unsupported_parameter", "unsupported_value"})
+
+
+def _error_from_parts(status: int, error: dict[str, Any], text: str, headers: Any) -> EPError:
+    message = error.get("message")
+    kind = error.get("type")
+    code = error.get("code")
+    param = error.get("param")
+    err = error_for_status(
+        status,
+        message if isinstance(message, str) else "",
+        body=text,
+        headers=headers,
+        upstream_type=kind if isinstance(kind, str) else None,
+        code=str(code) if code is not None else None,
+        param=param if isinstance(param, str) else None,
+    )
+    target: type[EPError] | None = None
+    if str(code) in _UNSUPPORTED_CODES and type(err) is InvalidRequestError:
+        target = UnsupportedParameterError
+    elif isinstance(kind, str):
+        # Our own error types (another gateway upstream) map back to the exact class.
+        named = _taxonomy_by_type().get(kind)
+        if named is not None and named.status_code == status and not isinstance(err, named):
+            target = named
+    if target is None:
+        return err
+    return target(
+        err.message, upstream_status=status, upstream_body=err.upstream_body, retry_after=err.retry_after,
+        param=err.param, code=err.code,
+    )
+
+
+def decode_error(status: int, body: bytes, headers: Any) -> EPError:
+    """An OpenAI error answer (``{"error": {"message", "type", "code", "param"}}``) → taxonomy."""
+    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes | bytearray) else str(body)
+    try:
+        parsed = orjson.loads(text) if text else None
+    except orjson.JSONDecodeError:
+        parsed = None
+    error: dict[str, Any]
+    if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
+        error = parsed["error"]
+    elif isinstance(parsed, dict) and isinstance(parsed.get("error"), str):
+        error = {"message": parsed["error"]}  # some compatible servers
+    elif isinstance(parsed, dict) and isinstance(parsed.get("message"), str):
+        error = parsed
+    else:
+        error = {"message": text[:500]}
+    return _error_from_parts(status, error, text, headers)
+
+
+# Codes OpenAI clients test for; our ``type`` stays the taxonomy code.
+_DEFAULT_CODES: dict[str, str] = {
+    "context_length_exceeded": "context_length_exceeded",
+    "rate_limit_error": "rate_limit_exceeded",
+    "unsupported_parameter": "unsupported_parameter",
+    "content_filtered": "content_filter",
+}
+
+
+def encode_error(err: EPError) -> tuple[int, dict[str, Any]]:
+    """The OpenAI error body for ``err`` and the HTTP status its class carries."""
+    code = err.code or _DEFAULT_CODES.get(err.type)
+    return err.status_code, {
+        "error": {"message": err.message, "type": err.type, "param": err.param, "code": code}
+    }

@@ -1,0 +1,56 @@
+"""OpenAI chat completions, and any server that speaks the same API (vLLM, Ollama, proxies).
+
+Point ``base_url`` (``EP_OPENAI_BASE_URL``) at a compatible server; like the official SDK, the base URL
+includes ``/v1``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..codecs import openai_chat
+from ..model import Capabilities
+from ._http_provider import HTTPProvider
+
+# (model-name pattern, capabilities) — first match wins, so specific families come before general ones.
+_FAMILIES: list[tuple[re.Pattern[str], Capabilities]] = [
+    (re.compile(r"^gpt-5"), Capabilities(vision=True, json_schema=True, reasoning=True,
+                                          context_window=400_000, max_output_tokens=128_000)),
+    (re.compile(r"^gpt-4\.1"), Capabilities(vision=True, json_schema=True,
+                                             context_window=1_047_576, max_output_tokens=32_768)),
+    (re.compile(r"^(gpt-4o|chatgpt-4o)"), Capabilities(vision=True, json_schema=True,
+                                                        context_window=128_000, max_output_tokens=16_384)),
+    (re.compile(r"^o1-mini"), Capabilities(tools=False, parallel_tools=False, json_object=False,
+                                           system_prompt=False, reasoning=True,
+                                           context_window=128_000, max_output_tokens=65_536)),
+    (re.compile(r"^o3-mini"), Capabilities(vision=False, json_schema=True, reasoning=True, parallel_tools=False,
+                                           context_window=200_000, max_output_tokens=100_000)),
+    (re.compile(r"^o\d"), Capabilities(vision=True, json_schema=True, reasoning=True, parallel_tools=False,
+                                       context_window=200_000, max_output_tokens=100_000)),
+    (re.compile(r"^gpt-4-turbo|^gpt-4-\d{4}-preview"), Capabilities(vision=True, context_window=128_000,
+                                                                     max_output_tokens=4_096)),
+    (re.compile(r"^gpt-4(?!\w)"), Capabilities(json_object=False, context_window=8_192, max_output_tokens=8_192)),
+    (re.compile(r"^gpt-3\.5"), Capabilities(context_window=16_385, max_output_tokens=4_096)),
+]
+
+# Unknown models (new releases, compatible servers): assume they can do it and let the upstream say no.
+_PERMISSIVE = Capabilities(vision=True, json_schema=True)
+
+
+class OpenAIProvider(HTTPProvider):
+    name = "openai"
+    codec = openai_chat
+    default_base_url = "https://api.openai.com/v1"
+    key_env_var = "EP_OPENAI_API_KEY"
+
+    def url(self, model: str, *, stream: bool) -> str:
+        return f"{self.base_url}/chat/completions"
+
+    def headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.api_key}"}
+
+    def default_capabilities(self, model: str) -> Capabilities:
+        for pattern, caps in _FAMILIES:
+            if pattern.search(model):
+                return caps.model_copy()
+        return _PERMISSIVE.model_copy()
