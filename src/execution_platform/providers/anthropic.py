@@ -1,0 +1,58 @@
+"""Anthropic Messages API adapter: ``POST {base}/v1/messages`` with ``x-api-key`` auth."""
+
+from __future__ import annotations
+
+import re
+
+from ..codecs import anthropic_messages
+from ..model import Capabilities
+from ._http_provider import HTTPProvider
+
+_CONTEXT_WINDOW = 200_000
+
+# (pattern on the model name, max output tokens, extended thinking, structured outputs); first match wins.
+_FAMILIES: list[tuple[re.Pattern[str], int, bool, bool]] = [
+    (re.compile(r"claude-3-5-(sonnet|haiku)"), 8_192, False, False),
+    (re.compile(r"claude-3-7-sonnet"), 64_000, True, False),
+    (re.compile(r"claude-3-(opus|sonnet|haiku)"), 4_096, False, False),
+    (re.compile(r"claude-opus-4(-[01])?($|-\d{8}|-latest)"), 32_000, True, True),
+    (re.compile(r"claude-(opus|sonnet|haiku)-4"), 64_000, True, True),
+    (re.compile(r"claude-(opus|sonnet|haiku)-[5-9]"), 64_000, True, True),
+]
+
+
+class AnthropicProvider(HTTPProvider):
+    """Claude models over the native Messages API (streaming or not)."""
+
+    name = "anthropic"
+    codec = anthropic_messages
+    default_base_url = "https://api.anthropic.com"
+    key_env_var = "EP_ANTHROPIC_API_KEY"
+
+    def url(self, model: str, *, stream: bool) -> str:
+        return f"{self.base_url}/v1/messages"
+
+    def headers(self) -> dict[str, str]:
+        return {"x-api-key": self.api_key or "", "anthropic-version": anthropic_messages.ANTHROPIC_VERSION}
+
+    def default_capabilities(self, model: str) -> Capabilities:
+        """Every Claude 3+ model sees images, calls tools and has a 200k window; output size varies."""
+        for pattern, max_output, reasoning, structured in _FAMILIES:
+            if pattern.search(model):
+                return Capabilities(
+                    vision=True,
+                    json_object=False,
+                    json_schema=structured,
+                    reasoning=reasoning,
+                    context_window=_CONTEXT_WINDOW,
+                    max_output_tokens=max_output,
+                )
+        # Unknown (newer or aliased) Claude model: assume the current generation's abilities.
+        return Capabilities(
+            vision=True,
+            json_object=False,
+            json_schema=True,
+            reasoning=True,
+            context_window=_CONTEXT_WINDOW,
+            max_output_tokens=anthropic_messages.DEFAULT_MAX_TOKENS,
+        )
