@@ -1,0 +1,84 @@
+"""Google Gemini through the Generative Language API (v1beta), the API behind Google AI Studio keys.
+
+The key travels in the ``x-goog-api-key`` header, never in the ``?key=`` query parameter Google also
+accepts: URLs end up in access logs and error messages, headers do not.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from ..codecs import gemini as gemini_codec
+from ..model import Capabilities
+from ._http_provider import HTTPProvider
+
+_MILLION = 1_048_576
+
+
+class GeminiProvider(HTTPProvider):
+    name = "gemini"
+    codec = gemini_codec
+    default_base_url = "https://generativelanguage.googleapis.com"
+    key_env_var = "EP_GEMINI_API_KEY"
+    api_version = "v1beta"
+
+    def url(self, model: str, *, stream: bool) -> str:
+        # Accept both "gemini-2.5-flash" and the resource form "models/gemini-2.5-flash".
+        name = model.removeprefix("models/")
+        base = f"{self.base_url}/{self.api_version}/models/{quote(name, safe='.-_')}"
+        return f"{base}:streamGenerateContent?alt=sse" if stream else f"{base}:generateContent"
+
+    def headers(self) -> dict[str, str]:
+        return {"x-goog-api-key": self.api_key or ""}
+
+    def default_capabilities(self, model: str) -> Capabilities:
+        """What each Gemini family can do, from Google's model pages (overridable per deployment)."""
+        name = model.removeprefix("models/").lower()
+        if "embedding" in name:
+            return Capabilities(
+                tools=False,
+                parallel_tools=False,
+                json_object=False,
+                streaming=False,
+                system_prompt=False,
+                context_window=2048,
+            )
+        if name.startswith("gemini-3"):
+            return Capabilities(
+                vision=True,
+                json_schema=True,
+                reasoning=True,
+                context_window=_MILLION,
+                max_output_tokens=65_536,
+            )
+        if name.startswith("gemini-2.5"):
+            return Capabilities(
+                vision=True,
+                json_schema=True,
+                reasoning=True,
+                context_window=_MILLION,
+                max_output_tokens=65_536,
+            )
+        if name.startswith("gemini-2.0"):
+            return Capabilities(
+                vision=True, json_schema=True, context_window=_MILLION, max_output_tokens=8_192
+            )
+        if name.startswith("gemini-1.5-pro"):
+            return Capabilities(
+                vision=True, json_schema=True, context_window=2 * _MILLION, max_output_tokens=8_192
+            )
+        if name.startswith("gemini-1.5"):
+            return Capabilities(
+                vision=True, json_schema=True, context_window=_MILLION, max_output_tokens=8_192
+            )
+        if name.startswith("gemma"):
+            return Capabilities(
+                tools=False,
+                parallel_tools=False,
+                vision=True,
+                json_schema=False,
+                system_prompt=False,
+                context_window=131_072,
+                max_output_tokens=8_192,
+            )
+        return Capabilities(vision=True, json_schema=True, context_window=_MILLION)
