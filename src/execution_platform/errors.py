@@ -26,6 +26,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "StreamInterruptedError",
+    "ToolExecutionError",
     "UnsupportedParameterError",
     "UpstreamConnectionError",
     "UpstreamServerError",
@@ -143,6 +144,13 @@ class CapabilityMissingError(EPError):
 class PayloadTooLargeError(EPError):
     status_code = 413
     type = "request_too_large"
+
+
+class ToolExecutionError(EPError):
+    """A tool ran and failed (raised, timed out). 422: the request was valid, the call did not succeed."""
+
+    status_code = 422
+    type = "tool_execution_error"
 
 
 class ConfigurationError(EPError):
