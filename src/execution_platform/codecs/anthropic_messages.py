@@ -183,7 +183,7 @@ def encode_request(request: ChatRequest, *, stream: bool = False) -> dict[str, A
             provider=PROVIDER,
         )
     if fmt is not None and fmt.type == "json_schema":
-        if not fmt.json_schema:
+        if fmt.json_schema is None:
             raise InvalidRequestError("response_format json_schema needs a schema", param="response_format")
         output_config["format"] = {"type": "json_schema", "schema": fmt.json_schema}
     if output_config:
