@@ -317,6 +317,7 @@ class FakeGemini(FakeUpstream):
         for i, chunk in enumerate([*chunks, None]):
             if fault is not None and i == at:
                 if fault.kind == "disconnect":
+                    await asyncio.sleep(0.05)  # let the client read what was sent, then reset
                     self.drop_connection(request)
                     return resp
                 if fault.kind == "stall":
