@@ -308,7 +308,7 @@ class FakeOpenAI(FakeUpstream):
                 self.drop_connection(request)
                 return resp
             if script.kind == "stall":
-                await asyncio.sleep(script.delay)
+                await self._idle(request, script.delay)
                 self.drop_connection(request)
                 return resp
             if script.kind == "stream_error":
@@ -319,6 +319,16 @@ class FakeOpenAI(FakeUpstream):
         await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
         return resp
+
+    @staticmethod
+    async def _idle(request: web.Request, delay: float) -> None:
+        """Go silent for ``delay`` seconds, giving up early once the client has hung up."""
+        deadline = asyncio.get_running_loop().time() + delay
+        while asyncio.get_running_loop().time() < deadline:
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                return
+            await asyncio.sleep(0.02)
 
     async def _plain(self, request: web.Request, script: Script, payload: dict[str, Any]) -> web.StreamResponse:
         if not isinstance(script, Fault) or script.kind not in ("stall", "disconnect"):
@@ -332,7 +342,7 @@ class FakeOpenAI(FakeUpstream):
         await resp.prepare(request)
         await resp.write(raw[: len(raw) // 2])
         if script.kind == "stall":
-            await asyncio.sleep(script.delay)
+            await self._idle(request, script.delay)
         else:
             await asyncio.sleep(0.01)
         self.drop_connection(request)
