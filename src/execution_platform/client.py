@@ -22,15 +22,31 @@ class Client:
 
     ``model`` is ``provider/model``. Providers are created on first use from the settings, so a
     missing key only fails the calls that need it, with a message naming the variable to set.
+
+    With a YAML configuration (``config=`` a path or a loaded ``Config``, or ``EP_CONFIG``) calls go
+    through the :class:`~execution_platform.routing.Router`: personas (``persona:NAME``), deployments,
+    retries, fallbacks and breakers.
     """
 
-    def __init__(self, settings: Any = None, *, providers: dict[str, Provider] | None = None) -> None:
+    def __init__(
+        self, settings: Any = None, *, providers: dict[str, Provider] | None = None, config: Any = None
+    ) -> None:
         if settings is None:
             from .config.settings import Settings
 
             settings = Settings()
         self.settings = settings
         self._providers: dict[str, Provider] = dict(providers or {})
+        self.router: Any = None
+        if config is None:
+            config = getattr(settings, "config", None)
+        if config is not None:
+            from .config.file import load_config
+            from .config.schema import Config
+            from .routing.router import Router
+
+            loaded = config if isinstance(config, Config) else load_config(config)
+            self.router = Router(loaded, settings, providers=self._providers)
 
     def provider(self, name: str) -> Provider:
         if name not in self._providers:
@@ -41,6 +57,8 @@ class Client:
 
     def resolve(self, request: ChatRequest) -> tuple[Provider, ChatRequest]:
         """Pick the provider for ``request.model`` and rewrite the model to the provider's own name."""
+        if self.router is not None:
+            return self.router.resolve(request)
         from .providers.registry import split_model
 
         provider_name, model = split_model(request.model)
@@ -90,6 +108,8 @@ class Client:
             yield event
 
     async def aclose(self) -> None:
+        if self.router is not None:
+            await self.router.aclose()
         for provider in self._providers.values():
             await provider.aclose()
 

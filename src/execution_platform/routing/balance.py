@@ -1,0 +1,109 @@
+"""Load balancing across deployments of one ``model_name``: weighted least-in-flight.
+
+Members are ranked by in-flight calls divided by weight (so a weight-2 deployment carries twice the
+concurrent load), ties broken by a weighted random draw — with no concurrency that is a plain weighted
+split. Members whose breaker is open go last (they are refused fast and recorded as skipped). On a
+retryable failure the call moves to the next member; a stream never moves once it has produced content.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from ..errors import EPError
+from ..model import Attempt, Capabilities, ChatRequest, ChatResponse, StartEvent, StreamEvent
+from ..providers.base import Provider
+from .attempts import RoutedStream, attach, attempts_of, close_quietly
+from .breaker import CircuitBreaker
+from .capabilities import intersect
+
+
+@dataclass(eq=False)
+class Member:
+    provider: Provider
+    weight: int = 1
+    breaker: CircuitBreaker | None = None
+    name: str = ""
+    in_flight: int = 0
+
+
+class BalancedProvider(Provider):
+    def __init__(self, members: list[Member], *, name: str = "balanced", rng: random.Random | None = None) -> None:
+        if not members:
+            raise ValueError("a balanced group needs at least one member")
+        self.members = members
+        self.name = name
+        self._rng = rng or random.Random()
+
+    def capabilities(self, model: str | None = None) -> Capabilities:
+        return intersect([m.provider.capabilities(model or "") for m in self.members])
+
+    def order(self) -> list[Member]:
+        """Members in the order this call should try them."""
+
+        def key(m: Member) -> tuple[bool, float, float]:
+            is_open = m.breaker is not None and m.breaker.is_open()
+            return (is_open, m.in_flight / m.weight, -(self._rng.random() ** (1.0 / m.weight)))
+
+        return sorted(self.members, key=key)
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        attempts: list[Attempt] = []
+        last: EPError | None = None
+        for member in self.order():
+            member.in_flight += 1
+            try:
+                response = await member.provider.chat(request)
+            except EPError as exc:
+                attempts += attempts_of(exc)
+                if not exc.retryable:
+                    attach(exc, attempts)
+                    raise
+                last = exc
+                continue
+            finally:
+                member.in_flight -= 1
+            response.attempts = attempts + response.attempts
+            return response
+        assert last is not None
+        raise attach(last, attempts)
+
+    def stream(self, request: ChatRequest) -> RoutedStream:
+        return RoutedStream(lambda routed: self._stream(routed, request))
+
+    async def _stream(self, routed: RoutedStream, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        last: EPError | None = None
+        for member in self.order():
+            member.in_flight += 1
+            inner = member.provider.stream(request)
+            routed.follow(inner)
+            emitted = False
+            held: list[StreamEvent] = []
+            try:
+                async for event in inner:
+                    if not emitted and isinstance(event, StartEvent):
+                        held.append(event)
+                        continue
+                    emitted = True
+                    for start in held:
+                        yield start
+                    held = []
+                    yield event
+                for start in held:
+                    yield start
+                return
+            except EPError as exc:
+                routed.settle()
+                if emitted or not exc.retryable:
+                    attach(exc, routed.attempts)
+                    raise
+                last = exc
+            finally:
+                member.in_flight -= 1
+                routed.settle()
+                await close_quietly(inner)
+        assert last is not None
+        attach(last, routed.attempts)
+        raise last

@@ -1,0 +1,120 @@
+"""The leaf of every routing stack: one provider + model (+ deployment), timed and recorded.
+
+It rewrites ``request.model`` to the provider's own model name, enforces the time-to-first-token and
+total deadlines (for any provider, HTTP or not), maps a missed deadline to ``UpstreamTimeoutError`` and
+records exactly one :class:`Attempt` per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+from ..errors import EPError, UpstreamTimeoutError
+from ..model import Attempt, Capabilities, ChatRequest, ChatResponse, StreamEvent
+from ..providers._http import Timeouts
+from ..providers.base import Provider
+from .attempts import RoutedStream, attach, close_quietly
+
+
+class Endpoint(Provider):
+    def __init__(
+        self,
+        inner: Provider,
+        *,
+        model: str,
+        provider: str | None = None,
+        deployment: str | None = None,
+        timeouts: Timeouts | None = None,
+    ) -> None:
+        self.inner = inner
+        self.model = model
+        self.name = provider or inner.name
+        self.deployment = deployment
+        self.timeouts = timeouts or Timeouts()
+
+    def capabilities(self, model: str | None = None) -> Capabilities:
+        return self.inner.capabilities(self.model)
+
+    def _attempt(self, started: float, err: EPError | None = None) -> Attempt:
+        return Attempt(
+            provider=self.name,
+            model=self.model,
+            deployment=self.deployment,
+            status="ok" if err is None else "error",
+            error_type=None if err is None else err.type,
+            error_message=None if err is None else err.message,
+            duration_ms=(time.monotonic() - started) * 1000.0,
+        )
+
+    def _own(self, request: ChatRequest) -> ChatRequest:
+        return request if request.model == self.model else request.model_copy(update={"model": self.model})
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self.timeouts.total):
+                response = await self.inner.chat(self._own(request))
+        except TimeoutError:
+            err: EPError = UpstreamTimeoutError(
+                f"{self.name}/{self.model}: no answer within {self.timeouts.total:g}s", provider=self.name
+            )
+            raise attach(err, [self._attempt(started, err)]) from None
+        except EPError as exc:
+            attach(exc, [self._attempt(started, exc)])
+            raise
+        response.attempts = [self._attempt(started)]
+        return response
+
+    def stream(self, request: ChatRequest) -> RoutedStream:
+        return RoutedStream(lambda routed: self._stream(routed, request))
+
+    async def _stream(self, routed: RoutedStream, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        started = time.monotonic()
+        total_deadline = started + self.timeouts.total
+        first_deadline = min(total_deadline, started + self.timeouts.read)
+        attempt: Attempt | None = None
+        inner = self.inner.stream(self._own(request)).__aiter__()
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout_at(_loop_time(first_deadline if attempt is None else total_deadline)):
+                        event = await inner.__anext__()
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    what = (
+                        f"no first token within {self.timeouts.read:g}s"
+                        if attempt is None
+                        else f"stream exceeded {self.timeouts.total:g}s"
+                    )
+                    raise UpstreamTimeoutError(f"{self.name}/{self.model}: {what}", provider=self.name) from None
+                if attempt is None:
+                    attempt = self._attempt(started)
+                    routed.record(attempt)
+                yield event
+            if attempt is None:
+                routed.record(self._attempt(started))
+            else:
+                attempt.duration_ms = (time.monotonic() - started) * 1000.0
+        except EPError as exc:
+            failed = self._attempt(started, exc)
+            if attempt is None:
+                routed.record(failed)
+            else:
+                attempt.status, attempt.error_type = "error", failed.error_type
+                attempt.error_message, attempt.duration_ms = failed.error_message, failed.duration_ms
+            attach(exc, routed.attempts)
+            raise
+        finally:
+            await close_quietly(inner)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _loop_time(monotonic_deadline: float) -> float:
+    """Convert a ``time.monotonic`` deadline to the event loop's clock."""
+    loop = asyncio.get_running_loop()
+    return loop.time() + (monotonic_deadline - time.monotonic())

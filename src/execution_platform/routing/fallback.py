@@ -1,0 +1,154 @@
+"""An ordered chain of targets: the first that can serve the request and does not fail answers it.
+
+Targets lacking a capability the request needs are skipped (recorded as skipped attempts); when none
+can serve it, :class:`~execution_platform.errors.CapabilityMissingError` (412) says what each lacked.
+The call moves on after a retryable error (after the target's own retries) or a context-length error
+(the next target may have a larger window); any other error is final. A stream moves on only while
+nothing but its start event has arrived: once content has been produced the chain fails with
+:class:`StreamBrokenError` instead of splicing a second provider's answer onto the first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import CapabilityMissingError, ContextLengthExceededError, EPError, StreamInterruptedError
+from ..model import Attempt, Capabilities, ChatRequest, ChatResponse, StartEvent, StreamEvent
+from ..providers.base import Provider
+from .attempts import RoutedStream, attach, attempts_of, close_quietly
+from .capabilities import missing, needs_of
+
+
+class StreamBrokenError(StreamInterruptedError):
+    """The upstream failed after content reached the caller; the answer cannot be completed elsewhere."""
+
+    retryable = False
+
+
+@dataclass
+class Target:
+    """One link of the chain. ``params`` are request fields this target overrides (temperature, …)."""
+
+    provider: Provider
+    label: str
+    capabilities: Capabilities
+    provider_name: str = ""
+    model: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def prepare(self, request: ChatRequest) -> ChatRequest:
+        if not self.params:
+            return request
+        update = dict(self.params)
+        if "provider_options" in update:
+            update["provider_options"] = {**request.provider_options, **update["provider_options"]}
+        return request.model_copy(update=update)
+
+
+def _moves_on(err: EPError) -> bool:
+    return err.retryable or isinstance(err, ContextLengthExceededError)
+
+
+class FallbackProvider(Provider):
+    def __init__(self, targets: list[Target], *, requires: Iterable[str] = (), name: str = "fallback") -> None:
+        if not targets:
+            raise ValueError("a fallback chain needs at least one target")
+        self.targets = targets
+        self.requires = tuple(requires)
+        self.name = name
+
+    def capabilities(self, model: str | None = None) -> Capabilities:
+        return self.targets[0].capabilities
+
+    def plan(self, request: ChatRequest, *, stream: bool) -> tuple[list[tuple[Target, ChatRequest]], list[Attempt]]:
+        """The targets able to serve ``request`` (with their prepared requests) and the skips."""
+        usable: list[tuple[Target, ChatRequest]] = []
+        skipped: list[Attempt] = []
+        reasons: list[str] = []
+        for target in self.targets:
+            prepared = target.prepare(request)
+            lacking = missing(target.capabilities, needs_of(prepared, self.requires, stream=stream))
+            if lacking:
+                reasons.append(f"{target.label} lacks {', '.join(lacking)}")
+                skipped.append(
+                    Attempt(
+                        provider=target.provider_name or target.provider.name,
+                        model=target.model or target.label,
+                        status="skipped",
+                        error_type=CapabilityMissingError.type,
+                        error_message="lacks " + ", ".join(lacking),
+                    )
+                )
+            else:
+                usable.append((target, prepared))
+        if not usable:
+            err = CapabilityMissingError("no target can serve this request: " + "; ".join(reasons), code="capability_missing")
+            raise attach(err, skipped)
+        return usable, skipped
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        usable, attempts = self.plan(request, stream=False)
+        last: EPError | None = None
+        for target, prepared in usable:
+            try:
+                response = await target.provider.chat(prepared)
+            except EPError as exc:
+                attempts += attempts_of(exc)
+                if not _moves_on(exc):
+                    attach(exc, attempts)
+                    raise
+                last = exc
+                continue
+            response.attempts = attempts + response.attempts
+            return response
+        assert last is not None
+        raise attach(last, attempts)
+
+    def stream(self, request: ChatRequest) -> RoutedStream:
+        return RoutedStream(lambda routed: self._stream(routed, request))
+
+    async def _stream(self, routed: RoutedStream, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        usable, skipped = self.plan(request, stream=True)
+        for attempt in skipped:
+            routed.record(attempt)
+        last: EPError | None = None
+        for target, prepared in usable:
+            inner = target.provider.stream(prepared)
+            routed.follow(inner)
+            emitted = False
+            held: list[StreamEvent] = []
+            try:
+                async for event in inner:
+                    if not emitted and isinstance(event, StartEvent):
+                        held.append(event)
+                        continue
+                    emitted = True
+                    for start in held:
+                        yield start
+                    held = []
+                    yield event
+                for start in held:
+                    yield start
+                return
+            except EPError as exc:
+                routed.settle()
+                if emitted:
+                    broken = StreamBrokenError(
+                        f"{target.label}: the stream failed after the answer had started ({exc.type}: "
+                        f"{exc.message}); not switching provider mid-answer",
+                        provider=exc.provider,
+                        upstream_status=exc.upstream_status,
+                    )
+                    raise attach(broken, routed.attempts) from exc
+                if not _moves_on(exc):
+                    attach(exc, routed.attempts)
+                    raise
+                last = exc
+            finally:
+                routed.settle()
+                await close_quietly(inner)
+        assert last is not None
+        attach(last, routed.attempts)
+        raise last

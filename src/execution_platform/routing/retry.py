@@ -1,0 +1,110 @@
+"""Retry one target on retryable errors: exponential backoff with full jitter, ``Retry-After`` honoured.
+
+Only errors whose ``retryable`` flag is set are retried (429, 408, 5xx, 529, timeouts, connection
+errors); every other 4xx is final. An upstream asking to wait longer than ``max_retry_after`` is not
+waited for: the error goes up at once so the fallback chain can try elsewhere. An open circuit is not
+retried either (it would only be refused again), and a stream is never retried once it has produced
+content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from ..errors import EPError
+from ..model import Attempt, Capabilities, ChatRequest, ChatResponse, StartEvent, StreamEvent
+from ..providers.base import Provider
+from .attempts import RoutedStream, attach, attempts_of, close_quietly
+from .breaker import CircuitOpenError
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 2
+    backoff_base: float = 0.25
+    backoff_max: float = 4.0
+    max_retry_after: float = 20.0
+
+    def delay(self, retry_number: int, err: EPError, rng: random.Random) -> float | None:
+        """Seconds to wait before retry ``retry_number`` (0-based), or None to give up on this target."""
+        if retry_number + 1 >= self.max_attempts or not err.retryable or isinstance(err, CircuitOpenError):
+            return None
+        if err.retry_after is not None:
+            return err.retry_after if err.retry_after <= self.max_retry_after else None
+        return rng.uniform(0.0, min(self.backoff_max, self.backoff_base * (2**retry_number)))
+
+
+class RetryingProvider(Provider):
+    def __init__(
+        self,
+        inner: Provider,
+        policy: RetryPolicy | None = None,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.inner = inner
+        self.policy = policy or RetryPolicy()
+        self.name = inner.name
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    def capabilities(self, model: str) -> Capabilities:
+        return self.inner.capabilities(model)
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        attempts: list[Attempt] = []
+        retry = 0
+        while True:
+            try:
+                response = await self.inner.chat(request)
+            except EPError as exc:
+                attempts += attempts_of(exc)
+                wait = self.policy.delay(retry, exc, self._rng)
+                if wait is None:
+                    attach(exc, attempts)
+                    raise
+                await self._sleep(wait)
+                retry += 1
+                continue
+            response.attempts = attempts + response.attempts
+            return response
+
+    def stream(self, request: ChatRequest) -> RoutedStream:
+        return RoutedStream(lambda routed: self._stream(routed, request))
+
+    async def _stream(self, routed: RoutedStream, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        retry = 0
+        while True:
+            inner = self.inner.stream(request)
+            routed.follow(inner)
+            emitted = False
+            held: list[StreamEvent] = []
+            try:
+                async for event in inner:
+                    if not emitted and isinstance(event, StartEvent):
+                        held.append(event)  # nothing a client can see yet: a retry stays possible
+                        continue
+                    emitted = True
+                    for start in held:
+                        yield start
+                    held = []
+                    yield event
+                for start in held:
+                    yield start
+                routed.settle()
+                return
+            except EPError as exc:
+                routed.settle()
+                wait = None if emitted else self.policy.delay(retry, exc, self._rng)
+                if wait is None:
+                    attach(exc, routed.attempts)
+                    raise
+            finally:
+                routed.settle()
+                await close_quietly(inner)
+            await self._sleep(wait)
+            retry += 1
