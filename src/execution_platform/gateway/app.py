@@ -1,0 +1,157 @@
+"""``create_app``: the FastAPI application behind ``ep serve``.
+
+FastAPI gives ``/docs`` and ``/openapi.json``; the hot routes take the raw request and decode it with
+the wire codec themselves (their schemas are published through ``openapi_extra``), so a request is
+validated once, by the codec, not twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import inspect
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+
+from .auth import Authenticator
+from .errors import install_handlers
+from .keys import KeyStore, MemoryKeyStore
+from .limits import Limits
+from .metrics import Metrics
+from .middleware import GatewayMiddleware
+from .state import Gateway
+
+
+def _make_client(settings: Any, config: Any) -> Any:
+    from ..client import Client
+
+    params = inspect.signature(Client).parameters
+    if config is not None and "config" in params:
+        return Client(settings, config=config)
+    return Client(settings)
+
+
+def open_key_store(settings: Any) -> KeyStore:
+    """The SQL key repository when the storage layer is available, else a process-local store."""
+    try:
+        from .sql_keys import open_repository
+    except ImportError:
+        return MemoryKeyStore()
+    return open_repository(settings)
+
+
+def _config_section(config: Any, name: str) -> Any:
+    if config is None:
+        return None
+    return config.get(name) if isinstance(config, dict) else getattr(config, name, None)
+
+
+def create_app(
+    settings: Any = None,
+    config: Any = None,
+    client: Any = None,
+    *,
+    limits: Limits | None = None,
+    key_store: KeyStore | None = None,
+    tools: Any = None,
+    extra_models: tuple[str, ...] = (),
+    first_event_wait: float = 10.0,
+    keepalive: float = 15.0,
+) -> FastAPI:
+    if settings is None:
+        from ..config.settings import Settings
+
+        settings = Settings()
+    client = client if client is not None else _make_client(settings, config)
+    keys = key_store if key_store is not None else open_key_store(settings)
+    metrics = Metrics()
+    gateway = Gateway(
+        settings=settings,
+        config=config,
+        client=client,
+        limits=limits or Limits.from_mapping(_config_section(config, "gateway")),
+        keys=keys,
+        authenticator=Authenticator(settings.secret("master_key"), keys),
+        metrics=metrics,
+        tools=tools,
+        extra_models=extra_models,
+        first_event_wait=first_event_wait,
+        keepalive=keepalive,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        with contextlib.suppress(Exception):
+            await client.aclose()
+        await _close_shared_pool()
+
+    app = FastAPI(
+        title="Execution Platform gateway",
+        version="0.1.0",
+        summary="One server speaking native, OpenAI and Anthropic APIs in front of every provider.",
+        lifespan=lifespan,
+    )
+    app.state.gateway = gateway
+    from .routes import admin, anthropic, native, openai
+    from .routes import metrics as metrics_routes
+    from .routes import tools as tool_routes
+
+    for module in (native, openai, anthropic, tool_routes, admin, metrics_routes):
+        app.include_router(module.router)
+    install_handlers(app)
+    app.add_middleware(GatewayMiddleware, authenticator=gateway.authenticator, metrics=metrics)
+    _publish_native_schemas(app, native.native_components())
+    return app
+
+
+async def _close_shared_pool() -> None:
+    """Close the process-wide upstream pool if it lives on this server's loop."""
+    import asyncio
+
+    from ..providers import _http
+
+    pool = _http._shared
+    if pool is not None and pool._loop is asyncio.get_running_loop():
+        await pool.aclose()
+
+
+def _publish_native_schemas(app: FastAPI, components: dict[str, Any]) -> None:
+    """Add the canonical model's schemas (referenced by ``/chat``) to the generated document."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(components)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` (one app per worker), configured from ``EP_*`` and ``EP_CONFIG``."""
+    from ..config.settings import Settings
+
+    settings = Settings()
+    return create_app(settings, load_config(settings))
+
+
+def load_config(settings: Any) -> Any:
+    """The YAML config when a file is set and the loader is available."""
+    path = getattr(settings, "config", None)
+    if not path:
+        return None
+    for module_name in ("execution_platform.config.file", "execution_platform.config.loader", "execution_platform.config"):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        for name in ("load_config", "load"):
+            loader = getattr(module, name, None)
+            if callable(loader):
+                return loader(path)
+    return None

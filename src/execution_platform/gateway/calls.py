@@ -1,0 +1,162 @@
+"""The steps every surface shares around a model call: checks, metadata, the call, response headers.
+
+Decoding is the codec's job and is not repeated here; these checks are the gateway's own policy
+(who may call what, how big, with which parameters) and must all pass before a provider is touched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.requests import Request
+
+from ..errors import EPError, InvalidRequestError, NotFoundError, UnsupportedParameterError
+from ..model import Capabilities, ChatRequest, ChatResponse, ImagePart
+from .auth import OPEN, Principal
+from .limits import check_message_sizes
+from .state import Gateway
+from .streaming import StreamHead
+
+PERSONA = "persona:"
+
+
+def decode_with(decode: Any, body: dict[str, Any]) -> ChatRequest:
+    """Run a codec's ``decode_request``; any failure on client input is a 400, never a 500."""
+    try:
+        return decode(body)
+    except EPError:
+        raise
+    except ValidationError as exc:
+        first = exc.errors()[0] if exc.errors() else {}
+        param = ".".join(str(p) for p in first.get("loc", ())) or None
+        raise InvalidRequestError(
+            f"invalid request: {first.get('msg', 'invalid value')}" + (f" at '{param}'" if param else ""),
+            param=param,
+        ) from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise InvalidRequestError(f"invalid request body ({type(exc).__name__})") from None
+
+
+def principal_of(request: Request) -> Principal:
+    return request.scope.get("state", {}).get("principal", OPEN)
+
+
+def prepare(gw: Gateway, chat: ChatRequest, request: Request, params: dict[str, str] | None = None) -> ChatRequest:
+    """Apply headers, limits, key scope and model capabilities; raises before any upstream call."""
+    headers = request.headers
+    persona = headers.get("x-ep-persona")
+    if persona:
+        chat.model = PERSONA + persona
+    if not chat.model:
+        raise InvalidRequestError("'model' is required", param="model")
+    if not chat.messages:
+        raise InvalidRequestError("'messages' must not be empty", param="messages")
+    check_message_sizes(chat, gw.limits)
+    principal = principal_of(request)
+    principal.require_model(chat.model)
+    meta = chat.metadata
+    meta.key_id = principal.key_id or meta.key_id
+    run_id, team = headers.get("x-ep-run-id"), headers.get("x-ep-team")
+    if run_id:
+        meta.run_id = run_id
+    if team:
+        meta.team = team
+    if chat.model.startswith(PERSONA):
+        meta.persona = chat.model[len(PERSONA) :]
+    else:
+        caps = capabilities(gw, chat.model)
+        if caps is not None:
+            check_supported(chat, caps, params or {})
+    return chat
+
+
+def capabilities(gw: Gateway, model: str) -> Capabilities | None:
+    """Capabilities of a directly addressed model (cached); unknown providers are a 404 here."""
+    cache = gw.capability_cache
+    if model in cache:
+        return cache[model]
+    resolve = getattr(gw.client, "resolve", None)
+    caps: Capabilities | None = None
+    if resolve is not None and "/" in model:
+        try:
+            provider, resolved = resolve(ChatRequest.model_construct(model=model, messages=[]))
+        except NotFoundError:
+            raise
+        except EPError:
+            return None
+        caps = provider.capabilities(resolved.model)
+    if len(cache) < 1024:
+        cache[model] = caps
+    return caps
+
+
+def check_supported(chat: ChatRequest, caps: Capabilities, params: dict[str, str]) -> None:
+    """400 naming the wire parameter the model cannot honour, instead of a silent drop or an upstream error."""
+
+    def refuse(field: str, what: str) -> None:
+        name = params.get(field, field)
+        raise UnsupportedParameterError(f"'{name}' is not supported by {chat.model}: {what}", param=name)
+
+    if chat.tools and not caps.tools:
+        refuse("tools", "the model cannot call tools")
+    if chat.parallel_tool_calls and not caps.parallel_tools:
+        refuse("parallel_tool_calls", "the model cannot make parallel tool calls")
+    fmt = chat.response_format
+    if fmt is not None:
+        if fmt.type == "json_schema" and not caps.json_schema:
+            refuse("response_format", "no structured output with a JSON schema")
+        if fmt.type == "json_object" and not caps.json_object:
+            refuse("response_format", "no JSON mode")
+    if chat.reasoning is not None and not caps.reasoning:
+        refuse("reasoning", "the model has no reasoning controls")
+    if caps.max_output_tokens and chat.max_tokens and chat.max_tokens > caps.max_output_tokens:
+        refuse("max_tokens", f"at most {caps.max_output_tokens} output tokens")
+    if not caps.vision:
+        for message in chat.messages:
+            if any(isinstance(part, ImagePart) for part in message.content):
+                refuse("messages", "the model does not accept images")
+
+
+def model_headers(response: ChatResponse) -> dict[str, str]:
+    headers = {
+        "x-ep-provider": response.provider or "",
+        "x-ep-model": response.model,
+        "x-ep-attempts": str(max(1, len(response.attempts))),
+    }
+    if response.cost_usd is not None:
+        headers["x-ep-cost-usd"] = f"{response.cost_usd:.8f}".rstrip("0").rstrip(".") or "0"
+    return headers
+
+
+def stream_headers(head: StreamHead, chat: ChatRequest) -> list[tuple[bytes, bytes]]:
+    """Provider and model from the upstream's start event, or from the address while it is silent."""
+    first = head.first
+    provider = getattr(first, "provider", None)
+    model = getattr(first, "model", None)
+    if not provider and "/" in chat.model and not chat.model.startswith(PERSONA):
+        provider = chat.model.partition("/")[0]
+    attempts = getattr(first, "attempts", None)
+    return [
+        (b"x-ep-provider", (provider or "").encode()),
+        (b"x-ep-model", (model or chat.model).encode()),
+        (b"x-ep-attempts", str(max(1, attempts or 1)).encode()),
+    ]
+
+
+async def complete(gw: Gateway, chat: ChatRequest) -> ChatResponse:
+    try:
+        response: ChatResponse = await gw.client.send(chat)
+    except EPError as err:
+        gw.metrics.model_calls.labels(err.provider or "", "error").inc()
+        raise
+    provider = response.provider or ""
+    gw.metrics.model_calls.labels(provider, "ok").inc()
+    if response.cost_usd:
+        gw.metrics.cost.labels(provider).inc(response.cost_usd)
+    return response
+
+
+async def open_stream(gw: Gateway, chat: ChatRequest) -> StreamHead:
+    """Start the upstream stream; failures before its first event raise here (a proper HTTP status)."""
+    return await StreamHead(gw.client.send_stream(chat)).start(gw.first_event_wait)

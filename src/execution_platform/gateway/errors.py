@@ -1,0 +1,96 @@
+"""Render every failure in the calling surface's own error shape.
+
+OpenAI clients expect ``{"error": {...}}`` and Anthropic clients ``{"type": "error", "error": {...}}``;
+the official SDKs map the HTTP status to their exception classes, so status and shape both matter.
+Bodies come from each codec's ``encode_error``; nothing here ever includes a traceback or a key.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from types import ModuleType
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from ..errors import EPError, InvalidRequestError, NotFoundError, scrub
+
+log = logging.getLogger("execution_platform.gateway")
+
+ANTHROPIC = "anthropic"
+OPENAI = "openai"
+
+_CODECS = {OPENAI: "execution_platform.codecs.openai_chat", ANTHROPIC: "execution_platform.codecs.anthropic_messages"}
+_loaded: dict[str, ModuleType] = {}
+
+
+def codec_for(surface: str) -> ModuleType:
+    """The wire codec module of a surface, imported on first use."""
+    module = _loaded.get(surface)
+    if module is None:
+        module = _loaded[surface] = importlib.import_module(_CODECS[surface])
+    return module
+
+
+def surface_for(path: str) -> str:
+    """Anthropic shape on ``/v1/messages``; OpenAI shape everywhere else (SPEC: native routes too)."""
+    return ANTHROPIC if path.startswith("/v1/messages") else OPENAI
+
+
+def error_payload(err: EPError, surface: str) -> tuple[int, dict[str, Any]]:
+    status, body = codec_for(surface).encode_error(err)
+    return status, body
+
+
+def error_response(err: EPError, surface: str, headers: dict[str, str] | None = None) -> Response:
+    status, body = error_payload(err, surface)
+    extra = dict(headers or {})
+    if err.retry_after is not None:
+        extra["retry-after"] = str(max(0, round(err.retry_after)))
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=extra)
+
+
+def internal_error(exc: BaseException) -> EPError:
+    """An unexpected exception becomes a generic 500 whose message reveals nothing internal."""
+    log.error("unhandled error: %s", scrub(f"{type(exc).__name__}: {exc}"))
+    err = EPError("internal error")
+    return err
+
+
+def install_handlers(app: Any) -> None:
+    """Map EPError, FastAPI validation errors and Starlette HTTP errors to surface-shaped bodies."""
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException
+    from starlette.requests import Request
+
+    async def on_ep_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, EPError)
+        return error_response(exc, surface_for(request.url.path))
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        param = ".".join(loc) or None
+        message = f"invalid request: {first.get('msg', 'invalid value')}" + (f" at '{param}'" if param else "")
+        return error_response(InvalidRequestError(message, param=param), surface_for(request.url.path))
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        err: EPError
+        if exc.status_code == 404:
+            err = NotFoundError(f"no route {request.method} {request.url.path}", code="route_not_found")
+        elif exc.status_code == 405:
+            err = InvalidRequestError(f"method {request.method} not allowed on {request.url.path}")
+            err.status_code = 405  # type: ignore[misc]
+        else:
+            err = InvalidRequestError(str(exc.detail))
+            err.status_code = exc.status_code  # type: ignore[misc]
+        return error_response(err, surface_for(request.url.path), headers=dict(exc.headers or {}))
+
+    app.add_exception_handler(EPError, on_ep_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(HTTPException, on_http)

@@ -1,0 +1,49 @@
+"""What the gateway can name: deployments and personas from the config, models from its providers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from ..state import Gateway
+
+PROVIDER_KEYS = {"openai": "openai_api_key", "anthropic": "anthropic_api_key", "gemini": "gemini_api_key"}
+
+
+def configured_providers(settings: Any) -> dict[str, bool]:
+    """Which providers have a key (from env or the YAML ``providers`` block)."""
+    status = {name: bool(settings.secret(attr)) for name, attr in PROVIDER_KEYS.items()}
+    return status
+
+
+def _items(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        return list(value.items())
+    return list(value)
+
+
+def _get(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def model_ids(gw: Gateway) -> Iterator[tuple[str, str]]:
+    """``(id, owner)`` pairs: deployment model names, personas, and models listed in the config."""
+    seen: set[str] = set()
+    config = gw.config
+    for deployment in _items(_get(config, "deployments") if config is not None else None):
+        for name in (_get(deployment, "model_name"), _get(deployment, "name")):
+            if name and name not in seen:
+                seen.add(name)
+                yield name, str(_get(deployment, "provider") or "deployment")
+    personas = _get(config, "personas") if config is not None else None
+    for item in _items(personas):
+        name = item[0] if isinstance(item, tuple) else _get(item, "name")
+        if name and f"persona:{name}" not in seen:
+            seen.add(f"persona:{name}")
+            yield f"persona:{name}", "persona"
+    for model in gw.extra_models:
+        if model not in seen:
+            seen.add(model)
+            yield model, model.partition("/")[0]

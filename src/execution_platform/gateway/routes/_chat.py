@@ -1,0 +1,65 @@
+"""The chat flow shared by the three surfaces, parameterised by the surface's codec pieces."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ...errors import EPError, InvalidRequestError
+from ...model import ChatRequest, ChatResponse, StreamEvent
+from ..calls import complete, decode_with, open_stream, prepare, stream_headers
+from ..calls import model_headers as headers_of
+from ..limits import check_message_count, read_json_object
+from ..responses import json_response
+from ..state import Gateway
+from ..streaming import SSEResponse
+
+
+def gateway(request: Request) -> Gateway:
+    return request.app.state.gateway
+
+
+async def read_chat(
+    request: Request, decode: Callable[[dict[str, Any]], ChatRequest], params: dict[str, str] | None = None
+) -> tuple[Gateway, ChatRequest, bool, dict[str, Any]]:
+    """Body → checked canonical request; returns the stream flag and the stripped transport options."""
+    gw = gateway(request)
+    body = await read_json_object(request, gw.limits)
+    stream = body.pop("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise InvalidRequestError("'stream' must be a boolean", param="stream")
+    transport = {"stream_options": body.pop("stream_options", None)}
+    check_message_count(body, gw.limits)
+    chat = decode_with(decode, body)
+    return gw, prepare(gw, chat, request, params), stream, transport
+
+
+async def answer(
+    gw: Gateway, chat: ChatRequest, encode_response: Callable[[ChatResponse], dict[str, Any]]
+) -> Response:
+    response = await complete(gw, chat)
+    return json_response(encode_response(response), headers=headers_of(response))
+
+
+async def stream(
+    gw: Gateway,
+    chat: ChatRequest,
+    *,
+    encode: Callable[[StreamEvent], bytes],
+    trailer: Callable[[], bytes],
+    on_error: Callable[[EPError], bytes],
+) -> SSEResponse:
+    head = await open_stream(gw, chat)
+    return SSEResponse(
+        head,
+        encode=encode,
+        trailer=trailer,
+        on_error=on_error,
+        headers=stream_headers(head, chat),
+        keepalive=gw.keepalive,
+    )

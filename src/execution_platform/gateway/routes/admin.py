@@ -1,0 +1,99 @@
+"""Virtual-key management for the master key: ``POST/GET /admin/keys``, ``DELETE /admin/keys/{id}``."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ...errors import NotFoundError, PermissionDeniedError
+from ..calls import principal_of
+from ..responses import error_responses, json_response
+from . import _chat
+
+router = APIRouter(tags=["Admin"])
+
+
+class KeyCreate(BaseModel):
+    """Fields of a new virtual key (snake_case, as ``ep keys create``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, max_length=200)
+    models: list[str] = Field(default_factory=list)
+    personas: list[str] = Field(default_factory=list)
+    team: str | None = Field(None, max_length=200)
+    budget_usd: float | None = Field(None, ge=0)
+    budget_period: Literal["day", "month", "total"] | None = None
+    rpm: int | None = Field(None, ge=1)
+    tpm: int | None = Field(None, ge=1)
+
+
+class KeyInfo(BaseModel):
+    id: str
+    key_prefix: str | None = None
+    name: str | None = None
+    models: list[str] | None = None
+    personas: list[str] | None = None
+    team: str | None = None
+    budget_usd: float | None = None
+    budget_period: str | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    created_at: Any = None
+    revoked_at: Any = None
+
+
+class KeyCreated(KeyInfo):
+    key: str = Field(description="the secret; shown only once")
+
+
+class KeyList(BaseModel):
+    data: list[KeyInfo]
+
+
+def _require_admin(request: Request) -> None:
+    if not principal_of(request).is_admin:
+        raise PermissionDeniedError("only the master key manages keys")
+
+
+def _public(record: Any) -> dict[str, Any]:
+    for method in ("to_dict", "public"):
+        if hasattr(record, method):
+            return getattr(record, method)()
+    fields = KeyInfo.model_fields
+    return {name: getattr(record, name, None) for name in fields}
+
+
+_ADMIN_ERRORS = error_responses(statuses=(400, 401, 403))
+
+
+@router.post("/admin/keys", response_model=KeyCreated, status_code=201, responses=_ADMIN_ERRORS,
+             summary="Create a virtual key (the secret is returned once)")
+async def create_key(request: Request, spec: KeyCreate) -> Response:
+    _require_admin(request)
+    gw = _chat.gateway(request)
+    record, secret = gw.keys.create(**spec.model_dump())
+    return json_response({**_public(record), "key": secret}, status=201)
+
+
+@router.get("/admin/keys", response_model=KeyList, responses=_ADMIN_ERRORS, summary="List virtual keys")
+async def list_keys(request: Request) -> Response:
+    _require_admin(request)
+    gw = _chat.gateway(request)
+    return json_response({"data": [_public(r) for r in gw.keys.list()]})
+
+
+@router.delete("/admin/keys/{key_id}", response_model=KeyInfo,
+               responses=error_responses(statuses=(401, 403, 404)), summary="Revoke a virtual key")
+async def revoke_key(request: Request, key_id: str) -> Response:
+    _require_admin(request)
+    gw = _chat.gateway(request)
+    if not gw.keys.revoke(key_id):
+        raise NotFoundError(f"no active key '{key_id}'", code="key_not_found")
+    gw.authenticator.forget()
+    record = next((r for r in gw.keys.list() if r.id == key_id), None)
+    return json_response(_public(record) if record is not None else {"id": key_id, "revoked": True})

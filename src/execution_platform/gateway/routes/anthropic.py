@@ -1,0 +1,79 @@
+"""Anthropic-compatible surface: ``/v1/messages``, streaming ``message_start`` … ``message_stop``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ...codecs.sse import frame
+from ...errors import EPError
+from ..errors import ANTHROPIC, codec_for, error_payload
+from ..responses import error_responses, json_body, sse_and_json
+from . import _chat
+
+router = APIRouter(tags=["Anthropic"])
+
+PARAMS = {"reasoning": "thinking", "max_tokens": "max_tokens", "parallel_tool_calls": "tool_choice"}
+
+_BLOCKS = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]}
+MESSAGES_REQUEST = {
+    "type": "object",
+    "required": ["model", "messages", "max_tokens"],
+    "properties": {
+        "model": {"type": "string", "description": "provider/model, a deployment name or persona:NAME"},
+        "max_tokens": {"type": "integer", "minimum": 1},
+        "messages": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["role", "content"],
+                "properties": {"role": {"type": "string", "enum": ["user", "assistant"]}, "content": _BLOCKS},
+            },
+        },
+        "system": _BLOCKS,
+        "stream": {"type": "boolean"},
+        "tools": {"type": "array", "items": {"type": "object"}},
+        "tool_choice": {"type": "object"},
+        "temperature": {"type": "number"},
+        "top_p": {"type": "number"},
+        "top_k": {"type": "integer"},
+        "stop_sequences": {"type": "array", "items": {"type": "string"}},
+        "thinking": {"type": "object"},
+        "metadata": {"type": "object"},
+    },
+}
+MESSAGE = {
+    "type": "object",
+    "required": ["id", "type", "role", "content", "model"],
+    "properties": {
+        "id": {"type": "string"},
+        "type": {"const": "message"},
+        "role": {"const": "assistant"},
+        "content": {"type": "array", "items": {"type": "object"}},
+        "model": {"type": "string"},
+        "stop_reason": {"type": ["string", "null"]},
+        "usage": {"type": "object"},
+    },
+}
+
+
+def _error_frame(err: EPError) -> bytes:
+    _, body = error_payload(err, ANTHROPIC)
+    return frame(body, event="error")
+
+
+@router.post(
+    "/v1/messages",
+    openapi_extra=json_body(MESSAGES_REQUEST),
+    responses={**sse_and_json(MESSAGE), **error_responses(anthropic=True)},
+    summary="Messages (Anthropic wire format), streaming or not",
+)
+async def messages(request: Request) -> Response:
+    codec = codec_for(ANTHROPIC)
+    gw, chat, streaming, _ = await _chat.read_chat(request, codec.decode_request, PARAMS)
+    if not streaming:
+        return await _chat.answer(gw, chat, codec.encode_response)
+    encoder = codec.StreamEncoder(chat.model)
+    return await _chat.stream(gw, chat, encode=encoder.encode, trailer=encoder.finish, on_error=_error_frame)

@@ -1,0 +1,199 @@
+"""OpenAI-compatible surface: ``/v1/chat/completions``, ``/v1/models``, ``/v1/embeddings``."""
+
+from __future__ import annotations
+
+import inspect
+import time
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ...codecs.sse import frame
+from ...errors import EPError, InvalidRequestError
+from ...model import StreamEvent, UsageEvent
+from ..calls import principal_of
+from ..errors import OPENAI, codec_for, error_payload
+from ..limits import read_json_object
+from ..responses import error_responses, json_body, json_response, sse_and_json
+from . import _chat
+from ._catalog import model_ids
+
+router = APIRouter(tags=["OpenAI"])
+
+# Canonical field → the name an OpenAI client used, for "unsupported parameter" messages.
+PARAMS = {"reasoning": "reasoning_effort", "max_tokens": "max_tokens"}
+
+_MESSAGE = {
+    "type": "object",
+    "required": ["role"],
+    "properties": {
+        "role": {"type": "string", "enum": ["system", "developer", "user", "assistant", "tool"]},
+        "content": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}, {"type": "null"}]},
+        "name": {"type": "string"},
+        "tool_calls": {"type": "array", "items": {"type": "object"}},
+        "tool_call_id": {"type": "string"},
+    },
+}
+CHAT_REQUEST = {
+    "type": "object",
+    "required": ["model", "messages"],
+    "properties": {
+        "model": {"type": "string", "description": "provider/model, a deployment name or persona:NAME"},
+        "messages": {"type": "array", "minItems": 1, "items": _MESSAGE},
+        "stream": {"type": "boolean"},
+        "stream_options": {"type": "object", "properties": {"include_usage": {"type": "boolean"}}},
+        "tools": {"type": "array", "items": {"type": "object"}},
+        "tool_choice": {"anyOf": [{"type": "string"}, {"type": "object"}]},
+        "parallel_tool_calls": {"type": "boolean"},
+        "response_format": {"type": "object"},
+        "temperature": {"type": "number"},
+        "top_p": {"type": "number"},
+        "max_tokens": {"type": "integer"},
+        "max_completion_tokens": {"type": "integer"},
+        "stop": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+        "seed": {"type": "integer"},
+        "user": {"type": "string"},
+        "reasoning_effort": {"type": "string"},
+    },
+}
+CHAT_COMPLETION = {
+    "type": "object",
+    "required": ["id", "object", "created", "model", "choices"],
+    "properties": {
+        "id": {"type": "string"},
+        "object": {"const": "chat.completion"},
+        "created": {"type": "integer"},
+        "model": {"type": "string"},
+        "choices": {"type": "array", "items": {"type": "object"}},
+        "usage": {"type": "object"},
+    },
+}
+MODEL_LIST = {
+    "type": "object",
+    "required": ["object", "data"],
+    "properties": {
+        "object": {"const": "list"},
+        "data": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "object", "created", "owned_by"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "object": {"const": "model"},
+                    "created": {"type": "integer"},
+                    "owned_by": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+EMBEDDINGS_REQUEST = {
+    "type": "object",
+    "required": ["model", "input"],
+    "properties": {
+        "model": {"type": "string"},
+        "input": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]},
+        "dimensions": {"type": "integer", "minimum": 1},
+        "encoding_format": {"type": "string", "enum": ["float", "base64"]},
+        "user": {"type": "string"},
+    },
+}
+EMBEDDINGS_RESPONSE = {
+    "type": "object",
+    "required": ["object", "data", "model", "usage"],
+    "properties": {
+        "object": {"const": "list"},
+        "data": {"type": "array", "items": {"type": "object"}},
+        "model": {"type": "string"},
+        "usage": {"type": "object"},
+    },
+}
+
+
+def _encoder(codec: Any, model: str, include_usage: bool) -> Any:
+    """The codec's stream encoder, told whether the client asked for the usage chunk."""
+    cls = codec.StreamEncoder
+    if "include_usage" in inspect.signature(cls).parameters:
+        return cls(model, include_usage=include_usage), True
+    return cls(model), False
+
+
+def _error_frame(err: EPError) -> bytes:
+    _, body = error_payload(err, OPENAI)
+    return frame(body)
+
+
+@router.post(
+    "/v1/chat/completions",
+    openapi_extra=json_body(CHAT_REQUEST),
+    responses={**sse_and_json(CHAT_COMPLETION), **error_responses()},
+    summary="Chat completion (OpenAI wire format), streaming or not",
+)
+async def chat_completions(request: Request) -> Response:
+    codec = codec_for(OPENAI)
+    gw, chat, streaming, transport = await _chat.read_chat(request, codec.decode_request, PARAMS)
+    if not streaming:
+        return await _chat.answer(gw, chat, codec.encode_response)
+    options = transport["stream_options"]
+    if options is not None and not isinstance(options, dict):
+        raise InvalidRequestError("'stream_options' must be an object", param="stream_options")
+    include_usage = bool(options and options.get("include_usage"))
+    encoder, handled = _encoder(codec, chat.model, include_usage)
+    if handled or include_usage:
+        encode = encoder.encode
+    else:
+
+        def encode(event: StreamEvent) -> bytes:
+            return b"" if isinstance(event, UsageEvent) else encoder.encode(event)
+
+    return await _chat.stream(gw, chat, encode=encode, trailer=encoder.finish, on_error=_error_frame)
+
+
+@router.get(
+    "/v1/models",
+    responses={200: {"description": "Models this key may use", "content": {"application/json": {"schema": MODEL_LIST}}},
+               **error_responses(statuses=(401,))},
+    summary="List models (OpenAI wire format)",
+)
+async def list_models(request: Request) -> Response:
+    gw = _chat.gateway(request)
+    principal = principal_of(request)
+    now = int(time.time())
+    data = [
+        {"id": model, "object": "model", "created": now, "owned_by": owner}
+        for model, owner in model_ids(gw)
+        if principal.allows(model)
+    ]
+    return json_response({"object": "list", "data": data})
+
+
+@router.post(
+    "/v1/embeddings",
+    openapi_extra=json_body(EMBEDDINGS_REQUEST),
+    responses={200: {"description": "Embeddings", "content": {"application/json": {"schema": EMBEDDINGS_RESPONSE}}},
+               **error_responses()},
+    summary="Embeddings (OpenAI wire format), served by OpenAI or Gemini",
+)
+async def embeddings(request: Request) -> Response:
+    from ..embeddings import EmbeddingRequest, embed, to_base64
+
+    gw = _chat.gateway(request)
+    body = await read_json_object(request, gw.limits)
+    req = EmbeddingRequest.from_openai(body)
+    principal_of(request).require_model(req.model)
+    result = await embed(gw, req)
+    data = [
+        {"object": "embedding", "index": i, "embedding": to_base64(vector) if req.base64 else vector}
+        for i, vector in enumerate(result.vectors)
+    ]
+    payload = {
+        "object": "list",
+        "data": data,
+        "model": result.model,
+        "usage": {"prompt_tokens": result.input_tokens, "total_tokens": result.input_tokens},
+    }
+    headers = {"x-ep-provider": result.provider, "x-ep-model": result.model, "x-ep-attempts": "1"}
+    return json_response(payload, headers=headers)

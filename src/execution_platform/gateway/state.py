@@ -1,0 +1,30 @@
+"""Everything a request handler needs, built once per app and reached via ``request.app.state.gateway``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..model import Capabilities
+from .auth import Authenticator
+from .keys import KeyStore
+from .limits import Limits
+from .metrics import Metrics
+
+
+@dataclass(slots=True)
+class Gateway:
+    settings: Any
+    config: Any
+    client: Any
+    limits: Limits
+    keys: KeyStore
+    authenticator: Authenticator
+    metrics: Metrics
+    tools: Any = None
+    # Seconds to wait for the first upstream event before committing stream headers.
+    first_event_wait: float = 10.0
+    keepalive: float = 15.0
+    # provider/model addresses advertised on /v1/models besides deployments and personas.
+    extra_models: tuple[str, ...] = ()
+    capability_cache: dict[str, Capabilities | None] = field(default_factory=dict)

@@ -1,0 +1,167 @@
+"""Server-sent events out of a canonical event stream, with no buffering and prompt cancellation.
+
+* Headers go out as soon as the upstream has started (or after ``first_wait`` of silence), so a
+  failure before the first token still gets a real HTTP status the client's SDK can map.
+* Every event is written as soon as it is encoded; ``: keep-alive`` comments fill long silences so
+  proxies and clients do not time out.
+* A client disconnect cancels the task pumping the upstream stream; cancelling the provider's async
+  generator closes the upstream connection at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.responses import Response
+
+from ..codecs.sse import KEEPALIVE
+from ..errors import EPError, scrub
+from ..model import StreamEvent
+
+log = logging.getLogger("execution_platform.gateway")
+
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+class StreamHead:
+    """An upstream stream whose first event has (maybe) been awaited already."""
+
+    __slots__ = ("events", "first", "pending")
+
+    def __init__(self, events: AsyncIterator[StreamEvent]) -> None:
+        self.events = events
+        self.first: StreamEvent | None = None
+        self.pending: asyncio.Future[StreamEvent] | None = None
+
+    async def start(self, first_wait: float) -> StreamHead:
+        """Wait up to ``first_wait`` s for the first event; errors raised before it propagate to the caller."""
+        task = asyncio.ensure_future(self.events.__anext__())
+        done, _ = await asyncio.wait({task}, timeout=first_wait)
+        if task in done:
+            try:
+                self.first = task.result()
+            except StopAsyncIteration:
+                pass
+            except BaseException:
+                await self.aclose()
+                raise
+        else:
+            self.pending = task
+        return self
+
+    async def aclose(self) -> None:
+        if self.pending is not None and not self.pending.done():
+            self.pending.cancel()
+            with contextlib.suppress(BaseException):
+                await self.pending
+        with contextlib.suppress(RuntimeError):
+            await self.events.aclose()  # type: ignore[attr-defined]
+
+
+class SSEResponse(Response):
+    """ASGI response pumping ``head`` through ``encode``; ``on_error`` frames an in-stream failure.
+
+    A ``Response`` subclass only so FastAPI passes it through untouched; it does its own sending.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        head: StreamHead,
+        *,
+        encode: Callable[[StreamEvent], bytes],
+        trailer: Callable[[], bytes],
+        on_error: Callable[[EPError], bytes],
+        headers: list[tuple[bytes, bytes]] | None = None,
+        keepalive: float = 15.0,
+        on_done: Callable[[str], None] | None = None,
+    ) -> None:
+        self.status_code = 200
+        self.background = None
+        self.head = head
+        self.encode = encode
+        self.trailer = trailer
+        self.on_error = on_error
+        self.raw_headers = SSE_HEADERS + (headers or [])
+        self.keepalive = keepalive
+        self.on_done = on_done
+        self._last_write = 0.0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        self._last_write = time.monotonic()
+        pump = asyncio.ensure_future(self._pump(send))
+        listen: asyncio.Future[Any] = asyncio.ensure_future(receive())
+        outcome = "ok"
+        try:
+            while True:
+                done, _ = await asyncio.wait({pump, listen}, timeout=self.keepalive, return_when="FIRST_COMPLETED")
+                if pump in done:
+                    outcome = pump.result()
+                    return
+                if listen in done:
+                    if listen.result().get("type") == "http.disconnect":
+                        outcome = "cancelled"
+                        pump.cancel()
+                        with contextlib.suppress(BaseException):
+                            await pump
+                        return
+                    listen = asyncio.ensure_future(receive())
+                    continue
+                if time.monotonic() - self._last_write >= self.keepalive:
+                    await self._write(send, KEEPALIVE)
+        except BaseException:
+            outcome = "cancelled"
+            pump.cancel()
+            raise
+        finally:
+            listen.cancel()
+            await self.head.aclose()
+            if self.on_done is not None:
+                self.on_done(outcome)
+
+    async def _write(self, send: Any, data: bytes) -> None:
+        self._last_write = time.monotonic()
+        await send({"type": "http.response.body", "body": data, "more_body": True})
+
+    async def _pump(self, send: Any) -> str:
+        head, encode = self.head, self.encode
+        outcome = "ok"
+        try:
+            if head.first is not None:
+                await self._emit(send, encode(head.first))
+            if head.pending is not None:
+                try:
+                    event = await head.pending
+                except StopAsyncIteration:
+                    event = None
+                if event is not None:
+                    await self._emit(send, encode(event))
+            async for event in head.events:
+                data = encode(event)
+                if data:
+                    await self._write(send, data)
+            await self._emit(send, self.trailer())
+        except EPError as err:
+            outcome = "error"
+            await self._emit(send, self.on_error(err))
+        except Exception as exc:  # never a traceback on the wire
+            outcome = "error"
+            log.error("stream failed: %s", scrub(f"{type(exc).__name__}: {exc}"))
+            await self._emit(send, self.on_error(EPError("internal error while streaming")))
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return outcome
+
+    async def _emit(self, send: Any, data: bytes) -> None:
+        if data:
+            await self._write(send, data)
