@@ -1,0 +1,302 @@
+"""Metering: a :class:`Provider` wrapper that makes every call pay its way.
+
+For one call, :class:`MeteredProvider` (wrapping any provider) does, in order:
+
+1. rate limits (RPM/TPM) for every :class:`RateLimit` that applies -> 429 ``RateLimitExceeded``;
+2. a budget reservation of the call's worst-case cost (prompt upper bound + max output tokens at the
+   model's prices) on every :class:`Budget` that applies -> 402 ``BudgetExceededError``; the inner
+   provider is never called when either check fails;
+3. the inner ``chat`` or ``stream``;
+4. on EVERY way out (success, error, timeout, cancellation, a consumer closing the stream early): the
+   cost from the final usage (a provider-reported ``cost_usd`` wins), the budget settlement and
+   token-count correction, and the ledger row, committed before the call returns. This bookkeeping
+   runs in a shielded task, so a second cancellation cannot skip it.
+
+Who pays and under which limits is a :class:`CallContext`. The gateway builds one per request (the
+virtual key's budget/limits, the persona's, the team's, the request id, the deployment) and either
+passes a resolver ``context=lambda request: ...`` at construction, or wraps the call in
+``with metering.call_context(ctx): await provider.chat(request)`` (a context variable, so it
+crosses routing/fallback layers untouched). Both are merged. Attribution not given there comes from
+``request.metadata`` (key_id, team, persona, run_id). After the call the same object holds the
+outcome: ``ctx.cost_usd``, ``ctx.rate_headers`` (``x-ratelimit-*`` values) and ``ctx.status``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
+
+from ..errors import EPError
+from ..model import (
+    Capabilities,
+    ChatRequest,
+    ChatResponse,
+    StartEvent,
+    StreamEvent,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallDelta,
+    ToolCallStart,
+    Usage,
+    UsageEvent,
+)
+from ..providers.base import Provider
+from .budgets import Budget, BudgetBackend, Reservation
+from .ledger import Ledger, LedgerRow, Status
+from .pricing import PriceBook
+from .ratelimit import Lease, RateHeaders, RateLimit, RateLimiter
+from .tokens import estimate_text_tokens, prompt_tokens_estimate, prompt_tokens_upper_bound
+
+DEFAULT_MAX_OUTPUT_TOKENS = 32_768
+
+
+@dataclass
+class CallContext:
+    """Inputs (who pays, which limits) and, after the call, its outcome."""
+
+    budgets: Sequence[Budget] = ()
+    limits: Sequence[RateLimit] = ()
+    request_id: str | None = None
+    attempt: int = 1
+    deployment: str | None = None
+    key_id: str | None = None
+    team: str | None = None
+    persona: str | None = None
+    run_id: str | None = None
+    max_output_tokens: int | None = None  # used when the request sets no max_tokens
+    # outcome
+    cost_usd: float | None = None
+    status: Status | None = None
+    rate_headers: RateHeaders = field(default_factory=RateHeaders)
+    reserved_usd: float | None = None
+
+    def merged(self, other: CallContext | None) -> CallContext:
+        """This context with ``other``'s budgets/limits added and its unset fields filled from ``other``."""
+        if other is None:
+            return self
+        pick = {
+            name: getattr(self, name) if getattr(self, name) is not None else getattr(other, name)
+            for name in ("request_id", "deployment", "key_id", "team", "persona", "run_id", "max_output_tokens")
+        }
+        return replace(self, budgets=[*self.budgets, *other.budgets], limits=[*self.limits, *other.limits], **pick)
+
+
+_current: ContextVar[CallContext | None] = ContextVar("ep_call_context", default=None)
+
+
+@contextlib.contextmanager
+def call_context(ctx: CallContext) -> Iterator[CallContext]:
+    """Make ``ctx`` apply to metered calls made inside the block (same task and its children)."""
+    token = _current.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _current.reset(token)
+
+
+@dataclass
+class _Call:
+    ctx: CallContext
+    request: ChatRequest
+    lease: Lease | None = None
+    reservation: Reservation | None = None
+    started: float = field(default_factory=time.perf_counter)
+    ttft_ms: float | None = None
+    output_text: list[str] = field(default_factory=list)
+    usage: Usage | None = None
+
+
+class MeteredProvider(Provider):
+    """Wraps ``inner`` with rate limits, budget reservations, costing and the ledger."""
+
+    def __init__(
+        self,
+        inner: Provider,
+        *,
+        ledger: Ledger | None = None,
+        prices: PriceBook | None = None,
+        budgets: BudgetBackend | None = None,
+        limiter: RateLimiter | None = None,
+        context: Callable[[ChatRequest], CallContext | None] | None = None,
+        default_max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS,
+    ) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.ledger = ledger
+        self.prices = prices or PriceBook()
+        self.budgets = budgets
+        self.limiter = limiter
+        self.resolve = context
+        self.default_max_output_tokens = default_max_output_tokens
+
+    def capabilities(self, model: str) -> Capabilities:
+        return self.inner.capabilities(model)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    # -- admission -------------------------------------------------------------------------------
+    def _context(self, request: ChatRequest) -> CallContext:
+        scoped = _current.get()
+        resolved = self.resolve(request) if self.resolve else None
+        ctx = scoped.merged(resolved) if scoped is not None else (resolved or CallContext())
+        meta = request.metadata
+        ctx.key_id = ctx.key_id or meta.key_id
+        ctx.team = ctx.team or meta.team
+        ctx.persona = ctx.persona or meta.persona
+        ctx.run_id = ctx.run_id or meta.run_id
+        ctx.request_id = ctx.request_id or "req_" + secrets.token_hex(12)
+        if scoped is not None and scoped is not ctx:
+            scoped.request_id = ctx.request_id
+        return ctx
+
+    def _max_output(self, ctx: CallContext, request: ChatRequest) -> int:
+        if request.max_tokens is not None:
+            return request.max_tokens
+        if ctx.max_output_tokens is not None:
+            return ctx.max_output_tokens
+        return self.inner.capabilities(request.model).max_output_tokens or self.default_max_output_tokens
+
+    async def _admit(self, request: ChatRequest) -> _Call:
+        ctx = self._context(request)
+        call = _Call(ctx=ctx, request=request)
+        prompt_bound = prompt_tokens_upper_bound(request)
+        if self.limiter is not None and ctx.limits:
+            call.lease = await self.limiter.acquire(ctx.limits, tokens=prompt_bound)
+            ctx.rate_headers = call.lease.headers
+        if self.budgets is not None and ctx.budgets:
+            worst = self.prices.worst_case_cost(
+                self.name, request.model, prompt_bound, self._max_output(ctx, request), deployment=ctx.deployment
+            )
+            try:
+                call.reservation = await self.budgets.reserve(ctx.budgets, worst)
+            except BaseException:
+                if call.lease is not None and self.limiter is not None:
+                    await self.limiter.settle(call.lease, 0)
+                raise
+            ctx.reserved_usd = worst
+        call.started = time.perf_counter()
+        return call
+
+    # -- completion ------------------------------------------------------------------------------
+    async def _finish(
+        self, call: _Call, status: Status, usage: Usage, reported_cost: float | None, error: BaseException | None
+    ) -> float:
+        ctx, request = call.ctx, call.request
+        cost = reported_cost
+        if cost is None:
+            cost = self.prices.cost(self.name, request.model, usage, deployment=ctx.deployment)
+        ctx.cost_usd, ctx.status = cost, status
+        if call.reservation is not None and self.budgets is not None:
+            await self.budgets.settle(call.reservation, cost)
+        if call.lease is not None and self.limiter is not None:
+            await self.limiter.settle(call.lease, usage.input_tokens + usage.output_tokens)
+        if self.ledger is not None:
+            await self.ledger.record(
+                LedgerRow(
+                    request_id=ctx.request_id or "",
+                    attempt=ctx.attempt,
+                    key_id=ctx.key_id,
+                    team=ctx.team,
+                    persona=ctx.persona,
+                    run_id=ctx.run_id,
+                    provider=self.name,
+                    model=request.model,
+                    deployment=ctx.deployment,
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    cached_input_tokens=usage.cached_input_tokens,
+                    reasoning_tokens=usage.reasoning_tokens,
+                    cost_usd=cost,
+                    latency_ms=(time.perf_counter() - call.started) * 1000,
+                    ttft_ms=call.ttft_ms,
+                    status=status,
+                    error_type=_error_type(error),
+                )
+            )
+        return cost
+
+    async def _finish_shielded(
+        self,
+        call: _Call,
+        status: Status,
+        usage: Usage,
+        reported_cost: float | None = None,
+        error: BaseException | None = None,
+    ) -> float:
+        task = asyncio.ensure_future(self._finish(call, status, usage, reported_cost, error))
+        return await asyncio.shield(task)
+
+    # -- Provider --------------------------------------------------------------------------------
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        call = await self._admit(request)
+        try:
+            response = await self.inner.chat(request)
+        except asyncio.CancelledError as exc:
+            await self._finish_shielded(call, "cancelled", Usage(), error=exc)
+            raise
+        except BaseException as exc:
+            await self._finish_shielded(call, "error", Usage(), error=exc)
+            raise
+        cost = await self._finish_shielded(call, "ok", response.usage, response.cost_usd)
+        response.cost_usd = cost
+        return response
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        call = await self._admit(request)
+        status: Status = "cancelled"
+        error: BaseException | None = None
+        try:
+            async with contextlib.aclosing(self.inner.stream(request)) as events:
+                async for event in events:
+                    self._observe(call, event)
+                    yield event
+            status = "ok"
+        except (asyncio.CancelledError, GeneratorExit):
+            status = "cancelled"
+            raise
+        except BaseException as exc:
+            status, error = ("partial" if call.ttft_ms is not None else "error"), exc
+            raise
+        finally:
+            await self._finish_shielded(call, status, self._stream_usage(call, status), error=error)
+
+    def _observe(self, call: _Call, event: StreamEvent) -> None:
+        if isinstance(event, UsageEvent):
+            call.usage = event.usage
+        elif not isinstance(event, StartEvent):
+            if call.ttft_ms is None:
+                call.ttft_ms = (time.perf_counter() - call.started) * 1000
+            if isinstance(event, TextDelta | ThinkingDelta):
+                call.output_text.append(event.text)
+            elif isinstance(event, ToolCallDelta):
+                call.output_text.append(event.arguments)
+            elif isinstance(event, ToolCallStart):
+                call.output_text.append(event.name)
+
+    @staticmethod
+    def _stream_usage(call: _Call, status: Status) -> Usage:
+        """The final usage when the stream delivered it; otherwise an estimate of the tokens so far."""
+        if call.usage is not None:
+            return call.usage
+        if status == "error" and call.ttft_ms is None:
+            return Usage()
+        return Usage(
+            input_tokens=prompt_tokens_estimate(call.request),
+            output_tokens=estimate_text_tokens("".join(call.output_text)),
+        )
+
+
+def _error_type(error: BaseException | None) -> str | None:
+    if error is None:
+        return None
+    if isinstance(error, EPError):
+        return error.type
+    if isinstance(error, asyncio.CancelledError | GeneratorExit):
+        return "cancelled"
+    return "internal_error"

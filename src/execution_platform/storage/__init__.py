@@ -1,0 +1,18 @@
+"""Persistence: one SQLAlchemy engine (SQLite by default, PostgreSQL when configured), the tables, and
+the alembic migrations that create them. Migrations ship inside the package and run at start-up, so a
+fresh database and an old one both end up on the current schema without a separate deploy step.
+"""
+
+from .engine import create_engine_from_url, normalize_url
+from .migrate import migrate
+from .tables import budget_reservations, ledger, metadata, virtual_keys
+
+__all__ = [
+    "budget_reservations",
+    "create_engine_from_url",
+    "ledger",
+    "metadata",
+    "migrate",
+    "normalize_url",
+    "virtual_keys",
+]

@@ -1,0 +1,72 @@
+"""Table definitions (SQLAlchemy Core). The migrations in ``migrations/versions`` create exactly these.
+
+Times are naive UTC ``DateTime`` so SQLite and PostgreSQL compare and group them the same way.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+ledger = sa.Table(
+    "ledger",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False, default=1),
+    sa.Column("ts", sa.DateTime, nullable=False),
+    sa.Column("key_id", sa.String(64)),
+    sa.Column("team", sa.String(128)),
+    sa.Column("persona", sa.String(128)),
+    sa.Column("run_id", sa.String(128)),
+    sa.Column("provider", sa.String(64), nullable=False),
+    sa.Column("model", sa.String(256), nullable=False),
+    sa.Column("deployment", sa.String(128)),
+    sa.Column("input_tokens", sa.Integer, nullable=False, default=0),
+    sa.Column("output_tokens", sa.Integer, nullable=False, default=0),
+    sa.Column("cached_input_tokens", sa.Integer, nullable=False, default=0),
+    sa.Column("reasoning_tokens", sa.Integer, nullable=False, default=0),
+    sa.Column("cost_usd", sa.Float, nullable=False, default=0.0),
+    sa.Column("latency_ms", sa.Float),
+    sa.Column("ttft_ms", sa.Float),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error_type", sa.String(64)),
+    sa.Index("ix_ledger_ts", "ts"),
+    sa.Index("ix_ledger_request", "request_id"),
+    sa.Index("ix_ledger_key_ts", "key_id", "ts"),
+    sa.Index("ix_ledger_persona_ts", "persona", "ts"),
+    sa.Index("ix_ledger_team_ts", "team", "ts"),
+)
+
+# Durable record of held budget reservations (optional: the in-process backend keeps them in memory,
+# the Redis backend in Redis). Kept so an operator can audit/reconcile holds after a crash.
+budget_reservations = sa.Table(
+    "budget_reservations",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("scope", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("period", sa.String(16), nullable=False),
+    sa.Column("amount_usd", sa.Float, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("expires_at", sa.DateTime, nullable=False),
+)
+
+virtual_keys = sa.Table(
+    "virtual_keys",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(256)),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("key_prefix", sa.String(32), nullable=False),
+    sa.Column("models", sa.JSON),
+    sa.Column("personas", sa.JSON),
+    sa.Column("team", sa.String(128)),
+    sa.Column("budget_usd", sa.Float),
+    sa.Column("budget_period", sa.String(16)),
+    sa.Column("rpm", sa.Integer),
+    sa.Column("tpm", sa.Integer),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("revoked_at", sa.DateTime),
+)

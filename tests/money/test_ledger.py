@@ -1,0 +1,118 @@
+"""Ledger: group commit, durability (a row is committed when record() returns), /costs queries."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from execution_platform.money.ledger import Ledger, LedgerRow, costs_to_csv
+from execution_platform.storage import create_engine_from_url
+from execution_platform.storage.tables import ledger as ledger_table
+
+
+def _row(i: int, **kw: object) -> LedgerRow:
+    base: dict[str, object] = {"request_id": f"r{i}", "provider": "openai", "model": "gpt-4o-mini", "status": "ok",
+                               "cost_usd": 0.01, "input_tokens": 10, "output_tokens": 5}
+    base.update(kw)
+    return LedgerRow(**base)  # type: ignore[arg-type]
+
+
+def _count(url: str) -> int:
+    other = create_engine_from_url(url)  # a separate engine: sees only committed data
+    try:
+        with other.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(ledger_table)).scalar_one()
+    finally:
+        other.dispose()
+
+
+async def test_concurrent_rows_share_commits_and_all_land(ledger: Ledger, sqlite_url: str) -> None:
+    await asyncio.gather(*(ledger.record(_row(i)) for i in range(300)))
+    assert ledger.rows_written == 300
+    assert ledger.batches < 30  # grouped, not one commit per row
+    assert _count(sqlite_url) == 300
+
+
+async def test_row_is_committed_when_record_returns(ledger: Ledger, sqlite_url: str) -> None:
+    await ledger.record(_row(1))
+    assert _count(sqlite_url) == 1
+
+
+async def test_cancelled_waiter_still_gets_its_row(ledger: Ledger, sqlite_url: str) -> None:
+    task = asyncio.create_task(ledger.record(_row(7)))
+    await asyncio.sleep(0)
+    task.cancel()
+    await asyncio.sleep(0)
+    await ledger.aclose()  # flushes the queue
+    assert _count(sqlite_url) == 1
+
+
+def test_rows_survive_kill_9(tmp_path, sqlite_url: str, engine: Engine) -> None:
+    """A writer killed with SIGKILL loses no row whose record() had returned."""
+    script = textwrap.dedent(
+        f"""
+        import asyncio, sys
+        from execution_platform.money.ledger import Ledger, LedgerRow
+        from execution_platform.storage import create_engine_from_url
+        async def main():
+            led = Ledger(create_engine_from_url({sqlite_url!r}))
+            async def one(i):
+                await led.record(LedgerRow(request_id=f"k{{i}}", provider="p", model="m", status="ok"))
+                sys.stdout.write(f"k{{i}}\\n"); sys.stdout.flush()
+            i = 0
+            while True:
+                await asyncio.gather(*(one(i + j) for j in range(20)))
+                i += 20
+        asyncio.run(main())
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                            cwd=os.getcwd())
+    acknowledged = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        acknowledged.append(line.strip())
+        if len(acknowledged) >= 200:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with engine.connect() as conn:
+        stored = set(conn.execute(sa.select(ledger_table.c.request_id)).scalars())
+    assert set(acknowledged) <= stored
+
+
+async def test_costs_group_filter_and_csv(ledger: Ledger) -> None:
+    day1, day2 = datetime(2026, 3, 1, 12), datetime(2026, 3, 2, 9)
+    rows = [
+        _row(1, persona="architect", ts=day1, cost_usd=0.5, key_id="k1", team="a"),
+        _row(2, persona="architect", ts=day2, cost_usd=0.25, key_id="k2", team="a"),
+        _row(3, persona="coder", ts=day2, cost_usd=1.0, model="claude", provider="anthropic", team="b"),
+        _row(4, persona="coder", ts=day2, cost_usd=0.0, status="error", error_type="upstream_error"),
+    ]
+    for row in rows:
+        await ledger.record(row)
+    total = await ledger.costs()
+    assert total["total_usd"] == 1.75 and total["requests"] == 4
+    by_persona = await ledger.costs("persona", status="ok")
+    assert [(g["group"], g["cost_usd"], g["requests"]) for g in by_persona["groups"]] == [
+        ("coder", 1.0, 1), ("architect", 0.75, 2)
+    ]
+    by_day = await ledger.costs("day", since=day1 + timedelta(hours=1))
+    assert [(g["group"], g["requests"]) for g in by_day["groups"]] == [("2026-03-02", 3)]
+    until = await ledger.costs("provider", until=day2)
+    assert until["groups"] == [{**until["groups"][0], "group": "openai", "requests": 1}]
+    errors = await ledger.costs(status="error")
+    assert errors["requests"] == 1
+    parsed = list(csv.DictReader(io.StringIO(costs_to_csv(await ledger.costs("team")))))
+    assert {r["group"]: float(r["cost_usd"]) for r in parsed} == {"b": 1.0, "a": 0.75, "": 0.0}
+    assert await ledger.spent("persona", "architect", since=day2) == 0.25
