@@ -1,6 +1,6 @@
 """A fake Generative Language API (v1beta) speaking Gemini's exact wire format.
 
-Routes: ``models/{model}:generateContent``, ``:streamGenerateContent`` (``alt=sse``), ``:countTokens``,
+Routes (under ``/v1beta`` and ``/v1``): ``models/{model}:generateContent``, ``:streamGenerateContent`` (``alt=sse``), ``:countTokens``,
 ``:embedContent``, ``:batchEmbedContents``, ``GET models`` and ``GET models/{model}``. Auth is the
 ``x-goog-api-key`` header or the ``key`` query parameter, as Google accepts both. Errors use Google's
 ``{"error": {"code", "message", "status", "details"}}`` body.
@@ -93,11 +93,15 @@ class FakeGemini(FakeUpstream):
 
     # -- routing ------------------------------------------------------------------------------------
     def routes(self) -> list[web.RouteDef]:
-        return [
-            web.get("/v1beta/models", self._list_models),
-            web.get("/v1beta/models/{model}", self._get_model),
-            web.post("/v1beta/models/{target}", self._dispatch),
-        ]
+        # google-genai >= 2 defaults to "v1"; our adapter uses "v1beta". Google serves both.
+        routes: list[web.RouteDef] = []
+        for version in ("v1beta", "v1"):
+            routes += [
+                web.get(f"/{version}/models", self._list_models),
+                web.get(f"/{version}/models/{{model}}", self._get_model),
+                web.post(f"/{version}/models/{{target}}", self._dispatch),
+            ]
+        return routes
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         model, _, method = request.match_info["target"].partition(":")

@@ -349,6 +349,45 @@ def test_decode_request_passthrough_and_legacy_schemas() -> None:
     assert out["generationConfig"]["topK"] == 3
 
 
+def test_decode_request_accepts_proto_field_names_but_leaves_user_data_alone() -> None:
+    body = {
+        "system_instruction": {"parts": [{"text": "sys"}]},
+        "contents": [
+            {"role": "user", "parts": [{"inline_data": {"mime_type": "image/png", "data": "AAAA"}}]},
+            {
+                "role": "model",
+                "parts": [
+                    {"function_call": {"name": "f", "args": {"snake_key": 1}}, "thought_signature": "c2ln"}
+                ],
+            },
+            {"role": "user", "parts": [{"function_response": {"name": "f", "response": {"snake_key": 2}}}]},
+        ],
+        "tools": [
+            {
+                "function_declarations": [
+                    {"name": "f", "parameters_json_schema": {"properties": {"snake_key": {}}}}
+                ]
+            }
+        ],
+        "tool_config": {"function_calling_config": {"mode": "ANY", "allowed_function_names": ["f"]}},
+        "generation_config": {
+            "max_output_tokens": 5,
+            "top_p": 0.5,
+            "thinking_config": {"thinking_budget": 9, "include_thoughts": True},
+        },
+    }
+    req = gemini.decode_request(body, model="m")
+    assert req.messages[0] == Message(role="system", content="sys")
+    assert req.messages[1].content == [ImagePart(data="AAAA", media_type="image/png")]
+    call = req.messages[2].tool_calls[0]
+    assert (call.arguments, call.signature) == ({"snake_key": 1}, "c2ln")
+    assert req.messages[3].text == '{"snake_key":2}' and req.messages[3].tool_call_id == call.id
+    assert req.tools[0].parameters == {"properties": {"snake_key": {}}}
+    assert req.tool_choice == NamedToolChoice(name="f")
+    assert (req.max_tokens, req.top_p, req.reasoning) == (5, 0.5, Reasoning(budget_tokens=9))
+    assert req.provider_options == {}
+
+
 @pytest.mark.parametrize(
     ("body", "param"),
     [

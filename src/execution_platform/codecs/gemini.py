@@ -133,6 +133,21 @@ def request_call_id(turn: int, order: int) -> str:
 
 
 # -- small helpers ----------------------------------------------------------------------------------------
+def _camel(obj: Any) -> Any:
+    """One object level with snake_case keys turned lowerCamelCase.
+
+    Google's JSON parser accepts proto field names too, and google-genai sends some nested fields that
+    way (``thinking_config``, ``parameters_json_schema``). Applied only to structural levels, never to
+    user data such as function arguments or JSON schemas."""
+    if not isinstance(obj, dict):
+        return obj
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        head, *rest = key.split("_") if isinstance(key, str) and "_" in key.strip("_") else [key]
+        out[head + "".join(w[:1].upper() + w[1:] for w in rest) if rest else key] = value
+    return out
+
+
 def _bad(message: str, param: str) -> InvalidRequestError:
     return InvalidRequestError(message, param=param)
 
@@ -338,17 +353,18 @@ def encode_request(req: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
 # -- requests: wire -> canonical ------------------------------------------------------------------------
 def _decode_image(part: dict[str, Any], where: str) -> ImagePart:
     if "inlineData" in part:
-        blob = part["inlineData"] or {}
+        blob = _camel(part["inlineData"] or {})
         if not blob.get("data") or not blob.get("mimeType"):
             raise _bad(f"{where}.inlineData needs mimeType and data", where)
         return ImagePart(data=blob["data"], media_type=blob["mimeType"])
-    file_data = part["fileData"] or {}
+    file_data = _camel(part["fileData"] or {})
     if not file_data.get("fileUri"):
         raise _bad(f"{where}.fileData needs fileUri", where)
     return ImagePart(url=file_data["fileUri"], media_type=file_data.get("mimeType"))
 
 
 def _decode_content_part(part: dict[str, Any], where: str) -> ContentPart:
+    part = _camel(part)
     signature = part.get("thoughtSignature")
     if "text" in part:
         if part.get("thought"):
@@ -390,6 +406,7 @@ def _decode_contents(contents: Any) -> list[Message]:
     open_calls: list[ToolCall] = []  # calls of the latest model turn not yet answered
     for turn, content in enumerate(contents):
         where = f"contents[{turn}]"
+        content = _camel(content)
         if not isinstance(content, dict) or not isinstance(content.get("parts", []), list):
             raise _bad(f"{where} must be a Content object with a parts list", where)
         role = content.get("role", "user")
@@ -400,8 +417,9 @@ def _decode_contents(contents: Any) -> list[Message]:
             for order, part in enumerate(parts):
                 if not isinstance(part, dict):
                     raise _bad(f"{where}.parts[{order}] must be an object", where)
+                part = _camel(part)
                 if "functionCall" in part:
-                    fc = part["functionCall"] or {}
+                    fc = _camel(part["functionCall"] or {})
                     if not fc.get("name"):
                         raise _bad(f"{where}.parts[{order}].functionCall needs a name", where)
                     calls.append(
@@ -421,8 +439,9 @@ def _decode_contents(contents: Any) -> list[Message]:
             for order, part in enumerate(parts):
                 if not isinstance(part, dict):
                     raise _bad(f"{where}.parts[{order}] must be an object", where)
+                part = _camel(part)
                 if "functionResponse" in part:
-                    fr = part["functionResponse"] or {}
+                    fr = _camel(part["functionResponse"] or {})
                     name = fr.get("name")
                     if not name:
                         raise _bad(f"{where}.parts[{order}].functionResponse needs a name", where)
@@ -454,6 +473,7 @@ def _decode_tools(tools: Any, options: dict[str, Any]) -> list[ToolSpec]:
     for i, tool in enumerate(tools):
         if not isinstance(tool, dict):
             raise _bad(f"tools[{i}] must be an object", f"tools[{i}]")
+        tool = _camel(tool)
         declarations = tool.get("functionDeclarations", tool.get("function_declarations"))
         rest = {k: v for k, v in tool.items() if k not in ("functionDeclarations", "function_declarations")}
         if rest:
@@ -461,6 +481,7 @@ def _decode_tools(tools: Any, options: dict[str, Any]) -> list[ToolSpec]:
         for j, decl in enumerate(declarations or []):
             if not isinstance(decl, dict) or not decl.get("name"):
                 raise _bad(f"tools[{i}].functionDeclarations[{j}] needs a name", f"tools[{i}]")
+            decl = _camel(decl)
             if "parametersJsonSchema" in decl:
                 params = decl["parametersJsonSchema"]
             elif "parameters" in decl:
@@ -477,10 +498,12 @@ def _decode_tools(tools: Any, options: dict[str, Any]) -> list[ToolSpec]:
 
 
 def _decode_tool_choice(tool_config: Any, options: dict[str, Any]) -> ToolChoice | None:
+    tool_config = _camel(tool_config)
     config = (tool_config or {}).get("functionCallingConfig") if isinstance(tool_config, dict) else None
     rest = {k: v for k, v in (tool_config or {}).items() if k != "functionCallingConfig"}
     choice: ToolChoice | None = None
     if isinstance(config, dict):
+        config = _camel(config)
         mode = str(config.get("mode", "AUTO")).upper()
         allowed = config.get("allowedFunctionNames")
         extra = set(config) - {"mode", "allowedFunctionNames"}
@@ -498,6 +521,7 @@ def _decode_tool_choice(tool_config: Any, options: dict[str, Any]) -> ToolChoice
 def _decode_generation_config(gen: Any, fields: dict[str, Any], options: dict[str, Any]) -> None:
     if not isinstance(gen, dict):
         raise _bad("generationConfig must be an object", "generationConfig")
+    gen = _camel(gen)
     passthrough = {k: v for k, v in gen.items() if k not in _GEN_KEYS}
     for wire, name in (
         ("temperature", "temperature"),
@@ -524,7 +548,7 @@ def _decode_generation_config(gen: Any, fields: dict[str, Any], options: dict[st
         for key in ("responseMimeType", "responseSchema", "responseJsonSchema"):
             if key in gen:
                 passthrough[key] = gen[key]
-    thinking = gen.get("thinkingConfig")
+    thinking = _camel(gen.get("thinkingConfig"))
     if isinstance(thinking, dict):
         level = thinking.get("thinkingLevel")
         effort = level.lower() if isinstance(level, str) and level.lower() in _EFFORTS else None
@@ -544,6 +568,7 @@ def decode_request(body: dict[str, Any], *, model: str = "") -> ChatRequest:
     """``generateContent`` body (model from the URL path) → canonical. Unknown keys go to provider_options."""
     if not isinstance(body, dict):
         raise _bad("request body must be a JSON object", "body")
+    body = _camel(body)
     messages: list[Message] = []
     if body.get("systemInstruction") is not None:
         messages.append(_system_message(body["systemInstruction"]))
