@@ -155,12 +155,14 @@ class CommandRunner:
             start_new_session=True,  # own process group: a kill takes its children too
         )
         budget = [self.policy.max_output_bytes]
+        readers = [
+            asyncio.create_task(_read_capped(proc.stdout, budget)),
+            asyncio.create_task(_read_capped(proc.stderr, budget)),
+        ]
         clean = False
         try:
             async with asyncio.timeout(limit):
-                stdout, stderr = await asyncio.gather(
-                    _read_capped(proc.stdout, budget), _read_capped(proc.stderr, budget)
-                )
+                stdout, stderr = await asyncio.gather(*readers)
                 exit_code = await proc.wait()
             clean = True
         except TimeoutError:
@@ -175,6 +177,9 @@ class CommandRunner:
             ) from None
         finally:
             if not clean:
+                for task in readers:
+                    task.cancel()
+                await asyncio.gather(*readers, return_exceptions=True)
                 await _kill(proc)
         return {
             "exit_code": exit_code,
@@ -201,9 +206,20 @@ async def _read_capped(stream: asyncio.StreamReader | None, budget: list[int]) -
 
 
 async def _kill(proc: asyncio.subprocess.Process) -> None:
-    """Kill the whole process group (children that outlived the leader included) and reap the child."""
+    """Kill the whole process group (children that outlived the leader included) and reap the child.
+
+    The pipes are drained after the kill: a paused, full pipe would otherwise never report EOF and
+    ``wait()`` would never return.
+    """
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-    await proc.wait()
+    try:
+        async with asyncio.timeout(5):
+            for stream in (proc.stdout, proc.stderr):
+                while stream is not None and await stream.read(65536):
+                    pass
+            await proc.wait()
+    except TimeoutError:  # a descendant left the group and holds a pipe open; give up on reaping
+        pass

@@ -155,6 +155,8 @@ class Workspace:
                 try:
                     child = os.open(name, _DIR_FLAGS, dir_fd=fd)
                 except OSError as exc:
+                    if exc.errno in (errno.ELOOP, errno.ENOTDIR) and _is_link(name, fd):
+                        exc = OSError(errno.ELOOP, "symlink")  # O_DIRECTORY reports ENOTDIR for links
                     raise _os_error(exc, display) from None
                 os.close(fd)
                 fd = child
@@ -162,6 +164,13 @@ class Workspace:
             os.close(fd)
             raise
         return fd
+
+
+def _is_link(name: str, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(name, dir_fd=dir_fd).st_mode)
+    except OSError:
+        return False
 
 
 def _os_error(exc: OSError, path: str) -> Exception:
