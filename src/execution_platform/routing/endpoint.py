@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator
 
 from ..errors import EPError, UpstreamTimeoutError
-from ..model import Attempt, Capabilities, ChatRequest, ChatResponse, StreamEvent
+from ..model import Attempt, Capabilities, ChatRequest, ChatResponse, StartEvent, StreamEvent
 from ..providers._http import Timeouts
 from ..providers.base import Provider
 from .attempts import RoutedStream, attach, close_quietly
@@ -93,6 +93,8 @@ class Endpoint(Provider):
                 if attempt is None:
                     attempt = self._attempt(started)
                     routed.record(attempt)
+                if isinstance(event, StartEvent) and event.provider is None:
+                    event = event.model_copy(update={"provider": self.name})  # decoders may not know it
                 yield event
             if attempt is None:
                 routed.record(self._attempt(started))
