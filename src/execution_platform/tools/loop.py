@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import aclosing
 from typing import Any, Protocol
 
 from ..errors import EPError, InvalidRequestError, StreamInterruptedError
@@ -102,9 +103,10 @@ class Agent:
             request = self._template.model_copy(update={"messages": list(history), "tools": specs})
             if self.use_stream:
                 acc = StreamAccumulator()
-                async for event in self._model_stream(request):
-                    acc.add(event)
-                    yield event
+                async with aclosing(self._model_stream(request)) as events:
+                    async for event in events:
+                        acc.add(event)
+                        yield event
                 if acc.error is not None:
                     raise StreamInterruptedError(acc.error.message)
                 response = acc.response()
@@ -117,8 +119,9 @@ class Agent:
             if not calls:
                 stop = "final_answer"
                 break
-            async for event in self._execute_all(step, calls, history):
-                yield event
+            async with aclosing(self._execute_all(step, calls, history)) as executions:
+                async for event in executions:
+                    yield event
         yield RunEnd(
             result=RunResult(
                 text=response.message.text if (response and stop == "final_answer") else "",
@@ -131,7 +134,7 @@ class Agent:
         )
 
     # -- model calls ----------------------------------------------------------------------------
-    def _model_stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+    def _model_stream(self, request: ChatRequest) -> Any:
         if hasattr(self.backend, "send_stream"):
             return self.backend.send_stream(request)
         return self.backend.stream(request)
@@ -154,10 +157,10 @@ class Agent:
         self, step: int, calls: list[ToolCall], history: list[Message]
     ) -> AsyncIterator[AgentEvent]:
         """Run all calls of one step concurrently; report each as it finishes, append in call order."""
-        for call in calls:
-            yield ToolExecutionStart(step=step, call_id=call.id, name=call.name, arguments=call.arguments)
         tasks = [asyncio.create_task(self._execute(step, call)) for call in calls]
         try:
+            for call in calls:
+                yield ToolExecutionStart(step=step, call_id=call.id, name=call.name, arguments=call.arguments)
             for finished in asyncio.as_completed(tasks):
                 yield await finished
         finally:
