@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-import redis.asyncio as aioredis
+import redis
 from sqlalchemy.engine import Engine
 
 from execution_platform.errors import EPError
@@ -116,11 +116,11 @@ def redis_srv() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-async def redis_url(redis_srv: RedisServer) -> AsyncIterator[str]:
-    client = aioredis.Redis.from_url(redis_srv.url)
-    await client.flushdb()
-    await client.aclose()
-    yield redis_srv.url
+def redis_url(redis_srv: RedisServer) -> str:
+    """The private server, emptied for this test (sync, so async fixtures can request it lazily)."""
+    with redis.Redis.from_url(redis_srv.url) as client:
+        client.flushdb()
+    return redis_srv.url
 
 
 @pytest.fixture(scope="session")
