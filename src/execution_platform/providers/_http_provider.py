@@ -7,6 +7,7 @@ connection when the caller stops listening — lives here once.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from types import ModuleType
@@ -140,8 +141,13 @@ class HTTPProvider(Provider):
         )
         started = time.monotonic()
         try:
-            resp = await session.post(
-                self.url(request.model, stream=True), data=payload, headers=self._all_headers(), timeout=timeout
+            # sock_read above is stretched to the idle bound, so the wait for the headers (time to first
+            # byte) gets its own deadline from ``read``.
+            resp = await asyncio.wait_for(
+                session.post(
+                    self.url(request.model, stream=True), data=payload, headers=self._all_headers(), timeout=timeout
+                ),
+                timeout=self.timeouts.read,
             )
         except Exception as exc:
             raise transport_error(exc, self.name, "connecting") from exc
