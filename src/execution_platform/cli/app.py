@@ -14,3 +14,5 @@ app = typer.Typer(
 
 from . import chat  # noqa: E402,F401  (registers commands)
 from .validate import validate as _validate  # noqa: E402,F401  (registers commands)
+from . import keys  # noqa: E402,F401  (registers commands)
+from . import serve  # noqa: E402,F401  (registers commands)

@@ -1,0 +1,62 @@
+"""``ep keys create|list|revoke``: manage virtual keys in the configured database."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from .app import app
+
+keys_app = typer.Typer(help="Manage virtual keys (stored hashed; the secret is shown once).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _split(value: str | None) -> list[str] | None:
+    if not value:
+        return None
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _repository():  # type: ignore[no-untyped-def]
+    from ..config.settings import Settings
+    from ..gateway.sql_keys import open_repository
+
+    return open_repository(Settings())
+
+
+@keys_app.command("create")
+def create(
+    name: str | None = typer.Option(None, "--name"),
+    models: str | None = typer.Option(None, "--models", help="Comma-separated models the key may use."),
+    personas: str | None = typer.Option(None, "--personas", help="Comma-separated personas the key may use."),
+    budget_usd: float | None = typer.Option(None, "--budget-usd"),
+    budget_period: str | None = typer.Option(None, "--budget-period", help="day, month or total"),
+    rpm: int | None = typer.Option(None, "--rpm"),
+    tpm: int | None = typer.Option(None, "--tpm"),
+) -> None:
+    """Create a key and print it once, with its stored fields, as JSON."""
+    try:
+        record, secret = _repository().create(
+            name=name, models=_split(models), personas=_split(personas), budget_usd=budget_usd,
+            budget_period=budget_period, rpm=rpm, tpm=tpm,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    typer.echo(json.dumps({**record.to_dict(), "key": secret}, indent=2))
+
+
+@keys_app.command("list")
+def list_keys() -> None:
+    """List keys (never their secrets) as JSON lines."""
+    for record in _repository().list():
+        typer.echo(json.dumps(record.to_dict()))
+
+
+@keys_app.command("revoke")
+def revoke(key_id: str = typer.Argument(..., help="The key id (key_…).")) -> None:
+    """Revoke a key at once."""
+    if not _repository().revoke(key_id):
+        typer.secho(f"no active key '{key_id}'", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {key_id}")

@@ -1,0 +1,68 @@
+"""``ep serve``: run the gateway with uvicorn (uvloop + httptools), one or more worker processes."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+
+import typer
+
+from .app import app
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
+    port: int = typer.Option(8000, "--port", help="Port to bind."),
+    config: Path | None = typer.Option(None, "--config", help="YAML config file (else EP_CONFIG)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
+    log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
+) -> None:
+    """Start the gateway (native, OpenAI- and Anthropic-compatible APIs on one port)."""
+    from ..config.settings import Settings
+
+    if config is not None:
+        os.environ["EP_CONFIG"] = str(config)
+    settings = Settings()
+    if not settings.secret("master_key") and not is_loopback(host):
+        typer.secho(
+            f"refusing to bind {host}: without EP_MASTER_KEY the gateway serves without authentication, "
+            "which is only allowed on a loopback address (127.0.0.1, ::1, localhost). "
+            "Set EP_MASTER_KEY or bind 127.0.0.1.",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(2)
+    if settings.config is not None:
+        from ..gateway.app import load_config
+
+        try:
+            load_config(settings)  # fail before forking workers when the file is invalid
+        except Exception as exc:
+            typer.secho(f"invalid config: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(1) from None
+
+    import uvicorn
+
+    uvicorn.run(
+        "execution_platform.gateway.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        log_level=log_level,
+        access_log=False,
+        server_header=False,
+    )
