@@ -115,14 +115,15 @@ class FakeAnthropic(FakeUpstream):
             await resp.write(b"event: message_start\ndata: {not json\n\n")
             await resp.write_eof()
             return resp
-        for frame in events[: fault.after_chunks]:
+        cut = _cut(events, fault.after_chunks)
+        for frame in events[:cut]:
             await resp.write(frame)
         if fault.kind == "disconnect":
             self.drop_connection(request)
             return resp
         if fault.kind == "stall":
             await asyncio.sleep(fault.delay)
-            for frame in events[fault.after_chunks :]:
+            for frame in events[cut:]:
                 await resp.write(frame)
         elif fault.kind == "stream_error":
             kind = fault.error_type or "overloaded_error"
@@ -227,6 +228,23 @@ class FakeAnthropic(FakeUpstream):
             await resp.write(frame)
         await resp.write_eof()
         return resp
+
+
+def _cut(frames: list[bytes], chunks: int) -> int:
+    """How many frames make up the first ``chunks`` content deltas (faults strike after them).
+
+    Zero means nothing after the headers; more chunks than the answer has still stops short of
+    ``message_delta``, so the fault always lands before the stream could complete.
+    """
+    if chunks <= 0:
+        return 0
+    seen = 0
+    for i, frame in enumerate(frames):
+        if frame.startswith(b"event: content_block_delta"):
+            seen += 1
+            if seen == chunks:
+                return i + 1
+    return len(frames) - 2
 
 
 def _sse(event: str, data: dict[str, Any]) -> bytes:
