@@ -78,6 +78,23 @@ def embedding(text: str, dims: int) -> list[float]:
     return [v / norm for v in values]
 
 
+def _cut(frames: list[dict[str, Any]], chunks: int) -> int:
+    """How many frames carry the first ``chunks`` content deltas (text or tool arguments), so a fault
+    strikes after them. Asking for more than the answer has still stops before the finish chunk."""
+    if chunks <= 0:
+        return 0
+    seen = 0
+    for i, frame in enumerate(frames):
+        choices = frame.get("choices") or [{}]
+        delta = choices[0].get("delta") or {}
+        if delta.get("content") or any((t.get("function") or {}).get("arguments") for t in delta.get("tool_calls") or []):
+            seen += 1
+            if seen == chunks:
+                return i + 1
+    finish = next(i for i, f in enumerate(frames) if f["choices"] and f["choices"][0]["finish_reason"])
+    return finish
+
+
 class FakeOpenAI(FakeUpstream):
     provider = "openai"
 
@@ -299,7 +316,7 @@ class FakeOpenAI(FakeUpstream):
     async def _stream(self, request: web.Request, script: Script, frames: list[dict[str, Any]]
                       ) -> web.StreamResponse:
         resp = await self._open_stream(request)
-        limit = script.after_chunks if isinstance(script, Fault) else len(frames)
+        limit = _cut(frames, script.after_chunks) if isinstance(script, Fault) else len(frames)
         for payload in frames[:limit]:
             await resp.write(b"data: " + orjson.dumps(payload) + b"\n\n")
         if isinstance(script, Fault):
