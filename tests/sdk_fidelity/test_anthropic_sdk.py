@@ -6,9 +6,31 @@ SDK's own parsing or exception mapping fails here.
 
 from __future__ import annotations
 
-import anthropic
-import pytest
+from typing import Any
 
+import anthropic
+import orjson
+import pytest
+from pydantic import TypeAdapter
+
+from execution_platform.codecs import anthropic_messages as codec
+from execution_platform.codecs.sse import SSEParser
+from execution_platform.model import (
+    ChatResponse,
+    FinishEvent,
+    Message,
+    StartEvent,
+    TextDelta,
+    TextPart,
+    ThinkingDelta,
+    ThinkingPart,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    Usage,
+    UsageEvent,
+)
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.script import Fault, Reply, ToolCallSpec
 
@@ -179,3 +201,49 @@ async def test_async_overloaded(aclient: anthropic.AsyncAnthropic, fake_anthropi
     with pytest.raises(anthropic.InternalServerError) as info:
         await aclient.messages.create(model=MODEL, max_tokens=10, messages=HI)
     assert info.value.status_code == 529 and info.value.body["error"]["type"] == "overloaded_error"
+
+
+# ---------------------------------------------------------------------------------------------
+# The codec's served side (what the gateway's /v1/messages sends) must validate as SDK types too.
+# ---------------------------------------------------------------------------------------------
+def _served_response() -> ChatResponse:
+    return ChatResponse(
+        id="msg_served",
+        model=MODEL,
+        message=Message(
+            role="assistant",
+            content=[ThinkingPart(text="hm", signature="sig"), ThinkingPart(redacted=True, data="opaque"),
+                     TextPart(text="Hello")],
+            tool_calls=[ToolCall(id="toolu_1", name="f", arguments={"a": 1})],
+        ),
+        finish_reason="tool_calls",
+        usage=Usage(input_tokens=100, output_tokens=20, cached_input_tokens=60, cache_write_tokens=10),
+    )
+
+
+def test_encoded_response_is_a_valid_sdk_message() -> None:
+    msg = anthropic.types.Message.model_validate(codec.encode_response(_served_response()))
+    assert [b.type for b in msg.content] == ["thinking", "redacted_thinking", "text", "tool_use"]
+    assert msg.stop_reason == "tool_use"
+    assert (msg.usage.input_tokens, msg.usage.cache_read_input_tokens, msg.usage.cache_creation_input_tokens) == (
+        30, 60, 10,
+    )
+
+
+def test_encoded_stream_events_are_valid_sdk_events() -> None:
+    resp = _served_response()
+    encoder = codec.StreamEncoder(MODEL)
+    raw = encoder.encode(StartEvent(id=resp.id, model=MODEL))
+    raw += encoder.encode(ThinkingDelta(text="hm")) + encoder.encode(ThinkingDelta(signature="sig"))
+    raw += encoder.encode(ThinkingDelta(redacted=True, data="opaque")) + encoder.encode(TextDelta(text="Hello"))
+    raw += encoder.encode(ToolCallStart(index=0, id="toolu_1", name="f"))
+    raw += encoder.encode(ToolCallDelta(index=0, arguments='{"a": 1}'))
+    raw += encoder.encode(ToolCallEnd(index=0, tool_call=resp.message.tool_calls[0]))
+    raw += encoder.encode(UsageEvent(usage=resp.usage)) + encoder.encode(FinishEvent(reason="tool_calls"))
+    raw += encoder.finish()
+    adapter: TypeAdapter[Any] = TypeAdapter(anthropic.types.RawMessageStreamEvent)
+    events = [adapter.validate_python(orjson.loads(e.data)) for e in SSEParser().feed(raw) if e.event != "ping"]
+    assert events[0].type == "message_start" and events[-1].type == "message_stop"
+    delta = events[-2]
+    assert delta.type == "message_delta" and delta.delta.stop_reason == "tool_use"
+    assert delta.usage.output_tokens == 20 and delta.usage.cache_read_input_tokens == 60
