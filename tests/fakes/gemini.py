@@ -106,10 +106,18 @@ class FakeGemini(FakeUpstream):
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         model, _, method = request.match_info["target"].partition(":")
         body = await request.json()
-        if method == "generateContent":
-            return await self._generate(request, model, body, stream=False)
-        if method == "streamGenerateContent":
-            return await self._generate(request, model, body, stream=request.query.get("alt") == "sse")
+        if method == "streamGenerateContent" and request.query.get("alt") != "sse":
+            # Without alt=sse Google streams one JSON array of response chunks.
+            script = await self.apply_pre_fault(self.next_script())
+            if isinstance(script, Fault):
+                return self._fault_response(script) if script.kind == "status" else web.Response(status=500)
+            return self.json_response(self._chunks(script, body, script.model or model))
+        if method in ("generateContent", "streamGenerateContent"):
+            stream = method == "streamGenerateContent"
+            try:
+                return await self._generate(request, model, body, stream=stream)
+            except ConnectionResetError:  # the client went away (timeouts, cancellation): nothing to answer
+                return web.Response(status=499)
         if method == "countTokens":
             contents = (
                 body.get("contents") or (body.get("generateContentRequest") or {}).get("contents") or []

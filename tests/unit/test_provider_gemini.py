@@ -288,3 +288,20 @@ def test_urls_and_capabilities() -> None:
     )
     assert not p.default_capabilities("gemini-2.0-flash").reasoning
     assert p.default_capabilities("gemini-1.5-pro").context_window == 2 * 1_048_576
+
+
+async def test_fake_accepts_key_query_param_and_streams_arrays_without_sse(fake_gemini: FakeGemini) -> None:
+    """Both ways Google accepts a key, and the non-SSE stream shape (one JSON array of chunks)."""
+    http = HttpClient()
+    try:
+        session = http.session()
+        url = f"{fake_gemini.base_url}/v1beta/models/{MODEL}:streamGenerateContent?key={fake_gemini.api_key}"
+        async with session.post(
+            url, json={"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+        ) as resp:
+            chunks = await resp.json()
+        assert resp.status == 200 and isinstance(chunks, list) and len(chunks) == 3
+        assert chunks[-1]["candidates"][0]["finishReason"] == "STOP"
+        assert "".join(codec.decode_response(c).message.text for c in chunks) == Reply().text
+    finally:
+        await http.aclose()
