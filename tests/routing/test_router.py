@@ -158,3 +158,17 @@ async def test_errors_carry_attempts_for_the_gateway(make_router, fakes) -> None
         await provider.chat(request)
     assert info.value.status_code == 502
     assert len(attempts_of(info.value)) == 2
+
+
+async def test_closing_a_routed_stream_closes_the_upstream_connection(make_router, fakes) -> None:
+    fakes["openai"].enqueue(Fault("stall", after_chunks=3, delay=5, then=Reply(text="a b c d", chunks=4)))
+    router = make_router("personas:\n  p:\n    targets: [openai/gpt-4o-mini, gemini/gemini-2.5-flash]\n")
+    provider, request = router.resolve(req("persona:p"))
+    stream = provider.stream(request)
+    baseline = fakes["openai"].connections_closed
+    async for event in stream:
+        if event.type == "text_delta":
+            break
+    await stream.aclose()
+    assert await asyncio.to_thread(fakes["openai"].wait_connections_closed, baseline)
+    assert fakes["gemini"].requests == []

@@ -46,6 +46,9 @@ __all__ = ["PERSONA_PREFIX", "ProviderFactory", "Router"]
 PERSONA_PREFIX = "persona:"
 ProviderFactory = Callable[..., Provider]
 _PARAM_FIELDS = ("temperature", "top_p", "max_tokens", "stop", "seed")
+# Direct ``provider/model`` addresses come from callers; bound what they can make us remember.
+_MAX_DIRECT = 1024
+_MAX_BREAKERS = 4096
 
 
 @dataclass
@@ -106,18 +109,20 @@ class Router:
             if chain is None:
                 chain = snap.personas[persona] = self._persona_chain(snap.config, persona, policy)
             return chain, _apply_persona(request, persona, policy)
+        return self._direct(snap, address)[0], request
+
+    def _direct(self, snap: _Snapshot, address: str) -> tuple[Provider, Capabilities]:
         entry = snap.direct.get(address)
         if entry is None:
-            entry = snap.direct[address] = self._target(snap.config, address, [], snap.config.routing.retry)
-        return entry[0], request
+            entry = self._target(snap.config, address, [], snap.config.routing.retry)
+            if len(snap.direct) >= _MAX_DIRECT:
+                snap.direct.clear()
+            snap.direct[address] = entry
+        return entry
 
     def capabilities(self, address: str) -> Capabilities:
         """What a target address (deployment, model_name or provider/model) can do, overrides applied."""
-        snap = self._snapshot
-        entry = snap.direct.get(address)
-        if entry is None:
-            entry = snap.direct[address] = self._target(snap.config, address, [], snap.config.routing.retry)
-        return entry[1]
+        return self._direct(self._snapshot, address)[1]
 
     def capabilities_table(self) -> dict[str, Capabilities]:
         """Capabilities of every deployment, model_name and persona target in the configuration."""
@@ -184,7 +189,7 @@ class Router:
         endpoint = Endpoint(adapter, model=model, provider=provider_name, deployment=deployment, timeouts=timeouts)
         key = deployment or f"{provider_name}/{model}@{base_url or ''}"
         breaker = self._breaker(key, (dep.breaker if dep else None) or config.routing.breaker)
-        if deployment is None:
+        if deployment is None and len(self._breakers) < _MAX_BREAKERS:
             self._breakers.setdefault(f"{provider_name}/{model}", breaker)
         caps = adapter.capabilities(model)
         caps = apply_override(caps, config.capabilities.get(f"{provider_name}/{model}"))
@@ -195,7 +200,9 @@ class Router:
     def _breaker(self, key: str, conf: BreakerConfig) -> CircuitBreaker:
         breaker = self._breakers.get(key)
         if breaker is None:
-            breaker = self._breakers[key] = CircuitBreaker(**conf.model_dump())
+            breaker = CircuitBreaker(**conf.model_dump())
+            if len(self._breakers) < _MAX_BREAKERS:
+                self._breakers[key] = breaker
         else:  # keep the state, adopt changed settings
             breaker.failure_threshold = conf.failure_threshold
             breaker.cooldown = conf.cooldown
