@@ -18,7 +18,10 @@ passes a resolver ``context=lambda request: ...`` at construction, or wraps the 
 ``with metering.call_context(ctx): await provider.chat(request)`` (a context variable, so it
 crosses routing/fallback layers untouched). Both are merged. Attribution not given there comes from
 ``request.metadata`` (key_id, team, persona, run_id). After the call the same object holds the
-outcome: ``ctx.cost_usd``, ``ctx.rate_headers`` (``x-ratelimit-*`` values) and ``ctx.status``.
+outcome: ``ctx.cost_usd``, ``ctx.rate_headers`` (``x-ratelimit-*`` values), ``ctx.status`` and
+``ctx.attempts``. Every metered call made under one scoped context shares its ``request_id`` and gets
+the next attempt number, so a request retried or falling back over several providers has one ledger
+row per attempt under one id.
 """
 
 from __future__ import annotations
@@ -62,14 +65,14 @@ class CallContext:
     budgets: Sequence[Budget] = ()
     limits: Sequence[RateLimit] = ()
     request_id: str | None = None
-    attempt: int = 1
     deployment: str | None = None
     key_id: str | None = None
     team: str | None = None
     persona: str | None = None
     run_id: str | None = None
     max_output_tokens: int | None = None  # used when the request sets no max_tokens
-    # outcome
+    # outcome (of the latest metered attempt made under this context)
+    attempts: int = 0  # metered upstream attempts so far (retries/fallbacks each count); the row's attempt
     cost_usd: float | None = None
     status: Status | None = None
     rate_headers: RateHeaders = field(default_factory=RateHeaders)
@@ -103,6 +106,8 @@ def call_context(ctx: CallContext) -> Iterator[CallContext]:
 class _Call:
     ctx: CallContext
     request: ChatRequest
+    scoped: CallContext | None = None  # the caller's object, which receives the outcome too
+    attempt: int = 1
     lease: Lease | None = None
     reservation: Reservation | None = None
     started: float = field(default_factory=time.perf_counter)
@@ -141,7 +146,7 @@ class MeteredProvider(Provider):
         await self.inner.aclose()
 
     # -- admission -------------------------------------------------------------------------------
-    def _context(self, request: ChatRequest) -> CallContext:
+    def _context(self, request: ChatRequest) -> tuple[CallContext, CallContext | None]:
         scoped = _current.get()
         resolved = self.resolve(request) if self.resolve else None
         ctx = scoped.merged(resolved) if scoped is not None else (resolved or CallContext())
@@ -151,9 +156,9 @@ class MeteredProvider(Provider):
         ctx.persona = ctx.persona or meta.persona
         ctx.run_id = ctx.run_id or meta.run_id
         ctx.request_id = ctx.request_id or "req_" + secrets.token_hex(12)
-        if scoped is not None and scoped is not ctx:
+        if scoped is not None:
             scoped.request_id = ctx.request_id
-        return ctx
+        return ctx, scoped
 
     def _max_output(self, ctx: CallContext, request: ChatRequest) -> int:
         if request.max_tokens is not None:
@@ -163,12 +168,15 @@ class MeteredProvider(Provider):
         return self.inner.capabilities(request.model).max_output_tokens or self.default_max_output_tokens
 
     async def _admit(self, request: ChatRequest) -> _Call:
-        ctx = self._context(request)
-        call = _Call(ctx=ctx, request=request)
+        ctx, scoped = self._context(request)
+        call = _Call(ctx=ctx, request=request, scoped=scoped)
+        if scoped is not None:
+            scoped.attempts += 1
+            call.attempt = scoped.attempts
         prompt_bound = prompt_tokens_upper_bound(request)
         if self.limiter is not None and ctx.limits:
             call.lease = await self.limiter.acquire(ctx.limits, tokens=prompt_bound)
-            ctx.rate_headers = call.lease.headers
+            _report(call, rate_headers=call.lease.headers)
         if self.budgets is not None and ctx.budgets:
             worst = self.prices.worst_case_cost(
                 self.name, request.model, prompt_bound, self._max_output(ctx, request), deployment=ctx.deployment
@@ -179,7 +187,7 @@ class MeteredProvider(Provider):
                 if call.lease is not None and self.limiter is not None:
                     await self.limiter.settle(call.lease, 0)
                 raise
-            ctx.reserved_usd = worst
+            _report(call, reserved_usd=worst)
         call.started = time.perf_counter()
         return call
 
@@ -191,7 +199,7 @@ class MeteredProvider(Provider):
         cost = reported_cost
         if cost is None:
             cost = self.prices.cost(self.name, request.model, usage, deployment=ctx.deployment)
-        ctx.cost_usd, ctx.status = cost, status
+        _report(call, cost_usd=cost, status=status)
         if call.reservation is not None and self.budgets is not None:
             await self.budgets.settle(call.reservation, cost)
         if call.lease is not None and self.limiter is not None:
@@ -200,7 +208,7 @@ class MeteredProvider(Provider):
             await self.ledger.record(
                 LedgerRow(
                     request_id=ctx.request_id or "",
-                    attempt=ctx.attempt,
+                    attempt=call.attempt,
                     key_id=ctx.key_id,
                     team=ctx.team,
                     persona=ctx.persona,
@@ -290,6 +298,13 @@ class MeteredProvider(Provider):
             input_tokens=prompt_tokens_estimate(call.request),
             output_tokens=estimate_text_tokens("".join(call.output_text)),
         )
+
+
+def _report(call: _Call, **outcome: object) -> None:
+    for target in (call.ctx, call.scoped):
+        if target is not None:
+            for name, value in outcome.items():
+                setattr(target, name, value)
 
 
 def _error_type(error: BaseException | None) -> str | None:

@@ -1,0 +1,106 @@
+"""Storage on a real private PostgreSQL and on SQLite: migrations, the ledger, virtual keys."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from execution_platform.money.budgets import Budget, InProcessBudgets
+from execution_platform.money.ledger import Ledger, LedgerRow
+from execution_platform.money.metering import CallContext, MeteredProvider
+from execution_platform.storage import create_engine_from_url, migrate
+from execution_platform.storage.keys import KeyRepository, hash_key
+from tests.money.conftest import ScriptedProvider, request
+from tests.servers import PostgresServer
+
+
+@pytest.fixture
+def pg_engine(pg_srv: PostgresServer) -> Iterator[Engine]:
+    engine = create_engine_from_url(pg_srv.url)
+    assert engine.dialect.driver == "psycopg"
+    with engine.begin() as conn:  # a clean schema per test
+        conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            migrate(create_engine_from_url(pg_srv.url))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]  # concurrent start-ups
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    yield engine
+    engine.dispose()
+
+
+async def test_postgres_ledger_group_commit_and_costs(pg_engine: Engine) -> None:
+    async with Ledger(pg_engine) as ledger:
+        rows = [
+            LedgerRow(request_id=f"r{i}", provider="openai", model="gpt-4o-mini", status="ok", cost_usd=0.01,
+                      persona="p" if i % 2 else "q", ts=datetime(2026, 5, 1 + i % 3, 10), input_tokens=3)
+            for i in range(120)
+        ]
+        await asyncio.gather(*(ledger.record(r) for r in rows))
+        assert ledger.batches < 20
+        result = await ledger.costs("day")
+        assert result["requests"] == 120 and result["total_usd"] == pytest.approx(1.2)
+        assert [(g["group"], g["requests"]) for g in result["groups"]] == [
+            ("2026-05-01", 40), ("2026-05-02", 40), ("2026-05-03", 40)]
+        assert (await ledger.costs("persona"))["groups"][0]["input_tokens"] == 180
+        assert await ledger.spent("persona", "p", since=datetime(2026, 5, 2)) == pytest.approx(0.4)
+
+
+async def test_postgres_metered_calls_and_budget_from_ledger(pg_engine: Engine) -> None:
+    budget = Budget("key", "kpg", limit_usd=0.05)
+    async with Ledger(pg_engine) as ledger:
+        metered = MeteredProvider(ScriptedProvider(name="anthropic"), ledger=ledger,
+                                  budgets=InProcessBudgets(spent_loader=ledger.spent),
+                                  context=lambda r: CallContext(budgets=[budget]))
+        for _ in range(3):
+            await metered.chat(request(model="claude-sonnet-4-5", key_id="kpg"))
+        [group] = (await ledger.costs("key"))["groups"]
+        assert group["group"] == "kpg" and group["requests"] == 3 and group["cost_usd"] > 0
+        restarted = InProcessBudgets(spent_loader=ledger.spent)
+        assert (await restarted.usage(budget))[0] == pytest.approx(group["cost_usd"])
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_virtual_keys(backend: str, request: pytest.FixtureRequest) -> None:
+    engine: Engine = request.getfixturevalue("engine" if backend == "sqlite" else "pg_engine")
+    repo = KeyRepository(engine)
+    key, secret = repo.create(name="ci", models=["openai/gpt-4o-mini"], personas=["coder"], team="t",
+                              budget_usd=5.0, budget_period="day", rpm=10, tpm=1000)
+    assert secret.startswith("sk-ep-") and key.key_prefix == secret[:12]
+    assert key.key_hash == hash_key(secret) != secret
+    found = repo.get_by_secret(secret)
+    assert found is not None and found.id == key.id and found.models == ["openai/gpt-4o-mini"]
+    assert found.personas == ["coder"] and found.budget_period == "day" and found.rpm == 10
+    assert "key_hash" not in found.to_dict() and secret not in str(found.to_dict())
+    assert repo.get_by_secret(secret + "x") is None
+    other, _ = repo.create(name="other")
+    assert [k.id for k in repo.list()] == [key.id, other.id]
+    assert repo.revoke(key.id) and not repo.revoke(key.id) and not repo.revoke("nope")
+    assert repo.get(key.id).revoked  # type: ignore[union-attr]
+    assert [k.id for k in repo.list(include_revoked=False)] == [other.id]
+    with pytest.raises(ValueError):
+        repo.create(budget_usd=1, budget_period="week")
+
+
+def test_sqlite_engine_settings(engine: Engine) -> None:
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+    migrate(engine)  # idempotent
+    assert {"ledger", "virtual_keys", "budget_reservations"} <= set(sa.inspect(engine).get_table_names())
