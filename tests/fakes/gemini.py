@@ -325,7 +325,8 @@ class FakeGemini(FakeUpstream):
         chunks = self._chunks(reply, body, model_name)
         resp = await self.sse_response(request)
         fault = script if isinstance(script, Fault) else None
-        at = min(fault.after_chunks, len(chunks)) if fault else -1
+        # After N content chunks, but never after the finish: the last chunk carries finishReason.
+        at = min(fault.after_chunks, len(chunks) - 1) if fault else -1
         for i, chunk in enumerate([*chunks, None]):
             if fault is not None and i == at:
                 if fault.kind == "disconnect":

@@ -220,6 +220,7 @@ async def test_chat_faults_map_to_the_taxonomy(
         (Fault("status", status=503, error_type="overloaded_error"), OverloadedError),
         (Fault("slow_first_byte", delay=1.5), UpstreamTimeoutError),
         (Fault("disconnect", after_chunks=2, then=Reply(chunks=4)), StreamInterruptedError),
+        (Fault("disconnect", after_chunks=99), StreamInterruptedError),  # never after the finish
         (Fault("stall", after_chunks=2, delay=2.0, then=Reply(chunks=4)), StreamInterruptedError),
         (Fault("stream_error", after_chunks=1, status=500, message="Internal error"), UpstreamServerError),
         (Fault("malformed_json"), UpstreamServerError),
