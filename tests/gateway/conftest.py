@@ -15,10 +15,10 @@ MASTER = "master-test-key-123456"
 
 
 @pytest.fixture(scope="session")
-def gateway_server(fake_servers: dict[str, FakeUpstream]) -> Iterator[GatewayServer]:
+def gateway_server(fake_servers: dict[str, FakeUpstream], tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
     """One open (no master key) gateway for the session, in front of all three fakes."""
     fakes = {name: fake_servers[name] for name in ("openai", "anthropic", "gemini")}
-    server = start_gateway(fakes)
+    server = start_gateway(fakes, {"workspace_root": tmp_path_factory.mktemp("workspace")})
     yield server
     server.stop()
 
