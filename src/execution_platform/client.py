@@ -80,11 +80,26 @@ class Client:
         provider, resolved = self.resolve(request)
         return await provider.chat(resolved)
 
-    async def send_stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
-        """Stream the answer to a canonical request; closing the iterator cancels the upstream call."""
+    def send_stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        """Stream the answer to a canonical request; closing the iterator cancels the upstream call.
+
+        The returned stream has an ``attempts`` attribute (``routing.attempts_of(stream)``): the
+        upstream attempts made so far, including the serving one once the first event has arrived.
+        """
+        from .routing.attempts import RoutedStream
+
+        return RoutedStream(lambda routed: self._stream(routed, request))
+
+    async def _stream(self, routed: Any, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         provider, resolved = self.resolve(request)
-        async for event in provider.stream(resolved):
-            yield event
+        inner = provider.stream(resolved)
+        routed.follow(inner)
+        try:
+            async for event in inner:
+                yield event
+        finally:
+            routed.settle()
+            await inner.aclose()  # type: ignore[attr-defined]
 
     async def chat(
         self,

@@ -172,3 +172,18 @@ async def test_closing_a_routed_stream_closes_the_upstream_connection(make_route
     await stream.aclose()
     assert await asyncio.to_thread(fakes["openai"].wait_connections_closed, baseline)
     assert fakes["gemini"].requests == []
+
+
+async def test_client_stream_exposes_attempts(tmp_path: Path, fakes) -> None:
+    fakes["openai"].enqueue(Fault("status", status=503), Fault("status", status=503))
+    path = tmp_path / "ep.yaml"
+    path.write_text(providers_yaml(fakes) + "personas:\n  r:\n    targets: [openai/gpt-4o-mini, anthropic/claude-sonnet-4-5]\n")
+    async with Client(Settings(_env_file=None), config=path) as client:
+        stream = client.send_stream(req("persona:r"))
+        first = await stream.__anext__()
+        assert first.type == "start" and first.provider == "anthropic"
+        assert [(a.provider, a.status) for a in attempts_of(stream)] == [
+            ("openai", "error"), ("openai", "error"), ("anthropic", "ok")
+        ]
+        rest = [e async for e in stream]
+        assert rest[-1].type == "finish"
