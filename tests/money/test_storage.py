@@ -103,4 +103,4 @@ def test_sqlite_engine_settings(engine: Engine) -> None:
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
     migrate(engine)  # idempotent
-    assert {"ledger", "virtual_keys", "budget_reservations"} <= set(sa.inspect(engine).get_table_names())
+    assert {"ledger", "virtual_keys"} <= set(sa.inspect(engine).get_table_names())

@@ -198,7 +198,8 @@ class BudgetBackend(ABC):
 
     @abstractmethod
     async def usage(self, budget: Budget) -> tuple[float, float]:
-        """(spent, currently held) in USD for the budget's current period."""
+        """(spent, currently held) in USD for the budget's current period (Redis drops expired holds
+        at the next reservation on the budget)."""
 
     async def aclose(self) -> None:
         return None

@@ -108,6 +108,7 @@ class _Call:
     request: ChatRequest
     scoped: CallContext | None = None  # the caller's object, which receives the outcome too
     attempt: int = 1
+    max_output: int = 0
     lease: Lease | None = None
     reservation: Reservation | None = None
     started: float = field(default_factory=time.perf_counter)
@@ -174,12 +175,13 @@ class MeteredProvider(Provider):
             scoped.attempts += 1
             call.attempt = scoped.attempts
         prompt_bound = prompt_tokens_upper_bound(request)
+        call.max_output = self._max_output(ctx, request)
         if self.limiter is not None and ctx.limits:
             call.lease = await self.limiter.acquire(ctx.limits, tokens=prompt_bound)
             _report(call, rate_headers=call.lease.headers)
         if self.budgets is not None and ctx.budgets:
             worst = self.prices.worst_case_cost(
-                self.name, request.model, prompt_bound, self._max_output(ctx, request), deployment=ctx.deployment
+                self.name, request.model, prompt_bound, call.max_output, deployment=ctx.deployment
             )
             try:
                 call.reservation = await self.budgets.reserve(ctx.budgets, worst)
@@ -296,7 +298,7 @@ class MeteredProvider(Provider):
             return Usage()
         return Usage(
             input_tokens=prompt_tokens_estimate(call.request),
-            output_tokens=estimate_text_tokens("".join(call.output_text)),
+            output_tokens=min(estimate_text_tokens("".join(call.output_text)), call.max_output),
         )
 
 

@@ -52,6 +52,10 @@ class VirtualKey:
     created_at: datetime = field(default_factory=_now)
     revoked_at: datetime | None = None
 
+    def __post_init__(self) -> None:
+        self.models = list(self.models or [])  # empty = no restriction
+        self.personas = list(self.personas or [])
+
     @property
     def revoked(self) -> bool:
         return self.revoked_at is not None
@@ -62,7 +66,12 @@ class VirtualKey:
         data.pop("key_hash")
         data["created_at"] = self.created_at.isoformat() + "Z"
         data["revoked_at"] = self.revoked_at.isoformat() + "Z" if self.revoked_at else None
+        data["revoked"] = self.revoked
         return data
+
+    def public(self) -> dict[str, Any]:
+        """Same as :meth:`to_dict` (the name the gateway's key protocol uses)."""
+        return self.to_dict()
 
 
 class KeyRepository:

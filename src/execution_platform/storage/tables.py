@@ -39,20 +39,6 @@ ledger = sa.Table(
     sa.Index("ix_ledger_team_ts", "team", "ts"),
 )
 
-# Durable record of held budget reservations (optional: the in-process backend keeps them in memory,
-# the Redis backend in Redis). Kept so an operator can audit/reconcile holds after a crash.
-budget_reservations = sa.Table(
-    "budget_reservations",
-    metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("scope", sa.String(16), nullable=False),
-    sa.Column("name", sa.String(128), nullable=False),
-    sa.Column("period", sa.String(16), nullable=False),
-    sa.Column("amount_usd", sa.Float, nullable=False),
-    sa.Column("created_at", sa.DateTime, nullable=False),
-    sa.Column("expires_at", sa.DateTime, nullable=False),
-)
-
 virtual_keys = sa.Table(
     "virtual_keys",
     metadata,

@@ -1,4 +1,4 @@
-"""Initial schema: ledger, budget_reservations, virtual_keys.
+"""Initial schema: ledger and virtual_keys.
 
 Revision ID: 0001
 Revises:
@@ -46,16 +46,6 @@ def upgrade() -> None:
     op.create_index("ix_ledger_persona_ts", "ledger", ["persona", "ts"])
     op.create_index("ix_ledger_team_ts", "ledger", ["team", "ts"])
     op.create_table(
-        "budget_reservations",
-        sa.Column("id", sa.String(64), primary_key=True),
-        sa.Column("scope", sa.String(16), nullable=False),
-        sa.Column("name", sa.String(128), nullable=False),
-        sa.Column("period", sa.String(16), nullable=False),
-        sa.Column("amount_usd", sa.Float, nullable=False),
-        sa.Column("created_at", sa.DateTime, nullable=False),
-        sa.Column("expires_at", sa.DateTime, nullable=False),
-    )
-    op.create_table(
         "virtual_keys",
         sa.Column("id", sa.String(64), primary_key=True),
         sa.Column("name", sa.String(256)),
@@ -75,5 +65,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("virtual_keys")
-    op.drop_table("budget_reservations")
     op.drop_table("ledger")
