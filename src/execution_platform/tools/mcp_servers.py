@@ -14,6 +14,9 @@ what ``env`` adds: the platform's API keys are not passed on.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import re
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -26,8 +29,10 @@ from mcp import types as mcp_types
 
 from ..errors import ToolExecutionError, UpstreamConnectionError
 from .registry import ArgumentsError, Tool, ToolRegistry
+from .schema import clean_schema
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -68,36 +73,71 @@ class MCPServerConfig:
 
 
 class MCPConnection:
-    """A live connection to one server. Use as an async context manager (enter and exit in one task)."""
+    """A live connection to one server, used as an async context manager.
+
+    The ``mcp`` client lives in a task of its own (its anyio scopes must be entered and left in one
+    task), so the connection can be opened and closed from different tasks: a test fixture, an app's
+    lifespan, a request handler.
+    """
 
     def __init__(self, config: MCPServerConfig) -> None:
         self.config = config
-        self._stack = AsyncExitStack()
         self._client: mcp.Client | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
 
     async def __aenter__(self) -> MCPConnection:
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._closing = asyncio.Event()
+        self._task = asyncio.create_task(self._serve(ready), name=f"mcp-{self.config.name}")
         try:
-            client = mcp.Client(self.config.target(self._stack), read_timeout_seconds=self.config.timeout)
-            self._client = await self._stack.enter_async_context(client)
-        except BaseException as exc:
-            await self._stack.aclose()
-            if not isinstance(exc, Exception):
-                raise
-            raise UpstreamConnectionError(
-                f"cannot connect to MCP server '{self.config.name}': {_describe(exc)}", provider="mcp"
-            ) from exc
+            await ready
+        except BaseException:
+            await self._stop()
+            raise
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._client = None
-        await self._stack.aclose()
+        await self._stop()
+
+    async def _serve(self, ready: asyncio.Future[None]) -> None:
+        try:
+            async with AsyncExitStack() as stack:
+                client = mcp.Client(self.config.target(stack), read_timeout_seconds=self.config.timeout)
+                self._client = await stack.enter_async_context(client)
+                ready.set_result(None)
+                await self._closing.wait()
+        except Exception as exc:
+            if not ready.done():
+                ready.set_exception(
+                    UpstreamConnectionError(
+                        f"cannot connect to MCP server '{self.config.name}': {_describe(exc)}", provider="mcp"
+                    )
+                )
+            else:
+                logger.warning("MCP server '%s' disconnected: %s", self.config.name, _describe(exc))
+        finally:
+            self._client = None
+
+    async def _stop(self) -> None:
+        self._closing.set()
+        task, self._task = self._task, None
+        if task is None:
+            return
+        try:
+            async with asyncio.timeout(10):  # stdio shutdown: close stdin, then SIGTERM, then SIGKILL
+                await asyncio.shield(task)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
 
     @property
     def client(self) -> mcp.Client:
         if self._client is None:
-            raise RuntimeError(f"MCP server '{self.config.name}' is not connected")
+            raise ToolExecutionError(f"MCP server '{self.config.name}' is not connected")
         return self._client
 
     async def list_tools(self) -> list[mcp_types.Tool]:
@@ -141,7 +181,7 @@ class MCPConnection:
         return Tool(
             name=_UNSAFE.sub("_", self.config.tool_prefix + remote)[:64],
             description=spec.description,
-            parameters=schema,
+            parameters=clean_schema(schema),
             handler=handler,
             prepare=prepare,
             timeout=self.config.timeout,
