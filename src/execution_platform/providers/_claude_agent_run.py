@@ -121,7 +121,10 @@ class AgentRun:
                              self.deadline - time.monotonic() if self.deadline else None) if w is not None]
         wait = max(0.0, min(waits)) if waits else None
         try:
-            item = await asyncio.wait_for(self._queue.get(), wait)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the caller's cancellation
+            # when the item arrives at the same moment.
+            async with asyncio.timeout(wait):
+                item = await self._queue.get()
         except TimeoutError:
             total = self.deadline is not None and time.monotonic() >= self.deadline
             raise UpstreamTimeoutError(
