@@ -169,3 +169,34 @@ async def test_call_context_scope_adds_budgets_and_reports_outcome(ledger: Ledge
     assert ctx.reserved_usd == pytest.approx(WORST) and ctx.status == "ok"
     [row] = ledger.rows_sync()
     assert (row["request_id"], row["deployment"], row["key_id"]) == ("req-1", "dep", "scoped")
+
+
+async def test_soft_threshold_webhook_receives_the_event(ledger: Ledger) -> None:
+    from aiohttp import web
+
+    received: list[dict[str, object]] = []
+    got = asyncio.Event()
+
+    async def hook(req: web.Request) -> web.Response:
+        received.append(await req.json())
+        got.set()
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        soft = Budget("team", "ops", limit_usd=0.02, hard=False, webhook_url=f"http://127.0.0.1:{port}/hook")
+        metered = _metered(ScriptedProvider(), ledger, InProcessBudgets(), soft)
+        await metered.chat(request())  # 50 %: nothing
+        assert not got.is_set()
+        await metered.chat(request())  # 100 %: crosses 80 %
+        await asyncio.wait_for(got.wait(), 5)
+    finally:
+        await runner.cleanup()
+    assert received == [{"type": "budget_threshold", "scope": "team", "name": "ops", "period": "total",
+                         "threshold": 0.8, "limit_usd": 0.02, "spent_usd": 0.02}]
