@@ -13,6 +13,7 @@ from starlette.requests import Request
 
 from ..errors import EPError, InvalidRequestError, NotFoundError, UnsupportedParameterError
 from ..model import Capabilities, ChatRequest, ChatResponse, ImagePart
+from ..routing.attempts import attempts_of, served_by, upstream_attempts
 from .auth import OPEN, Principal
 from .limits import check_message_sizes
 from .state import Gateway
@@ -122,7 +123,7 @@ def model_headers(response: ChatResponse) -> dict[str, str]:
     headers = {
         "x-ep-provider": response.provider or "",
         "x-ep-model": response.model,
-        "x-ep-attempts": str(max(1, len(response.attempts))),
+        "x-ep-attempts": str(max(1, upstream_attempts(response.attempts))),
     }
     if response.cost_usd is not None:
         headers["x-ep-cost-usd"] = f"{response.cost_usd:.8f}".rstrip("0").rstrip(".") or "0"
@@ -132,15 +133,16 @@ def model_headers(response: ChatResponse) -> dict[str, str]:
 def stream_headers(head: StreamHead, chat: ChatRequest) -> list[tuple[bytes, bytes]]:
     """Provider and model from the upstream's start event, or from the address while it is silent."""
     first = head.first
-    provider = getattr(first, "provider", None)
-    model = getattr(first, "model", None)
+    attempts = attempts_of(head.events)
+    serving = served_by(attempts) or (attempts[-1] if attempts else None)
+    provider = getattr(first, "provider", None) or (serving.provider if serving else None)
+    model = getattr(first, "model", None) or (serving.model if serving else None)
     if not provider and "/" in chat.model and not chat.model.startswith(PERSONA):
         provider = chat.model.partition("/")[0]
-    attempts = getattr(first, "attempts", None)
     return [
         (b"x-ep-provider", (provider or "").encode()),
         (b"x-ep-model", (model or chat.model).encode()),
-        (b"x-ep-attempts", str(max(1, attempts or 1)).encode()),
+        (b"x-ep-attempts", str(max(1, upstream_attempts(attempts))).encode()),
     ]
 
 
