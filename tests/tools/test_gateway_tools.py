@@ -16,7 +16,7 @@ from execution_platform.tools import ToolRegistry
 from execution_platform.tools.builtins import builtin_tools
 from execution_platform.tools.mcp_servers import MCPServerConfig, MCPTools
 from execution_platform.tools.sandbox import Workspace
-from tests.tools.test_mcp import SERVER_SOURCE
+from tests.tools.mcp_server import SERVER_SOURCE
 
 
 @pytest.fixture

@@ -154,3 +154,27 @@ async def test_two_step_tool_task_on_every_provider(
         assert error_ref == "call_hum" and error_flag is True
     if name == "gemini":
         assert error_ref == "humidity" and error_flag is True
+
+
+async def test_loop_through_the_client_uses_provider_addresses(fake_anthropic: FakeUpstream) -> None:
+    from execution_platform.client import Client
+    from execution_platform.config.settings import Settings
+
+    http = HttpClient()
+    provider = provider_class("anthropic")(api_key=fake_anthropic.api_key, base_url=fake_anthropic.base_url, http=http)
+    client = Client(Settings(_env_file=None), providers={"anthropic": provider})
+    fake_anthropic.enqueue(
+        Reply(text=None, tool_calls=[ToolCallSpec("difference", {"a": 9, "b": 2}, id="toolu_1")]),
+        Reply(text="7"),
+    )
+    try:
+        result = await Agent(client, "anthropic/claude-sonnet-4-5", make_registry(), allowed_tools=["difference"]).run(
+            "9 - 2?"
+        )
+    finally:
+        await http.aclose()
+    assert result.text == "7"
+    first, second = (r.body for r in fake_anthropic.requests if r.method == "POST")
+    assert first["model"] == "claude-sonnet-4-5"
+    assert [t["name"] for t in first["tools"]] == ["difference"]
+    assert anthropic_results(second) == [("toolu_1", "7", False)]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -19,39 +18,7 @@ from execution_platform.tools import Agent, ToolRegistry
 from execution_platform.tools.mcp_servers import MCPConnection, MCPServerConfig, MCPTools
 from tests.fakes.base import FakeUpstream
 from tests.fakes.script import Reply, ToolCallSpec
-
-SERVER_SOURCE = textwrap.dedent(
-    '''
-    import os
-
-    from mcp.server.mcpserver import MCPServer
-    from mcp.server.mcpserver.exceptions import ToolError
-
-    server = MCPServer("weather")
-
-
-    @server.tool()
-    def temperature(city: str) -> int:
-        """Current temperature in Celsius."""
-        return {"Oslo": 4, "Paris": 15}[city]
-
-
-    @server.tool()
-    def fail(reason: str) -> str:
-        """Always fails, deliberately, with the given reason."""
-        raise ToolError(reason)
-
-
-    @server.tool()
-    def env_probe(name: str) -> str:
-        """An environment variable as the server sees it."""
-        return os.environ.get(name, "<unset>")
-
-
-    if __name__ == "__main__":
-        server.run()
-    '''
-)
+from tests.tools.mcp_server import SERVER_SOURCE
 
 
 @pytest.fixture

@@ -121,6 +121,8 @@ class CommandRunner:
             cwd: Working directory relative to the workspace.
             timeout: Seconds before the program is killed (capped by the policy).
         """
+        if timeout is not None and timeout <= 0:
+            raise InvalidRequestError("timeout must be positive", param="timeout")
         argv = split_command(command)
         program = argv[0]
         if "/" in program:

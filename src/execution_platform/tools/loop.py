@@ -16,10 +16,10 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import aclosing
-from typing import Any, Protocol
+from typing import Any
 
 from ..errors import EPError, InvalidRequestError, StreamInterruptedError
-from ..model import ChatRequest, ChatResponse, Message, StreamAccumulator, StreamEvent, ToolCall, Usage
+from ..model import ChatRequest, ChatResponse, Message, StreamAccumulator, ToolCall, Usage
 from .events import (
     AgentEvent,
     RunEnd,
@@ -33,14 +33,6 @@ from .events import (
 from .registry import ToolRegistry, result_text, to_jsonable
 
 MessagesIn = str | Sequence[Message | dict[str, Any]]
-
-
-class ChatBackend(Protocol):
-    """What the loop needs: a ``Provider`` (``chat``/``stream``) or a ``Client`` (``send``/``send_stream``)."""
-
-    async def chat(self, request: ChatRequest) -> ChatResponse: ...
-
-    def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]: ...
 
 
 class Agent:

@@ -81,7 +81,11 @@ def function_tool(
     timeout: float | None = None,
     source: str = "python",
 ) -> Tool:
-    """Describe a Python function as a tool: type hints (or one pydantic model) → schema, docstring → text."""
+    """Describe a Python function as a tool: type hints (or one pydantic model) → schema, docstring → text.
+
+    Sync functions run in a worker thread. A timeout abandons such a call but cannot stop the thread,
+    so long-running sync tools should bound their own work (async tools are cancelled for real).
+    """
     tool_name = name or fn.__name__
     summary, arg_docs = parse_docstring(fn)
     model_param = single_model_param(fn)
