@@ -71,7 +71,7 @@ def create_app(
         settings=settings,
         config=config,
         client=client,
-        limits=limits or Limits.from_mapping(_config_section(config, "gateway")),
+        limits=limits or Limits.from_mapping(_config_section(config, "server")),
         keys=keys,
         authenticator=Authenticator(settings.secret("master_key"), keys),
         metrics=metrics,

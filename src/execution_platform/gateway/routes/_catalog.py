@@ -10,9 +10,13 @@ from ..state import Gateway
 PROVIDER_KEYS = {"openai": "openai_api_key", "anthropic": "anthropic_api_key", "gemini": "gemini_api_key"}
 
 
-def configured_providers(settings: Any) -> dict[str, bool]:
+def configured_providers(settings: Any, config: Any = None) -> dict[str, bool]:
     """Which providers have a key (from env or the YAML ``providers`` block)."""
-    status = {name: bool(settings.secret(attr)) for name, attr in PROVIDER_KEYS.items()}
+    blocks = (_get(config, "providers") if config is not None else None) or {}
+    status = {}
+    for name, attr in PROVIDER_KEYS.items():
+        block = blocks.get(name) if isinstance(blocks, dict) else None
+        status[name] = bool(settings.secret(attr) or (block is not None and _get(block, "api_key")))
     return status
 
 

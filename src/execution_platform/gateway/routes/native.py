@@ -78,7 +78,7 @@ HEALTH = {
 )
 async def health(request: Request) -> Response:
     gw = _chat.gateway(request)
-    providers = {name: {"configured": ok} for name, ok in configured_providers(gw.settings).items()}
+    providers = {name: {"configured": ok} for name, ok in configured_providers(gw.settings, gw.config).items()}
     providers["claude_agent"] = {"configured": importlib.util.find_spec("claude_agent_sdk") is not None}
     return json_response({"status": "ok", "providers": providers})
 
@@ -105,4 +105,4 @@ async def list_capabilities(
             continue
         caps = capabilities(gw, name)
         result[name] = caps.model_dump() if caps is not None else None
-    return json_response({"providers": configured_providers(gw.settings), "models": result})
+    return json_response({"providers": configured_providers(gw.settings, gw.config), "models": result})
