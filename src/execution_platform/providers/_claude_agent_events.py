@@ -183,7 +183,11 @@ class EventMapper:
 
     def _assistant(self, message: AssistantMessage) -> list[StreamEvent]:
         if message.error:
+            # Claude Code's synthetic note on a failed API call ("API Error: 429 …"). The error result
+            # that follows raises it; streamed as text it would read as the answer and commit the
+            # stream, so routing could no longer retry or fall back.
             self._assistant_error = str(message.error)
+            return []
         events: list[StreamEvent] = []
         main = message.parent_tool_use_id is None
         streamed = message.message_id is not None and message.message_id in self._streamed_ids
