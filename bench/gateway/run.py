@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -42,6 +43,7 @@ from tests.fakes.openai import FakeOpenAI  # noqa: E402
 TICKS = os.sysconf("SC_CLK_TCK")
 SUBJECT_CPU, LOAD_CPU = "0", "1"
 LITELLM_VENV = HERE / ".litellm-venv"
+LITELLM_KEY = "sk-bench-" + "0" * 32  # LiteLLM refuses to start without a master key
 STREAM_TEXT = " ".join(f"w{i:02d}" for i in range(20))  # 20 chunks of text
 
 
@@ -215,7 +217,8 @@ def litellm(fake: FakeOpenAI, work: Path) -> Iterator[tuple[int, str, str]]:
         f"    litellm_params: {{model: openai/gpt-4o-mini, api_base: '{fake.base_url}', api_key: '{fake.api_key}'}}\n"
     )
     binary = LITELLM_VENV / "bin" / "litellm"
-    env = {"LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False", "DISABLE_SCHEMA_UPDATE": "True"}
+    env = {"LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False", "DISABLE_SCHEMA_UPDATE": "True",
+           "LITELLM_MASTER_KEY": LITELLM_KEY}
     env.pop("DATABASE_URL", None)
     with process([str(binary), "--config", str(conf), "--port", str(port), "--num_workers", "1"], env, work) as proc:
         wait_http(f"http://127.0.0.1:{port}/health/liveliness", timeout=120)
@@ -247,6 +250,7 @@ def main() -> None:
         sys.exit("wrk not found: apt-get install wrk")
     if args.setup_litellm:
         setup_litellm()
+    logging.getLogger("aiohttp").setLevel(logging.CRITICAL)  # wrk cuts connections at the end of a run
     os.sched_setaffinity(0, {int(LOAD_CPU)})  # the fake upstream shares the load generator's core
     fake = FakeOpenAI(default=Reply(text=STREAM_TEXT, chunks=20)).start()
     connections = [int(c) for c in args.connections.split(",")]
@@ -269,7 +273,7 @@ def main() -> None:
                 for stream in (False, True):
                     body = {"model": model, "messages": [{"role": "user", "content": "benchmark"}], "stream": stream}
                     for conns in connections:
-                        key = fake.api_key if name == "direct" else "bench-key"
+                        key = {"direct": fake.api_key, "litellm": LITELLM_KEY}.get(name, "bench-key")
                         result = measure(name, pid, url, body, "stream" if stream else "json", conns,
                                          args.duration, key)
                         results.append(result)
