@@ -12,7 +12,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-from . import chat  # noqa: E402,F401  (registers commands)
+from . import (
+    chat,  # noqa: F401  (registers commands)
+    keys,  # noqa: F401  (registers commands)
+    serve,  # noqa: F401  (registers commands)
+)
 from .validate import validate as _validate  # noqa: E402,F401  (registers commands)
-from . import keys  # noqa: E402,F401  (registers commands)
-from . import serve  # noqa: E402,F401  (registers commands)
