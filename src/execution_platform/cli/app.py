@@ -12,9 +12,5 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-from . import (
-    chat,  # noqa: F401  (registers commands)
-    keys,  # noqa: F401  (registers commands)
-    serve,  # noqa: F401  (registers commands)
-)
-from .validate import validate as _validate  # noqa: E402,F401  (registers commands)
+# Sub-command modules attach themselves to ``app`` on import, so they come after it.
+from . import chat, keys, serve, validate  # noqa: E402,F401
