@@ -77,9 +77,17 @@ def capabilities(gw: Gateway, model: str) -> Capabilities | None:
     cache = gw.capability_cache
     if model in cache:
         return cache[model]
+    router = getattr(gw.client, "router", None)
     resolve = getattr(gw.client, "resolve", None)
     caps: Capabilities | None = None
-    if resolve is not None and "/" in model:
+    if router is not None:  # deployments and groups too, with the config's overrides applied
+        try:
+            caps = router.capabilities(model)
+        except NotFoundError:
+            raise
+        except EPError:
+            return None
+    elif resolve is not None and "/" in model:
         try:
             provider, resolved = resolve(ChatRequest.model_construct(model=model, messages=[]))
         except NotFoundError:

@@ -11,12 +11,17 @@ PROVIDER_KEYS = {"openai": "openai_api_key", "anthropic": "anthropic_api_key", "
 
 
 def configured_providers(settings: Any, config: Any = None) -> dict[str, bool]:
-    """Which providers have a key (from env or the YAML ``providers`` block)."""
+    """Which providers have a key: from env, the YAML ``providers`` block or a deployment's own key."""
     blocks = (_get(config, "providers") if config is not None else None) or {}
+    deployments = _items(_get(config, "deployments") if config is not None else None)
     status = {}
     for name, attr in PROVIDER_KEYS.items():
         block = blocks.get(name) if isinstance(blocks, dict) else None
-        status[name] = bool(settings.secret(attr) or (block is not None and _get(block, "api_key")))
+        status[name] = bool(
+            settings.secret(attr)
+            or (block is not None and _get(block, "api_key"))
+            or any(_get(d, "provider") == name and _get(d, "api_key") for d in deployments)
+        )
     return status
 
 

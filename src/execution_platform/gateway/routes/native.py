@@ -10,9 +10,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ...codecs.sse import frame
-from ...errors import EPError
+from ...errors import EPError, NotFoundError
 from ...model import ChatRequest, ChatResponse, StreamEvent
-from ..calls import capabilities, principal_of
+from ..calls import PERSONA, capabilities, principal_of
 from ..responses import error_responses, json_body, json_response, sse_and_json
 from . import _chat
 from ._catalog import configured_providers, model_ids
@@ -85,24 +85,52 @@ async def health(request: Request) -> Response:
 
 @router.get(
     "/capabilities",
-    responses={200: {"description": "Capabilities per provider/model",
+    responses={200: {"description": "Capabilities per provider/model, deployment and persona target",
                      "content": {"application/json": {"schema": {"type": "object"}}}},
-               **error_responses(statuses=(401, 404))},
-    summary="Capabilities per provider/model",
+               **error_responses(statuses=(401, 403, 404))},
+    summary="Capabilities per provider/model (and per persona target with a config)",
 )
 async def list_capabilities(
     request: Request,
-    model: str | None = Query(None, description="one provider/model; default: every configured model"),
+    model: str | None = Query(None, description="one address (provider/model, deployment or persona:NAME); "
+                                                "default: everything configured"),
 ) -> Response:
+    """With a config, the router's table (config overrides applied); without, the adapters' defaults."""
     gw = _chat.gateway(request)
     principal = principal_of(request)
-    names = [model] if model else [m for m, _ in model_ids(gw) if "/" in m and not m.startswith("persona:")]
-    result: dict[str, Any] = {}
-    for name in names:
-        if model:
-            principal.require_model(name)
-        elif not principal.allows(name):
-            continue
-        caps = capabilities(gw, name)
-        result[name] = caps.model_dump() if caps is not None else None
-    return json_response({"providers": configured_providers(gw.settings, gw.config), "models": result})
+    if model:
+        principal.require_model(model)
+    router = getattr(gw.client, "router", None)
+    extra = [m for m, _ in model_ids(gw) if "/" in m and not m.startswith(PERSONA)]
+    body: dict[str, Any] = {"providers": configured_providers(gw.settings, gw.config)}
+    if router is None:
+        names = [model] if model else [m for m in extra if principal.allows(m)]
+        caps = {name: capabilities(gw, name) for name in names}
+        body["models"] = {name: c.model_dump() if c is not None else None for name, c in caps.items()}
+        return json_response(body)
+    personas = router.config.personas
+    if model and model.startswith(PERSONA):
+        name = model[len(PERSONA):]
+        if name not in personas:
+            raise NotFoundError(f"unknown persona '{name}'", code="persona_not_found", param="model")
+        body.update(models={}, personas={name: _persona_entry(router, personas[name])})
+        return json_response(body)
+    if model:
+        table = {model: router.capabilities(model)}
+    else:
+        table = {**{m: router.capabilities(m) for m in extra}, **router.capabilities_table()}
+    body["models"] = {name: c.model_dump() for name, c in table.items() if principal.allows(name)}
+    body["personas"] = {} if model else {
+        name: _persona_entry(router, policy)
+        for name, policy in personas.items() if principal.allows(PERSONA + name)
+    }
+    return json_response(body)
+
+
+def _persona_entry(router: Any, policy: Any) -> dict[str, Any]:
+    """A persona's required capabilities and, per target in chain order, what that target can do."""
+    return {
+        "requires": list(policy.requires),
+        "targets": [{"target": t.target, "capabilities": router.capabilities(t.target).model_dump()}
+                    for t in policy.targets],
+    }
