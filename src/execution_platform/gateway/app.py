@@ -59,7 +59,9 @@ def create_app(
     extra_models: tuple[str, ...] = (),
     first_event_wait: float = 10.0,
     keepalive: float = 15.0,
+    config_path: Any = None,
 ) -> FastAPI:
+    """The gateway app; with ``config_path`` the file is reloaded on SIGHUP (see :mod:`.reload`)."""
     if settings is None:
         from ..config.settings import Settings
 
@@ -83,7 +85,12 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from .reload import install_sighup, remove_sighup
+
+        reloading = config_path is not None and install_sighup(gateway, config_path)
         yield
+        if reloading:
+            remove_sighup()
         with contextlib.suppress(Exception):
             await client.aclose()
         await _close_shared_pool()
@@ -137,7 +144,7 @@ def create_app_from_env() -> FastAPI:
     from ..config.settings import Settings
 
     settings = Settings()
-    return create_app(settings, load_config(settings))
+    return create_app(settings, load_config(settings), config_path=settings.config)
 
 
 def load_config(settings: Any) -> Any:
