@@ -27,6 +27,7 @@ personas:
     system_prompt: You are the developer.
   reviewer:
     targets: [gemini/gemini-2.5-flash]
+    tools: [read_file]
   seer:
     targets: [openai/gpt-3.5-turbo, gemini/gemini-2.5-flash]
   blind:
@@ -155,6 +156,27 @@ def test_virtual_key_limited_to_personas(make_gateway, fake_gemini, fake_openai)
             assert denied.status_code == 403, (surface, model)
             assert error_of(surface, denied)["type"] in ("permission_denied", "permission_error")
     assert fake_openai.requests == []
+
+
+@pytest.mark.parametrize("surface", ["openai", "anthropic"])
+def test_tool_outside_the_persona_allow_list_is_403(gw, fake_gemini, surface) -> None:
+    schema = {"type": "object", "properties": {"path": {"type": "string"}}}
+    if surface == "openai":
+        tools = [{"type": "function", "function": {"name": name, "parameters": schema}}
+                 for name in ("read_file", "write_file")]
+    else:
+        tools = [{"name": name, "input_schema": schema} for name in ("read_file", "write_file")]
+    payload = {**body(surface, "persona:reviewer"), "tools": tools}
+    r = httpx.post(gw.url + PATHS[surface], json=payload)
+    assert r.status_code == 403, r.text
+    err = error_of(surface, r)
+    assert "write_file" in err["message"]
+    if surface == "openai":
+        assert err["code"] == "tool_not_allowed"
+    assert fake_gemini.requests == []
+    fake_gemini.enqueue(Reply(text="reading"))
+    allowed = httpx.post(gw.url + PATHS[surface], json={**payload, "tools": tools[:1]})
+    assert allowed.status_code == 200, allowed.text
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
