@@ -26,10 +26,20 @@ class Client:
     With a YAML configuration (``config=`` a path or a loaded ``Config``, or ``EP_CONFIG``) calls go
     through the :class:`~execution_platform.routing.Router`: personas (``persona:NAME``), deployments,
     retries, fallbacks and breakers.
+
+    With ``meter=`` (a :class:`~execution_platform.money.meter.Meter`, or ``True`` to open one from
+    ``EP_DATABASE_URL`` / ``EP_REDIS_URL``) every call pays its way: rate limits once per request, a
+    budget reservation and a ledger row per upstream attempt, ``response.cost_usd`` set. Who pays comes
+    from ``request.metadata`` and from a ``money.metering.call_context`` active when the call is made.
     """
 
     def __init__(
-        self, settings: Any = None, *, providers: dict[str, Provider] | None = None, config: Any = None
+        self,
+        settings: Any = None,
+        *,
+        providers: dict[str, Provider] | None = None,
+        config: Any = None,
+        meter: Any = None,
     ) -> None:
         if settings is None:
             from .config.settings import Settings
@@ -38,15 +48,23 @@ class Client:
         self.settings = settings
         self._providers: dict[str, Provider] = dict(providers or {})
         self.router: Any = None
+        self._metered: dict[str, Provider] = {}
         if config is None:
             config = getattr(settings, "config", None)
+        loaded = None
         if config is not None:
             from .config.file import load_config
             from .config.schema import Config
             from .routing.router import Router
 
             loaded = config if isinstance(config, Config) else load_config(config)
-            self.router = Router(loaded, settings, providers=self._providers)
+            self.router = Router(loaded, settings, providers=self._providers, wrap=self._leaf)
+        self._owns_meter = meter is True
+        if meter is True:
+            from .money.meter import Meter
+
+            meter = Meter.from_settings(settings, loaded)
+        self.meter = meter or None
 
     def provider(self, name: str) -> Provider:
         if name not in self._providers:
@@ -62,7 +80,19 @@ class Client:
         from .providers.registry import split_model
 
         provider_name, model = split_model(request.model)
-        return self.provider(provider_name), request.model_copy(update={"model": model})
+        provider = self.provider(provider_name)
+        if self.meter is not None:
+            metered = self._metered.get(provider_name)
+            if metered is None or getattr(metered, "inner", None) is not provider:
+                metered = self._metered[provider_name] = self.meter.leaf(provider)
+            provider = metered
+        return provider, request.model_copy(update={"model": model})
+
+    def _leaf(self, adapter: Provider, config: Any, deployment: str | None) -> Provider:
+        """Router hook: per-attempt metering between each Endpoint and its adapter (when metered).
+
+        Decided per call, not when the stack is built, so a meter attached after start-up applies."""
+        return _LeafSwitch(self, adapter, config, deployment)
 
     @staticmethod
     def build_request(
@@ -78,7 +108,16 @@ class Client:
     async def send(self, request: ChatRequest) -> ChatResponse:
         """Answer a canonical request (the gateway's entry point; ``chat`` builds one for you)."""
         provider, resolved = self.resolve(request)
-        return await provider.chat(resolved)
+        if self.meter is None:
+            return await provider.chat(resolved)
+        from .money.metering import CallContext, call_context, current_context
+
+        admission = await self.meter.admit(resolved, current_context() or CallContext(), self._config())
+        try:
+            with call_context(admission.ctx):
+                return await provider.chat(resolved)
+        finally:
+            await self.meter.release(admission)
 
     def send_stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         """Stream the answer to a canonical request; closing the iterator cancels the upstream call.
@@ -88,18 +127,49 @@ class Client:
         """
         from .routing.attempts import RoutedStream
 
-        return RoutedStream(lambda routed: self._stream(routed, request))
+        ctx = None
+        if self.meter is not None:  # captured now: the stream is consumed later, maybe by other tasks
+            from .money.metering import current_context
 
-    async def _stream(self, routed: Any, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+            ctx = current_context()
+        return RoutedStream(lambda routed: self._stream(routed, request, ctx))
+
+    async def _stream(self, routed: Any, request: ChatRequest, ctx: Any = None) -> AsyncIterator[StreamEvent]:
         provider, resolved = self.resolve(request)
-        inner = provider.stream(resolved)
-        routed.follow(inner)
+        if self.meter is None:
+            inner = provider.stream(resolved)
+            routed.follow(inner)
+            try:
+                async for event in inner:
+                    yield event
+            finally:
+                routed.settle()
+                await inner.aclose()  # type: ignore[attr-defined]
+            return
+        from .money.metering import CallContext, call_context
+
+        admission = await self.meter.admit(resolved, ctx or CallContext(), self._config())
         try:
-            async for event in inner:
-                yield event
+            inner = provider.stream(resolved)
+            routed.follow(inner)
+            try:
+                while True:
+                    # The context is set around each step only: the consumer may switch tasks
+                    # between events, and a context variable must be reset where it was set.
+                    with call_context(admission.ctx):
+                        try:
+                            event = await inner.__anext__()
+                        except StopAsyncIteration:
+                            break
+                    yield event
+            finally:
+                routed.settle()
+                await inner.aclose()  # type: ignore[attr-defined]
         finally:
-            routed.settle()
-            await inner.aclose()  # type: ignore[attr-defined]
+            await self.meter.release(admission)
+
+    def _config(self) -> Any:
+        return self.router.config if self.router is not None else None
 
     async def chat(
         self,
@@ -127,12 +197,46 @@ class Client:
             await self.router.aclose()
         for provider in self._providers.values():
             await provider.aclose()
+        if self._owns_meter and self.meter is not None:
+            await self.meter.aclose()
 
     async def __aenter__(self) -> Client:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+class _LeafSwitch(Provider):
+    """An adapter of the routing stack, metered per attempt whenever the client has a meter."""
+
+    def __init__(self, client: Client, adapter: Provider, config: Any, deployment: str | None) -> None:
+        self.client = client
+        self.inner = adapter
+        self.name = adapter.name
+        self.config = config
+        self.deployment = deployment
+        self._metered: Any = None
+
+    def _target(self) -> Provider:
+        meter = self.client.meter
+        if meter is None:
+            return self.inner
+        if self._metered is None or self._metered[0] is not meter:
+            self._metered = (meter, meter.leaf(self.inner, self.config, self.deployment))
+        return self._metered[1]
+
+    def capabilities(self, model: str) -> Any:
+        return self.inner.capabilities(model)
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        return await self._target().chat(request)
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        return self._target().stream(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 class SyncClient:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -23,6 +25,8 @@ def settings_for(fakes: dict[str, FakeUpstream], **extra: Any) -> Settings:
         values[f"{name}_api_key"] = fake.api_key
         values[f"{name}_base_url"] = fake.base_url
     values.update(extra)
+    if values.get("database_url") is None:  # the ledger (and SQL keys) in a private file, never the cwd
+        values["database_url"] = f"sqlite:///{Path(tempfile.mkdtemp(prefix='ep-gw-')) / 'ep.db'}"
     return Settings(_env_file=None, **values)
 
 

@@ -79,6 +79,12 @@ class PricingOverride(_Strict):
     cache_write_per_mtok: float | None = Field(None, ge=0)
 
 
+class LimitsConfig(_Strict):
+    rpm: int | None = Field(None, ge=1)
+    tpm: int | None = Field(None, ge=1)
+    max_concurrent: int | None = Field(None, ge=1)
+
+
 class ProviderConfig(_Strict):
     api_key: str | None = None
     base_url: str | None = None
@@ -99,6 +105,7 @@ class Deployment(_Strict):
     timeouts: TimeoutsConfig | None = None
     breaker: BreakerConfig | None = None
     headers: dict[str, str] = Field(default_factory=dict)
+    limits: LimitsConfig | str | None = None  # RPM/TPM of this deployment; inline or a name in ``limits``
 
 
 class Params(_Strict):
@@ -127,12 +134,9 @@ class TargetConfig(Params):
 class BudgetConfig(_Strict):
     usd: float = Field(ge=0)
     period: Period = "day"
-
-
-class LimitsConfig(_Strict):
-    rpm: int | None = Field(None, ge=1)
-    tpm: int | None = Field(None, ge=1)
-    max_concurrent: int | None = Field(None, ge=1)
+    hard: bool = True  # hard: refuse (402) before calling; soft: only alert at the thresholds
+    thresholds: list[float] = Field(default_factory=lambda: [0.8])  # fractions of usd that alert
+    webhook_url: str | None = None  # POSTed a JSON event when a threshold is passed
 
 
 class Persona(_Strict):
@@ -164,6 +168,13 @@ class Persona(_Strict):
         return self
 
 
+class Team(_Strict):
+    """Spend and rate limits of a team (requests tagged ``X-EP-Team`` or made with the team's keys)."""
+
+    budget: BudgetConfig | str | None = None  # inline, or the name of an entry in ``budgets``
+    limits: LimitsConfig | str | None = None  # inline, or the name of an entry in ``limits``
+
+
 class ServerConfig(_Strict):
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     request_timeout: float | None = Field(None, gt=0)
@@ -175,12 +186,13 @@ class Config(_Strict):
     personas: dict[str, Persona] = Field(default_factory=dict)
     budgets: dict[str, BudgetConfig] = Field(default_factory=dict)
     limits: dict[str, LimitsConfig] = Field(default_factory=dict)
+    teams: dict[str, Team] = Field(default_factory=dict)
     capabilities: dict[str, CapabilitiesOverride] = Field(default_factory=dict)
     pricing: dict[str, PricingOverride] = Field(default_factory=dict)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
 
-    @field_validator("providers", "personas", "budgets", "limits", "capabilities", "pricing", mode="before")
+    @field_validator("providers", "personas", "budgets", "limits", "teams", "capabilities", "pricing", mode="before")
     @classmethod
     def _null_is_empty(cls, value: Any) -> Any:
         return {} if value is None else value
@@ -204,6 +216,19 @@ class Config(_Strict):
 
     def persona_limits(self, persona: str) -> LimitsConfig | None:
         ref = self.personas[persona].limits
+        return self.limits.get(ref) if isinstance(ref, str) else ref
+
+    def team_budget(self, team: str) -> BudgetConfig | None:
+        ref = self.teams[team].budget
+        return self.budgets.get(ref) if isinstance(ref, str) else ref
+
+    def team_limits(self, team: str) -> LimitsConfig | None:
+        ref = self.teams[team].limits
+        return self.limits.get(ref) if isinstance(ref, str) else ref
+
+    def deployment_limits(self, name: str) -> LimitsConfig | None:
+        dep = self.deployment(name)
+        ref = dep.limits if dep is not None else None
         return self.limits.get(ref) if isinstance(ref, str) else ref
 
     def is_target(self, address: str, known_providers: set[str]) -> bool:
@@ -241,6 +266,14 @@ class Config(_Strict):
                 found.append((("personas", pname, "budget"), f"no budget named '{persona.budget}' in 'budgets'"))
             if isinstance(persona.limits, str) and persona.limits not in self.limits:
                 found.append((("personas", pname, "limits"), f"no limits named '{persona.limits}' in 'limits'"))
+        for tname, team in self.teams.items():
+            if isinstance(team.budget, str) and team.budget not in self.budgets:
+                found.append((("teams", tname, "budget"), f"no budget named '{team.budget}' in 'budgets'"))
+            if isinstance(team.limits, str) and team.limits not in self.limits:
+                found.append((("teams", tname, "limits"), f"no limits named '{team.limits}' in 'limits'"))
+        for i, dep in enumerate(self.deployments):
+            if isinstance(dep.limits, str) and dep.limits not in self.limits:
+                found.append((("deployments", i, "limits"), f"no limits named '{dep.limits}' in 'limits'"))
         for key in self.capabilities:
             if not self.is_target(key, known_providers):
                 found.append((("capabilities", key), f"'{key}' is not provider/model or a deployment name"))

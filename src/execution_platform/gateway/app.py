@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from . import money
 from .auth import Authenticator
 from .errors import install_handlers
 from .keys import KeyStore, MemoryKeyStore
@@ -68,6 +69,7 @@ def create_app(
         settings = Settings()
     client = client if client is not None else _make_client(settings, config)
     keys = key_store if key_store is not None else open_key_store(settings)
+    meter = money.open_meter(settings, config, keys, client)  # ledger/budgets/limits; opened at start-up
     metrics = Metrics()
     gateway = Gateway(
         settings=settings,
@@ -88,11 +90,13 @@ def create_app(
         from .reload import install_sighup, remove_sighup
 
         reloading = config_path is not None and install_sighup(gateway, config_path)
+        await money.start(meter)
         yield
         if reloading:
             remove_sighup()
         with contextlib.suppress(Exception):
             await client.aclose()
+        await money.close(meter)
         await _close_shared_pool()
 
     app = FastAPI(
@@ -102,11 +106,11 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.gateway = gateway
-    from .routes import admin, anthropic, native, openai
+    from .routes import admin, anthropic, costs, native, openai
     from .routes import metrics as metrics_routes
     from .routes import tools as tool_routes
 
-    for module in (native, openai, anthropic, tool_routes, admin, metrics_routes):
+    for module in (native, openai, anthropic, tool_routes, admin, metrics_routes, costs):
         app.include_router(module.router)
     install_handlers(app)
     app.add_middleware(GatewayMiddleware, authenticator=gateway.authenticator, metrics=metrics)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from ..errors import AuthenticationError, PermissionDeniedError
 from .keys import KeyRecord, KeyStore, hash_key
@@ -21,6 +21,9 @@ class Principal:
     key_id: str | None = None
     models: tuple[str, ...] = ()
     personas: tuple[str, ...] = ()
+    team: str | None = None
+    budgets: tuple[Any, ...] = ()  # money.budgets.Budget of the key, built once per lookup
+    limits: tuple[Any, ...] = ()  # money.ratelimit.RateLimit of the key (counted once per request)
 
     @property
     def is_admin(self) -> bool:
@@ -85,11 +88,16 @@ class Authenticator:
 
 
 def to_principal(record: KeyRecord) -> Principal:
+    from .money import key_budgets, key_limits
+
     return Principal(
         "virtual",
         key_id=record.id,
         models=tuple(record.models or ()),
         personas=tuple(record.personas or ()),
+        team=getattr(record, "team", None),
+        budgets=key_budgets(record.id, getattr(record, "budget_usd", None), getattr(record, "budget_period", None)),
+        limits=key_limits(record.id, getattr(record, "rpm", None), getattr(record, "tpm", None)),
     )
 
 

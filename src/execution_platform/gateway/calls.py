@@ -16,6 +16,8 @@ from ..model import Capabilities, ChatRequest, ChatResponse, ImagePart
 from ..routing.attempts import attempts_of, served_by, upstream_attempts
 from .auth import OPEN, Principal
 from .limits import check_message_sizes
+from .money import bind as bind_payer
+from .money import rate_headers
 from .state import Gateway
 from .streaming import StreamHead
 
@@ -63,12 +65,15 @@ def prepare(gw: Gateway, chat: ChatRequest, request: Request, params: dict[str, 
         meta.run_id = run_id
     if team:
         meta.team = team
+    if principal.team:  # a key's own team wins: a header must not move spend to another team's budget
+        meta.team = principal.team
     if chat.model.startswith(PERSONA):
         meta.persona = chat.model[len(PERSONA) :]
     else:
         caps = capabilities(gw, chat.model)
         if caps is not None:
             check_supported(chat, caps, params or {})
+    bind_payer(request, principal, chat)
     return chat
 
 
@@ -135,6 +140,7 @@ def model_headers(response: ChatResponse) -> dict[str, str]:
     }
     if response.cost_usd is not None:
         headers["x-ep-cost-usd"] = f"{response.cost_usd:.8f}".rstrip("0").rstrip(".") or "0"
+    headers.update(rate_headers())
     return headers
 
 
@@ -151,6 +157,7 @@ def stream_headers(head: StreamHead, chat: ChatRequest) -> list[tuple[bytes, byt
         (b"x-ep-provider", (provider or "").encode()),
         (b"x-ep-model", (model or chat.model).encode()),
         (b"x-ep-attempts", str(max(1, upstream_attempts(attempts))).encode()),
+        *((name.encode(), value.encode()) for name, value in rate_headers().items()),
     ]
 
 

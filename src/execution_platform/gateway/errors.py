@@ -49,6 +49,9 @@ def error_response(err: EPError, surface: str, headers: dict[str, str] | None = 
     extra = dict(headers or {})
     if err.retry_after is not None:
         extra["retry-after"] = str(max(0, round(err.retry_after)))
+    own_limit = getattr(err, "response_headers", None)  # our own 429: Retry-After + x-ratelimit-*
+    if own_limit is not None:
+        extra.update(own_limit())
     attempts = getattr(err, "attempts", None)
     if attempts:
         extra["x-ep-attempts"] = str(sum(1 for a in attempts if getattr(a, "status", "ok") != "skipped"))

@@ -29,7 +29,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from ..errors import BudgetExceededError
@@ -37,7 +37,7 @@ from ..errors import BudgetExceededError
 log = logging.getLogger(__name__)
 
 Scope = Literal["key", "persona", "team"]
-Period = Literal["day", "month", "total"]
+Period = Literal["day", "week", "month", "total"]
 NANO = 1_000_000_000
 DEFAULT_TTL = 900.0
 
@@ -65,6 +65,8 @@ class Budget:
     def period_id(self, now: datetime) -> str:
         if self.period == "day":
             return now.strftime("%Y-%m-%d")
+        if self.period == "week":
+            return now.strftime("%G-W%V")
         if self.period == "month":
             return now.strftime("%Y-%m")
         return "total"
@@ -72,13 +74,15 @@ class Budget:
     def period_start(self, now: datetime) -> datetime | None:
         if self.period == "day":
             return now.replace(hour=0, minute=0, second=0, microsecond=0)
+        if self.period == "week":  # ISO weeks start on Monday
+            return (now - timedelta(days=now.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
         if self.period == "month":
             return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         return None
 
     def key_ttl(self) -> float | None:
         """How long a period's counters are worth keeping (seconds), None for ``total``."""
-        return {"day": 3 * 86400.0, "month": 63 * 86400.0}.get(self.period)
+        return {"day": 3 * 86400.0, "week": 15 * 86400.0, "month": 63 * 86400.0}.get(self.period)
 
     @property
     def label(self) -> str:
@@ -155,11 +159,20 @@ class BudgetBackend(ABC):
         self.spent_loader = spent_loader
         self.ttl = ttl
         self.notifier = notifier or ThresholdNotifier()
+        self._loading: dict[tuple[str, str, str], asyncio.Future[float]] = {}
 
     async def _load(self, budget: Budget, now: datetime) -> int:
+        """Spent so far in the budget's current period, from the ledger. Single-flight per period:
+        a burst of first requests shares ONE ledger query instead of each running its own."""
         if self.spent_loader is None:
             return 0
-        return to_nano(await self.spent_loader(budget.scope, budget.name, budget.period_start(now)))
+        key = (budget.scope, budget.name, budget.period_id(now))
+        pending = self._loading.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self.spent_loader(budget.scope, budget.name, budget.period_start(now)))
+            self._loading[key] = pending
+            pending.add_done_callback(lambda _: self._loading.pop(key, None))
+        return to_nano(await asyncio.shield(pending))
 
     async def reserve(self, budgets: Sequence[Budget], amount_usd: float) -> Reservation:
         """Hold ``amount_usd`` on every budget, or raise ``BudgetExceededError`` holding nothing."""

@@ -2,10 +2,11 @@
 
 For one call, :class:`MeteredProvider` (wrapping any provider) does, in order:
 
-1. rate limits (RPM/TPM) for every :class:`RateLimit` that applies -> 429 ``RateLimitExceeded``;
-2. a budget reservation of the call's worst-case cost (prompt upper bound + max output tokens at the
-   model's prices) on every :class:`Budget` that applies -> 402 ``BudgetExceededError``; the inner
-   provider is never called when either check fails;
+1. a budget reservation of the call's worst-case cost (prompt upper bound + max output tokens at the
+   model's prices) on every :class:`Budget` that applies -> 402 ``BudgetExceededError``;
+2. rate limits (RPM/TPM) for every :class:`RateLimit` in ``limits`` -> 429 ``RateLimitExceeded``
+   (the hold of step 1 is released); the inner provider is never called when either check fails,
+   and the raised error is marked ``before_upstream``;
 3. the inner ``chat`` or ``stream``;
 4. on EVERY way out (success, error, timeout, cancellation, a consumer closing the stream early): the
    cost from the final usage (a provider-reported ``cost_usd`` wins), the budget settlement and
@@ -63,7 +64,8 @@ class CallContext:
     """Inputs (who pays, which limits) and, after the call, its outcome."""
 
     budgets: Sequence[Budget] = ()
-    limits: Sequence[RateLimit] = ()
+    limits: Sequence[RateLimit] = ()  # checked on EVERY metered attempt (e.g. a deployment's limits)
+    request_limits: Sequence[RateLimit] = ()  # counted ONCE per request by its owner (money.meter), never here
     request_id: str | None = None
     deployment: str | None = None
     key_id: str | None = None
@@ -77,6 +79,7 @@ class CallContext:
     status: Status | None = None
     rate_headers: RateHeaders = field(default_factory=RateHeaders)
     reserved_usd: float | None = None
+    tokens: int = 0  # input + output tokens of every attempt so far (settles request-level TPM)
 
     def merged(self, other: CallContext | None) -> CallContext:
         """This context with ``other``'s budgets/limits added and its unset fields filled from ``other``."""
@@ -86,10 +89,27 @@ class CallContext:
             name: getattr(self, name) if getattr(self, name) is not None else getattr(other, name)
             for name in ("request_id", "deployment", "key_id", "team", "persona", "run_id", "max_output_tokens")
         }
-        return replace(self, budgets=[*self.budgets, *other.budgets], limits=[*self.limits, *other.limits], **pick)
+        return replace(
+            self,
+            budgets=[*self.budgets, *other.budgets],
+            limits=[*self.limits, *other.limits],
+            request_limits=[*self.request_limits, *other.request_limits],
+            **pick,
+        )
 
 
 _current: ContextVar[CallContext | None] = ContextVar("ep_call_context", default=None)
+
+
+def current_context() -> CallContext | None:
+    """The context made current by :func:`call_context` (or ``set_context``), if any."""
+    return _current.get()
+
+
+def set_context(ctx: CallContext) -> None:
+    """Make ``ctx`` current for the rest of the running task (a server's per-request task) and of the
+    tasks it starts; unlike :func:`call_context` it is not undone, so use it only in such a task."""
+    _current.set(ctx)
 
 
 @contextlib.contextmanager
@@ -176,20 +196,30 @@ class MeteredProvider(Provider):
             call.attempt = scoped.attempts
         prompt_bound = prompt_tokens_upper_bound(request)
         call.max_output = self._max_output(ctx, request)
-        if self.limiter is not None and ctx.limits:
-            call.lease = await self.limiter.acquire(ctx.limits, tokens=prompt_bound)
-            _report(call, rate_headers=call.lease.headers)
-        if self.budgets is not None and ctx.budgets:
-            worst = self.prices.worst_case_cost(
-                self.name, request.model, prompt_bound, call.max_output, deployment=ctx.deployment
-            )
-            try:
+        try:
+            # Budget first: a request refused for money must not use up the deployment's rate limit
+            # (a hold is released exactly, an admission into a rate window cannot be taken back).
+            if self.budgets is not None and ctx.budgets:
+                worst = self.prices.worst_case_cost(
+                    self.name, request.model, prompt_bound, call.max_output, deployment=ctx.deployment
+                )
                 call.reservation = await self.budgets.reserve(ctx.budgets, worst)
-            except BaseException:
-                if call.lease is not None and self.limiter is not None:
-                    await self.limiter.settle(call.lease, 0)
-                raise
-            _report(call, reserved_usd=worst)
+                _report(call, reserved_usd=worst)
+            if self.limiter is not None and ctx.limits:
+                try:
+                    call.lease = await self.limiter.acquire(ctx.limits, tokens=prompt_bound)
+                except BaseException:
+                    if call.reservation is not None and self.budgets is not None:
+                        await self.budgets.release(call.reservation)
+                    raise
+                for target in (ctx, scoped):
+                    if target is not None:
+                        target.rate_headers = target.rate_headers.merge(call.lease.headers)
+        except EPError as exc:
+            # Refused here, before any upstream call: routing must not count it against the upstream
+            # (breakers) nor report it as an upstream attempt.
+            exc.before_upstream = True  # type: ignore[attr-defined]
+            raise
         call.started = time.perf_counter()
         return call
 
@@ -202,6 +232,8 @@ class MeteredProvider(Provider):
         if cost is None:
             cost = self.prices.cost(self.name, request.model, usage, deployment=ctx.deployment)
         _report(call, cost_usd=cost, status=status)
+        if call.scoped is not None:
+            call.scoped.tokens += usage.input_tokens + usage.output_tokens
         if call.reservation is not None and self.budgets is not None:
             await self.budgets.settle(call.reservation, cost)
         if call.lease is not None and self.limiter is not None:

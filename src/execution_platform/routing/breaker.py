@@ -89,6 +89,9 @@ class CircuitBreaker:
         self._state, self._opened_at, self._probes, self._failures = "open", self._clock(), 0, 0
 
     def verdict(self, err: EPError | None) -> None:
+        if err is not None and getattr(err, "before_upstream", False):
+            self.abandon()  # refused by our own budget/limit checks: says nothing about the upstream
+            return
         if err is not None and counts_as_failure(err):
             self.failure()
         else:

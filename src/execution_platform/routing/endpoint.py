@@ -42,7 +42,7 @@ class Endpoint(Provider):
             provider=self.name,
             model=self.model,
             deployment=self.deployment,
-            status="ok" if err is None else "error",
+            status="ok" if err is None else ("skipped" if getattr(err, "before_upstream", False) else "error"),
             error_type=None if err is None else err.type,
             error_message=None if err is None else err.message,
             duration_ms=(time.monotonic() - started) * 1000.0,

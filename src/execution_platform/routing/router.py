@@ -45,6 +45,9 @@ __all__ = ["PERSONA_PREFIX", "ProviderFactory", "Router"]
 
 PERSONA_PREFIX = "persona:"
 ProviderFactory = Callable[..., Provider]
+LeafWrapper = Callable[[Provider, Config, "str | None"], Provider]
+"""``(adapter, config, deployment name) -> provider`` placed between an Endpoint and its adapter
+(the SDK puts per-attempt metering there, see ``money.meter``)."""
 _PARAM_FIELDS = ("temperature", "top_p", "max_tokens", "stop", "seed")
 # Direct ``provider/model`` addresses come from callers; bound what they can make us remember.
 _MAX_DIRECT = 1024
@@ -68,8 +71,10 @@ class Router:
         *,
         provider_factory: ProviderFactory | None = None,
         providers: dict[str, Provider] | None = None,
+        wrap: LeafWrapper | None = None,
     ) -> None:
-        """``providers`` are ready-made adapters by provider name, used as they are (tests, the SDK)."""
+        """``providers`` are ready-made adapters by provider name, used as they are (tests, the SDK);
+        ``wrap`` wraps every adapter once per target it serves (each attempt passes through it)."""
         if settings is None:
             from ..config.settings import Settings
 
@@ -78,6 +83,7 @@ class Router:
         self._factory = provider_factory or self._default_factory
         self._adapters: dict[tuple[Any, ...], Provider] = {}
         self._given = providers or {}
+        self._wrap = wrap
         self._breakers: dict[str, CircuitBreaker] = {}
         self._snapshot = _Snapshot(config or Config())
 
@@ -186,7 +192,8 @@ class Router:
         headers = {**(pconf.headers if pconf else {}), **(dep.headers if dep else {})}
         adapter = self._adapter(provider_name, base_url=base_url, api_key=api_key, headers=headers, timeouts=timeouts)
         deployment = dep.name if dep else None
-        endpoint = Endpoint(adapter, model=model, provider=provider_name, deployment=deployment, timeouts=timeouts)
+        leaf = self._wrap(adapter, config, deployment) if self._wrap is not None else adapter
+        endpoint = Endpoint(leaf, model=model, provider=provider_name, deployment=deployment, timeouts=timeouts)
         key = deployment or f"{provider_name}/{model}@{base_url or ''}"
         breaker = self._breaker(key, (dep.breaker if dep else None) or config.routing.breaker)
         if deployment is None and len(self._breakers) < _MAX_BREAKERS:

@@ -1,0 +1,73 @@
+"""Money in the gateway: the meter behind the app, and who pays for each request.
+
+The app opens one :class:`~execution_platform.money.meter.Meter` (ledger on ``EP_DATABASE_URL``,
+budgets and rate limits in Redis with ``EP_REDIS_URL``, else in-process), migrates at start-up and
+closes it at shutdown. Per request, :func:`bind` makes a ``CallContext`` current for the request's
+task: the request id (so ledger rows match ``x-ep-request-id``), the virtual key's budget (reserved per
+attempt) and its RPM/TPM (counted once per request by the client). Persona, team and deployment
+budgets/limits come from the configuration inside the client (see ``money.meter``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+
+from ..model import ChatRequest
+from ..money.budgets import Budget
+from ..money.meter import Meter
+from ..money.metering import CallContext, current_context, set_context
+from ..money.ratelimit import RateLimit
+
+
+def open_meter(settings: Any, config: Any, keys: Any, client: Any) -> Meter | None:
+    """A meter for ``client`` (lazy: nothing is connected before :func:`start`); None when the client
+    cannot be metered (a stand-in client) or already has its own meter."""
+    if not hasattr(client, "meter") or client.meter is not None:
+        return None
+    meter = Meter.from_settings(settings, config, engine=getattr(keys, "engine", None))
+    client.meter = meter
+    return meter
+
+
+async def start(meter: Meter | None) -> None:
+    if meter is not None:
+        await meter.start()
+
+
+async def close(meter: Meter | None) -> None:
+    if meter is not None:
+        await meter.aclose()
+
+
+def key_budgets(key_id: str | None, budget_usd: float | None, period: str | None) -> tuple[Budget, ...]:
+    if key_id is None or budget_usd is None:
+        return ()
+    return (Budget("key", key_id, limit_usd=float(budget_usd), period=period or "total"),)  # type: ignore[arg-type]
+
+
+def key_limits(key_id: str | None, rpm: int | None, tpm: int | None) -> tuple[RateLimit, ...]:
+    if key_id is None or (rpm is None and tpm is None):
+        return ()
+    return (RateLimit("key", key_id, rpm=rpm, tpm=tpm),)
+
+
+def bind(request: Request, principal: Any, chat: ChatRequest) -> CallContext:
+    """Make this request's payer current for the rest of the request's task (and tasks it starts)."""
+    state = request.scope.get("state", {})
+    ctx = CallContext(
+        request_id=state.get("request_id"),
+        key_id=principal.key_id,
+        team=chat.metadata.team,
+        budgets=principal.budgets,
+        request_limits=principal.limits,
+    )
+    set_context(ctx)
+    return ctx
+
+
+def rate_headers() -> dict[str, str]:
+    """``x-ratelimit-*`` of the limits the current request counted against (empty when none)."""
+    ctx = current_context()
+    return ctx.rate_headers.as_headers() if ctx is not None else {}

@@ -1,0 +1,253 @@
+"""Money wired into calls: which check runs where in the routing stack, and why.
+
+::
+
+    Client.send ─ Meter.admit ─ Fallback ─ Retrying ─ Breaker ─ Endpoint ─ MeteredProvider ─ adapter
+                  (once per request)                                      (once per attempt)
+
+* Once per REQUEST (:meth:`Meter.admit` / :meth:`Meter.release`, called by ``Client.send`` and
+  ``Client.send_stream``): the RPM/TPM limits of the virtual key (``CallContext.request_limits``, set by
+  the gateway), of the persona and of the team. A retry or a fallback is not a new request, so it does
+  not take another unit of the caller's limit. TPM holds the prompt's upper bound until the request
+  ends, then the real tokens of all its attempts.
+* Once per ATTEMPT (a :class:`~.metering.MeteredProvider` at the leaf of every routing stack, right
+  above the adapter, built by :meth:`Meter.leaf`): the deployment's RPM/TPM (each attempt really hits
+  that deployment), the budget reservation of the attempt's worst case at THIS target's prices on the
+  key, persona and team budgets, and the ledger row with the attempt number and deployment. So a
+  request over budget is refused (402) before the first upstream call, a fallback to a dearer model
+  reserves at that model's prices, and every attempt settles its reservation on every way out.
+* Refusals raised at the leaf carry ``before_upstream``: breakers do not count them as upstream
+  failures and they are reported as skipped attempts.
+
+Hot path: no database read per request. Spent-so-far is loaded from the ledger once per budget period
+(single-flight) and then kept in memory or Redis; budgets and limits derived from the configuration
+are built once per configuration object (a reload builds new ones) and looked up by name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..model import ChatRequest
+from ..providers.base import Provider
+from .budgets import Budget, BudgetBackend
+from .ledger import Ledger
+from .metering import CallContext, MeteredProvider
+from .pricing import PriceBook
+from .ratelimit import Lease, RateLimit, RateLimiter
+from .tokens import prompt_tokens_upper_bound
+
+
+def budget_from(scope: str, name: str, conf: Any) -> Budget | None:
+    """A :class:`Budget` from a config ``BudgetConfig``-like object (``usd``, ``period``, ...)."""
+    if conf is None:
+        return None
+    return Budget(
+        scope,  # type: ignore[arg-type]
+        name,
+        limit_usd=float(conf.usd),
+        period=getattr(conf, "period", "total") or "total",
+        hard=getattr(conf, "hard", True),
+        thresholds=tuple(getattr(conf, "thresholds", None) or (0.8,)),
+        webhook_url=getattr(conf, "webhook_url", None),
+    )
+
+
+def limit_from(scope: str, name: str, conf: Any) -> RateLimit | None:
+    """A :class:`RateLimit` from a config ``LimitsConfig``-like object; None when it limits nothing."""
+    if conf is None or (conf.rpm is None and conf.tpm is None):
+        return None
+    return RateLimit(scope, name, rpm=conf.rpm, tpm=conf.tpm)
+
+
+@dataclass
+class Policy:
+    """Budgets, limits and prices derived from one configuration object (built once per config)."""
+
+    prices: PriceBook = field(default_factory=PriceBook)
+    persona_budgets: dict[str, Budget] = field(default_factory=dict)
+    persona_limits: dict[str, RateLimit] = field(default_factory=dict)
+    team_budgets: dict[str, Budget] = field(default_factory=dict)
+    team_limits: dict[str, RateLimit] = field(default_factory=dict)
+    deployment_limits: dict[str, RateLimit] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: Any) -> Policy:
+        policy = cls()
+        if config is None:
+            return policy
+        policy.prices = PriceBook({name: p.model_dump(exclude_none=True) for name, p in config.pricing.items()})
+        for name in config.personas:
+            budget = budget_from("persona", name, config.persona_budget(name))
+            limit = limit_from("persona", name, config.persona_limits(name))
+            if budget is not None:
+                policy.persona_budgets[name] = budget
+            if limit is not None:
+                policy.persona_limits[name] = limit
+        for name in getattr(config, "teams", {}) or {}:
+            budget = budget_from("team", name, config.team_budget(name))
+            limit = limit_from("team", name, config.team_limits(name))
+            if budget is not None:
+                policy.team_budgets[name] = budget
+            if limit is not None:
+                policy.team_limits[name] = limit
+        for dep in config.deployments:
+            conf = config.deployment_limits(dep.name) if hasattr(config, "deployment_limits") else None
+            limit = limit_from("deployment", dep.name, conf)
+            if limit is not None:
+                policy.deployment_limits[dep.name] = limit
+        return policy
+
+    def budgets_for(self, persona: str | None, team: str | None) -> list[Budget]:
+        found = []
+        if persona and (b := self.persona_budgets.get(persona)) is not None:
+            found.append(b)
+        if team and (b := self.team_budgets.get(team)) is not None:
+            found.append(b)
+        return found
+
+    def limits_for(self, persona: str | None, team: str | None) -> list[RateLimit]:
+        found = []
+        if persona and (r := self.persona_limits.get(persona)) is not None:
+            found.append(r)
+        if team and (r := self.team_limits.get(team)) is not None:
+            found.append(r)
+        return found
+
+
+@dataclass(slots=True)
+class Admission:
+    """A request admitted by :meth:`Meter.admit`; hand it back to :meth:`Meter.release` exactly once."""
+
+    ctx: CallContext
+    lease: Lease | None
+    tokens_before: int
+
+
+class Meter:
+    """The ledger, budget and rate-limit backends plus the policy of the current configuration.
+
+    ``config`` is used when a caller passes none (the SDK without a router); with a router, the
+    router's current configuration is passed in, so a reload changes budgets and limits at once.
+    """
+
+    def __init__(
+        self,
+        *,
+        ledger: Ledger | None = None,
+        budgets: BudgetBackend | None = None,
+        limiter: RateLimiter | None = None,
+        config: Any = None,
+        engine: Any = None,
+        own_engine: bool = False,
+    ) -> None:
+        self.ledger = ledger
+        self.budgets = budgets
+        self.limiter = limiter
+        self.config = config
+        self.engine = engine
+        self._own_engine = own_engine
+        self._policies: dict[int, tuple[Any, Policy]] = {}  # id(config) -> (config, its policy)
+        self._default_policy = Policy.from_config(config)
+        self._started = False
+        self._start_lock: asyncio.Lock | None = None
+
+    # -- construction -------------------------------------------------------------------------------
+    @classmethod
+    def from_settings(cls, settings: Any, config: Any = None, *, engine: Any = None) -> Meter:
+        """Ledger on ``EP_DATABASE_URL`` (default SQLite file), backends on ``EP_REDIS_URL`` (or in-process).
+
+        Nothing is connected here: the engine is lazy and the schema is migrated by :meth:`start`.
+        """
+        from ..storage import create_engine_from_url
+        from .backends import make_backends
+
+        own = engine is None
+        if engine is None:
+            engine = create_engine_from_url(settings.resolved_database_url())
+        ledger = Ledger(engine)
+        budgets, limiter = make_backends(getattr(settings, "redis_url", None), spent_loader=ledger.spent)
+        return cls(ledger=ledger, budgets=budgets, limiter=limiter, config=config, engine=engine, own_engine=own)
+
+    async def start(self) -> None:
+        """Migrate the schema (idempotent, locked across processes) and start the ledger writer."""
+        if self._started:
+            return
+        if self._start_lock is None:
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:
+            if self._started:
+                return
+            if self.engine is not None:
+                from ..storage import migrate
+
+                await asyncio.to_thread(migrate, self.engine)
+            if self.ledger is not None:
+                await self.ledger.start()
+            self._started = True
+
+    async def aclose(self) -> None:
+        """Flush the ledger, close the backends; dispose the engine when this meter created it."""
+        if self.ledger is not None:
+            await self.ledger.aclose()
+        for backend in (self.budgets, self.limiter):
+            if backend is not None:
+                await backend.aclose()
+        if self._own_engine and self.engine is not None:
+            self.engine.dispose()
+        self._started = False
+
+    def policy(self, config: Any = None) -> Policy:
+        if config is None:
+            return self._default_policy
+        entry = self._policies.get(id(config))
+        if entry is None or entry[0] is not config:
+            if len(self._policies) >= 8:  # old configurations after reloads
+                self._policies.clear()
+            entry = self._policies[id(config)] = (config, Policy.from_config(config))
+        return entry[1]
+
+    # -- per attempt --------------------------------------------------------------------------------
+    def leaf(self, inner: Provider, config: Any = None, deployment: str | None = None) -> MeteredProvider:
+        """Wrap one adapter of a routing stack (or a directly addressed provider) for per-attempt metering."""
+        policy = self.policy(config)
+        dep_limit = policy.deployment_limits.get(deployment) if deployment else None
+        limits = [dep_limit] if dep_limit is not None else []
+
+        def context(request: ChatRequest) -> CallContext:
+            meta = request.metadata
+            return CallContext(
+                deployment=deployment, limits=limits, budgets=policy.budgets_for(meta.persona, meta.team)
+            )
+
+        return MeteredProvider(
+            inner,
+            ledger=self.ledger,
+            prices=policy.prices,
+            budgets=self.budgets,
+            limiter=self.limiter,
+            context=context,
+        )
+
+    # -- per request --------------------------------------------------------------------------------
+    async def admit(self, request: ChatRequest, ctx: CallContext, config: Any = None) -> Admission:
+        """Count the request once against the key's, persona's and team's RPM/TPM (429 when over)."""
+        if not self._started:
+            await self.start()
+        meta = request.metadata
+        limits = [*ctx.request_limits, *self.policy(config).limits_for(meta.persona, ctx.team or meta.team)]
+        lease = None
+        if limits and self.limiter is not None:
+            lease = await self.limiter.acquire(limits, tokens=prompt_tokens_upper_bound(request))
+            ctx.rate_headers = ctx.rate_headers.merge(lease.headers)
+        return Admission(ctx, lease, ctx.tokens)
+
+    async def release(self, admission: Admission) -> None:
+        """Replace the request's token estimate with the tokens its attempts really used."""
+        lease = admission.lease
+        if lease is None or self.limiter is None or lease.settled:
+            return
+        used = admission.ctx.tokens - admission.tokens_before
+        await asyncio.shield(asyncio.ensure_future(self.limiter.settle(lease, used)))
