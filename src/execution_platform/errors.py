@@ -167,9 +167,13 @@ class RateLimitError(EPError):
 
 
 class OverloadedError(EPError):
-    """Anthropic's 529 and similar 'try later' answers."""
+    """Anthropic's 529 and similar 'try later' answers.
 
-    status_code = 503
+    The gateway answers 502 (SPEC: upstream failed after retries and fallbacks); the Anthropic surface
+    keeps Anthropic's own 529 so its clients see the status they know.
+    """
+
+    status_code = 502
     type = "overloaded_error"
     retryable = True
 

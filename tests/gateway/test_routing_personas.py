@@ -268,6 +268,20 @@ def test_upstream_failure_is_502(gw, fake_openai, fake_anthropic, surface, strea
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
 @pytest.mark.parametrize("surface", SURFACES)
+def test_upstream_overloaded_everywhere_is_502_or_anthropic_529(
+    gw, fake_openai, fake_anthropic, surface, stream
+) -> None:
+    """SPEC: every target failed -> 502; Anthropic clients get their own 529 overloaded_error."""
+    fake_openai.enqueue(Fault("status", status=503, message="busy"))
+    fake_anthropic.enqueue(Fault("status", status=529, error_type="overloaded_error", message="Overloaded"))
+    r, _ = post(gw, surface, "persona:dev", stream=stream)
+    assert r.status_code == (529 if surface == "anthropic" else 502), r.text
+    assert r.headers["x-ep-attempts"] == "2"
+    assert error_of(surface, r)["type"] == "overloaded_error"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+@pytest.mark.parametrize("surface", SURFACES)
 def test_upstream_timeout_is_504(gw, fake_openai, surface, stream) -> None:
     fake_openai.enqueue(Fault("slow_first_byte", delay=1.5))
     r, _ = post(gw, surface, "persona:patient", stream=stream)
