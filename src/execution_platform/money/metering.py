@@ -299,8 +299,8 @@ class MeteredProvider(Provider):
                     self._observe(call, event)
                     yield event
             status = "ok"
-        except (asyncio.CancelledError, GeneratorExit):
-            status = "cancelled"
+        except (asyncio.CancelledError, GeneratorExit) as exc:
+            status, error = "cancelled", exc
             raise
         except BaseException as exc:
             status, error = ("partial" if call.ttft_ms is not None else "error"), exc
