@@ -1,0 +1,139 @@
+"""Real ``ep serve`` processes on loopback ports, and a concurrent HTTP client to load them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx
+
+from tests.servers import free_port
+
+MASTER = "acceptance-master-key-0123456789"
+MODEL = "openai/gpt-4o-mini"
+# $0.001 per token: the fake's default answer (12 in + 7 out) costs exactly $0.019; a request with the
+# prompt "hi" (upper bound 10 tokens) and max_tokens 10 may cost at most $0.020 (its reservation).
+CONFIG = "pricing:\n  openai/gpt-4o-mini: {input_per_mtok: 1000, output_per_mtok: 1000}\n"
+COST, WORST = 0.019, 0.020
+BODY = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10}
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+
+class EpServe:
+    """One gateway process (``ep serve``), configured like a deployment: env vars and a YAML file."""
+
+    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.env = env
+        self.log = workdir / f"ep-serve-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> EpServe:
+        ep = str(Path(sys.executable).parent / "ep")
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([ep, "serve", "--port", str(self.port)], env=self.env, cwd=self.workdir,
+                                         stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> EpServe:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ep serve exited: {self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"ep serve did not come up: {self.log.read_text()[-2000:]}")
+            time.sleep(0.1)
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def gateway_env(fake: Any, workdir: Path, database_url: str, redis_url: str | None = None) -> dict[str, str]:
+    config = workdir / "ep.yaml"
+    config.write_text(CONFIG)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EP_")}
+    env.update(EP_OPENAI_BASE_URL=fake.base_url, EP_OPENAI_API_KEY=fake.api_key, EP_DATABASE_URL=database_url,
+               EP_MASTER_KEY=MASTER, EP_CONFIG=str(config))
+    if redis_url:
+        env["EP_REDIS_URL"] = redis_url
+    return env
+
+
+def start_all(gateways: list[EpServe]) -> list[EpServe]:
+    for gw in gateways:
+        gw.start()
+    return [gw.wait_ready() for gw in gateways]
+
+
+def create_key(gateway: EpServe, **fields: Any) -> str:
+    r = httpx.post(gateway.url + "/admin/keys", headers={"authorization": f"Bearer {MASTER}"}, json=fields)
+    assert r.status_code == 201, r.text
+    return r.json()["key"]
+
+
+async def _post(session: aiohttp.ClientSession, url: str, key: str) -> Answer:
+    try:
+        async with session.post(url + "/v1/chat/completions", json=BODY,
+                                headers={"authorization": f"Bearer {key}"}) as r:
+            body = await r.json(content_type=None)
+            return Answer(r.status, {k.lower(): v for k, v in r.headers.items()}, body)
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        return Answer(0, {}, repr(exc))
+
+
+async def burst(urls: list[str], n: int, key: str) -> list[Answer]:
+    """``n`` requests at once, spread round-robin over ``urls``."""
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        return await asyncio.gather(*(_post(session, urls[i % len(urls)], key) for i in range(n)))
+
+
+def one_by_one_until_refused(urls: list[str], key: str, limit: int = 400) -> tuple[int, Answer]:
+    """Send requests sequentially (round-robin) until one is refused; (admitted, the refusal)."""
+    admitted = 0
+    with httpx.Client(timeout=30) as http:
+        for i in range(limit):
+            r = http.post(urls[i % len(urls)] + "/v1/chat/completions", json=BODY,
+                          headers={"authorization": f"Bearer {key}"})
+            if r.status_code != 200:
+                return admitted, Answer(r.status_code, dict(r.headers), r.json())
+            admitted += 1
+    raise AssertionError(f"still admitted after {limit} requests")
