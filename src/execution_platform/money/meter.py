@@ -247,7 +247,7 @@ class Meter:
     async def release(self, admission: Admission) -> None:
         """Replace the request's token estimate with the tokens its attempts really used."""
         lease = admission.lease
-        if lease is None or self.limiter is None or lease.settled:
-            return
+        if lease is None or self.limiter is None or lease.settled or all(x.tpm is None for x in lease.limits):
+            return  # nothing to correct (RPM only): skip the shielded task
         used = admission.ctx.tokens - admission.tokens_before
         await asyncio.shield(asyncio.ensure_future(self.limiter.settle(lease, used)))
