@@ -84,3 +84,23 @@ def test_prompt_upper_bound_counts_bytes_not_characters() -> None:
         messages=[Message(role="user", content=[TextPart(text="x"), ImagePart(url="http://i/x.png")])],
     )
     assert prompt_tokens_upper_bound(with_image) >= 8_000
+
+
+def test_cached_per_token_prices_equal_the_exact_calculation() -> None:
+    """The fast path (plain per-token prices cached per model) must agree with genai-prices itself."""
+    from genai_prices import data_snapshot
+
+    ours = {"openai": "openai", "anthropic": "anthropic", "google": "gemini"}
+    usage = Usage(input_tokens=1200, output_tokens=300, cached_input_tokens=200, reasoning_tokens=50,
+                  cache_write_tokens=100)
+    fast, checked = PriceBook(), 0
+    for provider in data_snapshot.get_snapshot().providers:
+        for model in provider.models if provider.id in ours else ():
+            name = ours[provider.id]
+            if fast._fast(name, model.id) is None:
+                continue
+            exact = PriceBook()
+            exact._linear[(name, model.id)] = None  # force genai-prices' own calculation
+            assert fast.cost(name, model.id, usage) == pytest.approx(exact.cost(name, model.id, usage), rel=1e-12)
+            checked += 1
+    assert checked > 50

@@ -27,6 +27,7 @@ are built once per configuration object (a reload builds new ones) and looked up
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,6 +154,7 @@ class Meter:
         self._default_policy = Policy.from_config(config)
         self._started = False
         self._start_lock: asyncio.Lock | None = None
+        self._own_redis = False  # close the backends' Redis client at aclose (opened by from_settings)
 
     # -- construction -------------------------------------------------------------------------------
     @classmethod
@@ -169,7 +171,9 @@ class Meter:
             engine = create_engine_from_url(settings.resolved_database_url())
         ledger = Ledger(engine)
         budgets, limiter = make_backends(getattr(settings, "redis_url", None), spent_loader=ledger.spent)
-        return cls(ledger=ledger, budgets=budgets, limiter=limiter, config=config, engine=engine, own_engine=own)
+        meter = cls(ledger=ledger, budgets=budgets, limiter=limiter, config=config, engine=engine, own_engine=own)
+        meter._own_redis = True
+        return meter
 
     async def start(self) -> None:
         """Migrate the schema (idempotent, locked across processes) and start the ledger writer."""
@@ -195,6 +199,12 @@ class Meter:
         for backend in (self.budgets, self.limiter):
             if backend is not None:
                 await backend.aclose()
+        if self._own_redis:
+            clients = {id(c): c for c in (getattr(self.budgets, "redis", None), getattr(self.limiter, "redis", None))
+                       if c is not None}
+            for client in clients.values():
+                with contextlib.suppress(Exception):
+                    await client.aclose()
         if self._own_engine and self.engine is not None:
             self.engine.dispose()
         self._started = False
