@@ -85,9 +85,11 @@ class EpServe:
             self.proc.wait()
 
 
-def gateway_env(fake: Any, workdir: Path, database_url: str, redis_url: str | None = None) -> dict[str, str]:
+def gateway_env(
+    fake: Any, workdir: Path, database_url: str, redis_url: str | None = None, extra_config: str = ""
+) -> dict[str, str]:
     config = workdir / "ep.yaml"
-    config.write_text(CONFIG)
+    config.write_text(CONFIG + extra_config)
     env = {k: v for k, v in os.environ.items() if not k.startswith("EP_")}
     env.update(EP_OPENAI_BASE_URL=fake.base_url, EP_OPENAI_API_KEY=fake.api_key, EP_DATABASE_URL=database_url,
                EP_MASTER_KEY=MASTER, EP_CONFIG=str(config))
@@ -103,9 +105,13 @@ def start_all(gateways: list[EpServe]) -> list[EpServe]:
 
 
 def create_key(gateway: EpServe, **fields: Any) -> str:
+    return create_key_info(gateway, **fields)["key"]
+
+
+def create_key_info(gateway: EpServe, **fields: Any) -> dict[str, Any]:
     r = httpx.post(gateway.url + "/admin/keys", headers={"authorization": f"Bearer {MASTER}"}, json=fields)
     assert r.status_code == 201, r.text
-    return r.json()["key"]
+    return r.json()
 
 
 async def _post(session: aiohttp.ClientSession, url: str, key: str) -> Answer:

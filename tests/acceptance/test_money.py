@@ -32,6 +32,7 @@ from .gateways import (
     EpServe,
     burst,
     create_key,
+    create_key_info,
     gateway_env,
     one_by_one_until_refused,
     start_all,
@@ -148,7 +149,10 @@ async def _steady_load(url: str, key: str, total: int, concurrency: int, out: li
         await asyncio.gather(*(one() for _ in range(total)))
 
 
-@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+HOLD_TTL = 2.0  # seconds a dead gateway's Redis holds survive it (config server.budget_hold_ttl)
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql", "postgresql+redis"])
 def test_kill_9_under_load_loses_no_answered_row_and_holds_nothing(
     database: str, fake_openai: Any, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
@@ -157,36 +161,59 @@ def test_kill_9_under_load_loses_no_answered_row_and_holds_nothing(
         database_url = f"sqlite:///{tmp_path / 'ep.db'}"
     else:
         database_url = fresh_database(request.getfixturevalue("pg"), "crash")
-    env = gateway_env(fake_openai, tmp_path, database_url)  # no Redis: holds live in the process
-    fake_openai.default = Fault(kind="slow_first_byte", delay=0.25, then=Reply())
-    answers: list[Answer] = []
-    try:
-        first = EpServe(tmp_path, env).start().wait_ready()
-        key = create_key(first, name="crash", budget_usd=budget, budget_period="total")
-        load = threading.Thread(target=lambda: asyncio.run(_steady_load(first.url, key, 240, 40, answers)))
-        load.start()
-        deadline = time.monotonic() + 20
-        while sum(a.status == 200 for a in answers) < 60 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        first.kill9()  # about 40 requests in flight, each holding a reservation
-        load.join(30)
-    finally:
-        fake_openai.default = Reply()
-    ok = [a for a in answers if a.status == 200]
-    assert len(ok) >= 60 and any(a.status == 0 for a in answers)  # answered ones, and cut ones
-    rows = ledger_rows(database_url)
-    recorded = {r["request_id"] for r in rows if r["status"] == "ok"}
-    assert {a.headers["x-ep-request-id"] for a in ok} <= recorded  # every 200 has its row
+    with contextlib.ExitStack() as stack:
+        redis_url = stack.enter_context(redis_server()).url if database.endswith("+redis") else None
+        # Without Redis the holds live in the gateway process and die with it.
+        env = gateway_env(fake_openai, tmp_path, database_url, redis_url,
+                          extra_config=f"server: {{budget_hold_ttl: {HOLD_TTL}}}\n")
+        fake_openai.default = Fault(kind="slow_first_byte", delay=0.25, then=Reply())
+        answers: list[Answer] = []
+        try:
+            first = EpServe(tmp_path, env).start().wait_ready()
+            info = create_key_info(first, name="crash", budget_usd=budget, budget_period="total")
+            key = info["key"]
+            load = threading.Thread(target=lambda: asyncio.run(_steady_load(first.url, key, 240, 40, answers)))
+            load.start()
+            deadline = time.monotonic() + 20
+            while sum(a.status == 200 for a in answers) < 60 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            first.kill9()  # about 40 requests in flight, each holding a reservation
+            killed_at = time.monotonic()
+            load.join(30)
+        finally:
+            fake_openai.default = Reply()
+        ok = [a for a in answers if a.status == 200]
+        assert len(ok) >= 60 and any(a.status == 0 for a in answers)  # answered ones, and cut ones
+        rows = ledger_rows(database_url)
+        recorded = {r["request_id"] for r in rows if r["status"] == "ok"}
+        assert {a.headers["x-ep-request-id"] for a in ok} <= recorded  # every 200 has its row
 
-    spent = sum(to_nano(r["cost_usd"]) for r in rows)
-    room = to_nano(budget) - spent
-    expected = 0 if room < to_nano(WORST) else (room - to_nano(WORST)) // to_nano(COST) + 1
-    second = EpServe(tmp_path, env).start().wait_ready()
-    try:
-        more, refusal = one_by_one_until_refused([second.url], key)
-    finally:
-        second.stop()
-    assert refusal.status == 402
-    assert more == expected  # the fresh gateway admits up to the whole remaining budget: nothing held
-    final = sum(to_nano(r["cost_usd"]) for r in ledger_rows(database_url))
-    assert final <= to_nano(budget) and to_nano(budget) - final < to_nano(WORST)
+        spent = sum(to_nano(r["cost_usd"]) for r in rows)
+        if redis_url is not None:
+            import redis
+
+            with redis.Redis.from_url(redis_url) as r:
+                counted = int(r.hget(f"ep:budget:key:{info['id']}:total", "spent"))
+                held = int(r.hget(f"ep:budget:key:{info['id']}:total", "reserved"))
+            assert held > 0  # the dead gateway's holds are still there...
+            # ...the shared counter is settled before the row is written, so it never counts less
+            assert counted >= spent
+            spent = counted
+            time.sleep(max(0.0, killed_at + HOLD_TTL + 0.2 - time.monotonic()))  # ...until they expire
+        room = to_nano(budget) - spent
+        expected = 0 if room < to_nano(WORST) else (room - to_nano(WORST)) // to_nano(COST) + 1
+        second = EpServe(tmp_path, env).start().wait_ready()
+        try:
+            more, refusal = one_by_one_until_refused([second.url], key)
+        finally:
+            second.stop()
+        assert refusal.status == 402
+        assert more == expected  # the fresh gateway admits up to the whole remaining budget: nothing held
+        final = sum(to_nano(r["cost_usd"]) for r in ledger_rows(database_url))
+        assert final <= to_nano(budget)
+        if redis_url is not None:  # a row lost with the process may still be counted in Redis
+            import redis
+
+            with redis.Redis.from_url(redis_url) as r:
+                final = int(r.hget(f"ep:budget:key:{info['id']}:total", "spent"))
+        assert to_nano(budget) - final < to_nano(WORST)

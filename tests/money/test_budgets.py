@@ -34,8 +34,10 @@ async def backends(request: pytest.FixtureRequest, ledger: Ledger) -> AsyncItera
         return
     url = request.getfixturevalue("redis_url")
     clients = [connect_redis(url) for _ in range(3)]
-    yield [RedisBudgets(c, spent_loader=ledger.spent) for c in clients]
-    for c in clients:
+    made = [RedisBudgets(c, spent_loader=ledger.spent) for c in clients]
+    yield made
+    for backend, c in zip(made, clients, strict=True):
+        await backend.aclose()
         await c.aclose()
 
 
@@ -109,14 +111,34 @@ async def test_expired_hold_of_a_crashed_caller_frees_the_budget(backends: list[
     budget = Budget("team", "t", limit_usd=1.0)
     backend = type(backends[0]).__new__(type(backends[0]))
     backend.__dict__.update(backends[0].__dict__)
-    backend.ttl = 0.2  # this "process" dies holding its reservation
+    backend.ttl = 0.2  # this "process" dies holding its reservation...
+    if isinstance(backend, RedisBudgets):
+        backend._live, backend._renewer = {}, None
     await backend.reserve([budget], 1.0)
+    await backend.aclose()  # ...and stops renewing it
     with pytest.raises(BudgetExceededError):
         await backends[1].reserve([budget], 0.5)
     await asyncio.sleep(0.3)
     held = await backends[1].reserve([budget], 0.5)
     await backends[1].settle(held, 0.5)
     assert await backends[1].usage(budget) == (0.5, 0.0)
+
+
+async def test_a_live_redis_hold_is_renewed_past_its_ttl(redis_url: str) -> None:
+    client = connect_redis(redis_url)
+    owner, other = RedisBudgets(client, ttl=0.3), RedisBudgets(client, ttl=0.3)
+    budget = Budget("key", "long-call", limit_usd=1.0)
+    try:
+        held = await owner.reserve([budget], 1.0)
+        await asyncio.sleep(0.8)  # a long call: its hold would have expired twice without renewal
+        with pytest.raises(BudgetExceededError):
+            await other.reserve([budget], 0.5)
+        await owner.settle(held, 0.25)
+        assert await other.usage(budget) == (0.25, 0.0)
+    finally:
+        await owner.aclose()
+        await other.aclose()
+        await client.aclose()
 
 
 async def test_all_budgets_or_none(backends: list[BudgetBackend]) -> None:

@@ -178,6 +178,8 @@ class Team(_Strict):
 class ServerConfig(_Strict):
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     request_timeout: float | None = Field(None, gt=0)
+    # Seconds a budget hold in Redis outlives a gateway that died; live holds are renewed meanwhile.
+    budget_hold_ttl: float = Field(30.0, ge=0.5)
 
 
 class Config(_Strict):

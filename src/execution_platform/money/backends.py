@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .budgets import DEFAULT_TTL, BudgetBackend, InProcessBudgets, RedisBudgets, SpentLoader
+from .budgets import DEFAULT_TTL, REDIS_HOLD_TTL, BudgetBackend, InProcessBudgets, RedisBudgets, SpentLoader
 from .ratelimit import InProcessRateLimiter, RateLimiter, RedisRateLimiter
 
 
@@ -24,14 +24,19 @@ def make_backends(
     redis_url: str | None,
     *,
     spent_loader: SpentLoader | None = None,
-    reservation_ttl: float = DEFAULT_TTL,
+    reservation_ttl: float | None = None,
     prefix: str = "ep",
 ) -> tuple[BudgetBackend, RateLimiter]:
-    """In-process backends without ``redis_url``; Redis-backed ones (shared by replicas) with it."""
+    """In-process backends without ``redis_url``; Redis-backed ones (shared by replicas) with it.
+
+    ``reservation_ttl``: how long a hold outlives its process (Redis leases, renewed while the call
+    runs; default 30 s) or, in-process, a safety net against a hold never settled (default 900 s)."""
     if not redis_url:
-        return InProcessBudgets(spent_loader=spent_loader, ttl=reservation_ttl), InProcessRateLimiter()
+        ttl = DEFAULT_TTL if reservation_ttl is None else reservation_ttl
+        return InProcessBudgets(spent_loader=spent_loader, ttl=ttl), InProcessRateLimiter()
     client = connect_redis(redis_url)
     return (
-        RedisBudgets(client, prefix=prefix, spent_loader=spent_loader, ttl=reservation_ttl),
+        RedisBudgets(client, prefix=prefix, spent_loader=spent_loader,
+                     ttl=REDIS_HOLD_TTL if reservation_ttl is None else reservation_ttl),
         RedisRateLimiter(client, prefix=prefix),
     )

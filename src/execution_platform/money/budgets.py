@@ -5,7 +5,8 @@ team...) and holds the call's WORST-CASE cost on all of them, or on none and rai
 ``BudgetExceededError`` (402) before the provider is called. After the call, :meth:`settle` adds the
 actual cost to ``spent`` and drops the hold; callers settle in ``finally`` so errors, timeouts and
 cancellations release too. A hold also carries a TTL, so holds of a crashed process expire on their
-own (Redis) and a leaked hold cannot block a budget forever. Since ``spent + held + worst_case <=
+own (Redis: leases renewed while the call runs, see :class:`RedisBudgets`) and a leaked hold cannot
+block a budget forever. Since ``spent + held + worst_case <=
 limit`` is checked atomically and actual <= worst case, spend stays within the limit at any concurrency.
 
 Amounts are integer nano-dollars inside both backends: exact sums, no float drift at the boundary.
@@ -22,6 +23,7 @@ Two backends, one interface: :class:`InProcessBudgets` (an asyncio lock; one pro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import secrets
@@ -40,6 +42,7 @@ Scope = Literal["key", "persona", "team"]
 Period = Literal["day", "week", "month", "total"]
 NANO = 1_000_000_000
 DEFAULT_TTL = 900.0
+REDIS_HOLD_TTL = 30.0  # renewed every third of it while the call runs; a dead process's holds expire
 
 SpentLoader = Callable[[str, str, datetime | None], Awaitable[float]]
 """``(scope, name, period_start) -> USD already spent`` (e.g. :meth:`Ledger.spent`)."""
@@ -338,6 +341,16 @@ end
 return out
 """
 
+_RENEW_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  redis.call('ZADD', KEYS[i], 'XX', now + ttl, ARGV[1 + i])
+end
+return 1
+"""
+
 _INIT_LUA = """
 if redis.call('HSETNX', KEYS[1], 'spent', ARGV[1]) == 1 then
   redis.call('HSETNX', KEYS[1], 'reserved', 0)
@@ -348,15 +361,55 @@ return 1
 
 
 class RedisBudgets(BudgetBackend):
-    """Exact across processes: check-and-hold and settle are single Lua scripts; Redis TIME is the clock."""
+    """Exact across processes: check-and-hold and settle are single Lua scripts; Redis TIME is the clock.
+
+    Holds are leases: each expires ``ttl`` seconds after it was last renewed, and this process renews
+    all of its live holds every ``ttl / 3`` seconds (one script call for all of them). A call may thus
+    run for any time, while the holds of a process that died (``kill -9``) free their budget within
+    ``ttl`` seconds without any reconciliation step.
+    """
 
     def __init__(self, redis: Any, *, prefix: str = "ep", **kwargs: Any) -> None:
+        kwargs.setdefault("ttl", REDIS_HOLD_TTL)
         super().__init__(**kwargs)
         self.redis = redis
         self.prefix = prefix
         self._reserve_script = redis.register_script(_RESERVE_LUA)
         self._settle_script = redis.register_script(_SETTLE_LUA)
         self._init_script = redis.register_script(_INIT_LUA)
+        self._renew_script = redis.register_script(_RENEW_LUA)
+        self._live: dict[str, list[str]] = {}  # reservation id -> its holds' sorted sets
+        self._renewer: asyncio.Task[None] | None = None
+
+    def _track(self, reservation: Reservation) -> None:
+        self._live[reservation.id] = [self._keys(b, p)[1] for b, p in reservation.entries]
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.get_running_loop().create_task(self._renew_forever(), name="budget-holds")
+
+    async def _renew_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl / 3)
+            await self.renew()
+
+    async def renew(self) -> None:
+        """Push back the expiry of every hold this process still has."""
+        keys: list[str] = []
+        args: list[Any] = [int(self.ttl * 1000)]
+        for rid, zsets in list(self._live.items()):
+            keys += zsets
+            args += [rid] * len(zsets)
+        if keys:
+            try:
+                await self._renew_script(keys=keys, args=args)
+            except Exception as exc:  # Redis briefly away: the next round retries, holds last ``ttl``
+                log.warning("renewing %d budget hold(s) failed: %s", len(self._live), exc)
+
+    async def aclose(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+            self._renewer = None
 
     def _keys(self, budget: Budget, period_id: str) -> list[str]:
         base = f"{self.prefix}:budget:{budget.scope}:{budget.name}:{period_id}"
@@ -372,6 +425,7 @@ class RedisBudgets(BudgetBackend):
             result = await self._reserve_script(keys=keys, args=argv)
             code = int(result[0])
             if code == 1:
+                self._track(reservation)
                 return
             budget, period_id = reservation.entries[int(result[1]) - 1]
             if code == 0:
@@ -382,6 +436,7 @@ class RedisBudgets(BudgetBackend):
         raise RuntimeError("budget counters could not be initialised")
 
     async def _settle(self, reservation: Reservation, actual: int) -> list[tuple[int, int]]:
+        self._live.pop(reservation.id, None)
         keys: list[str] = []
         for budget, period_id in reservation.entries:
             keys += self._keys(budget, period_id)

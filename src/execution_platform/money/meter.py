@@ -170,7 +170,12 @@ class Meter:
         if engine is None:
             engine = create_engine_from_url(settings.resolved_database_url())
         ledger = Ledger(engine)
-        budgets, limiter = make_backends(getattr(settings, "redis_url", None), spent_loader=ledger.spent)
+        server = getattr(config, "server", None)
+        budgets, limiter = make_backends(
+            getattr(settings, "redis_url", None),
+            spent_loader=ledger.spent,
+            reservation_ttl=getattr(server, "budget_hold_ttl", None) if getattr(settings, "redis_url", None) else None,
+        )
         meter = cls(ledger=ledger, budgets=budgets, limiter=limiter, config=config, engine=engine, own_engine=own)
         meter._own_redis = True
         return meter
