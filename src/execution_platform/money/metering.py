@@ -13,14 +13,15 @@ For one call, :class:`MeteredProvider` (wrapping any provider) does, in order:
    token-count correction, and the ledger row, committed before the call returns. This bookkeeping
    runs in a shielded task, so a second cancellation cannot skip it.
 
-Who pays and under which limits is a :class:`CallContext`. The gateway builds one per request (the
-virtual key's budget/limits, the persona's, the team's, the request id, the deployment) and either
-passes a resolver ``context=lambda request: ...`` at construction, or wraps the call in
-``with metering.call_context(ctx): await provider.chat(request)`` (a context variable, so it
-crosses routing/fallback layers untouched). Both are merged. Attribution not given there comes from
-``request.metadata`` (key_id, team, persona, run_id). After the call the same object holds the
-outcome: ``ctx.cost_usd``, ``ctx.rate_headers`` (``x-ratelimit-*`` values), ``ctx.status`` and
-``ctx.attempts``. Every metered call made under one scoped context shares its ``request_id`` and gets
+Who pays and under which limits is a :class:`CallContext`: the per-request part (request id, the
+virtual key's budget) is made current with ``with metering.call_context(ctx): ...`` (a context
+variable, so it crosses routing/fallback layers untouched), the per-target part (deployment, its
+limits, persona/team budgets) comes from the resolver ``context=lambda request: ...`` given at
+construction; both are merged (``money.meter`` wires this up for ``Client`` and the gateway).
+``ctx.request_limits`` are NOT checked here: they are counted once per request by ``money.meter``.
+Attribution not given there comes from ``request.metadata`` (key_id, team, persona, run_id). After
+the call the same object holds the outcome: ``ctx.cost_usd``, ``ctx.rate_headers`` (``x-ratelimit-*``
+values), ``ctx.status``, ``ctx.tokens`` and ``ctx.attempts``. Every metered call made under one scoped context shares its ``request_id`` and gets
 the next attempt number, so a request retried or falling back over several providers has one ledger
 row per attempt under one id.
 """
