@@ -47,6 +47,11 @@ class Client:
             settings = Settings()
         self.settings = settings
         self._providers: dict[str, Provider] = dict(providers or {})
+        self._given = set(self._providers)
+        from .providers._http import HttpClient
+
+        # One connection pool per client: its adapters share it and ``aclose`` releases it.
+        self.http = HttpClient()
         self.router: Any = None
         self._metered: dict[str, Provider] = {}
         if config is None:
@@ -58,7 +63,7 @@ class Client:
             from .routing.router import Router
 
             loaded = config if isinstance(config, Config) else load_config(config)
-            self.router = Router(loaded, settings, providers=self._providers, wrap=self._leaf)
+            self.router = Router(loaded, settings, providers=self._providers, wrap=self._leaf, http=self.http)
         self._owns_meter = meter is True
         if meter is True:
             from .money.meter import Meter
@@ -70,7 +75,7 @@ class Client:
         if name not in self._providers:
             from .providers.registry import create_provider
 
-            self._providers[name] = create_provider(name, self.settings)
+            self._providers[name] = create_provider(name, self.settings, http=self.http)
         return self._providers[name]
 
     def resolve(self, request: ChatRequest) -> tuple[Provider, ChatRequest]:
@@ -195,10 +200,12 @@ class Client:
     async def aclose(self) -> None:
         if self.router is not None:
             await self.router.aclose()
-        for provider in self._providers.values():
-            await provider.aclose()
+        for name, provider in self._providers.items():
+            if name not in self._given:
+                await provider.aclose()
         if self._owns_meter and self.meter is not None:
             await self.meter.aclose()
+        await self.http.aclose()
 
     async def __aenter__(self) -> Client:
         return self

@@ -30,14 +30,19 @@ def provider_class(name: str) -> type[Provider]:
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def create_provider(name: str, settings: Settings, **overrides: Any) -> Provider:
-    """A provider configured from ``EP_*`` settings; ``overrides`` (api_key, base_url, …) win."""
+def create_provider(name: str, settings: Settings, *, http: Any = None, **overrides: Any) -> Provider:
+    """A provider configured from ``EP_*`` settings; ``overrides`` (api_key, base_url, …) win.
+
+    ``http`` is the connection pool (``providers._http.HttpClient``) HTTP adapters should share; the
+    owner of that pool closes it.
+    """
     cls = provider_class(name)
     _, _, prefix = PROVIDERS[name]
     kwargs: dict[str, Any] = {}
     if prefix is not None:
         kwargs["api_key"] = settings.secret(f"{prefix}_api_key")
         kwargs["base_url"] = getattr(settings, f"{prefix}_base_url")
+        kwargs["http"] = http
     else:
         kwargs["settings"] = settings
     kwargs.update({k: v for k, v in overrides.items() if v is not None})

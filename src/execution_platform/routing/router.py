@@ -72,9 +72,11 @@ class Router:
         provider_factory: ProviderFactory | None = None,
         providers: dict[str, Provider] | None = None,
         wrap: LeafWrapper | None = None,
+        http: Any = None,
     ) -> None:
         """``providers`` are ready-made adapters by provider name, used as they are (tests, the SDK);
-        ``wrap`` wraps every adapter once per target it serves (each attempt passes through it)."""
+        ``wrap`` wraps every adapter once per target it serves (each attempt passes through it);
+        ``http`` is the connection pool the adapters it creates share (its owner closes it)."""
         if settings is None:
             from ..config.settings import Settings
 
@@ -84,6 +86,7 @@ class Router:
         self._adapters: dict[tuple[Any, ...], Provider] = {}
         self._given = providers or {}
         self._wrap = wrap
+        self._http = http
         self._breakers: dict[str, CircuitBreaker] = {}
         self._snapshot = _Snapshot(config or Config())
 
@@ -232,8 +235,8 @@ class Router:
         accepted = inspect.signature(provider_class(provider_name).__init__).parameters
         renamed = {"headers": "extra_headers"}
         kwargs = {renamed.get(k, k): v for k, v in options.items() if v}
-        kwargs = {k: v for k, v in kwargs.items() if k in accepted}
-        return create_provider(provider_name, self.settings, **kwargs)
+        kwargs = {k: v for k, v in kwargs.items() if k in accepted and k != "http"}
+        return create_provider(provider_name, self.settings, http=self._http, **kwargs)
 
     async def aclose(self) -> None:
         for adapter in self._adapters.values():
