@@ -385,12 +385,36 @@ def test_unknown_parameters_pass_through_both_ways() -> None:
     assert again == body
 
 
+def test_system_turns_inside_messages_join_the_system_prompt() -> None:
+    """Recent Claude Code sends ``role: "system"`` turns among the messages; they become system messages."""
+    body = {
+        "model": "m",
+        "system": "top",
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "system", "content": [{"type": "text", "text": "ctx a"}, {"type": "text", "text": "ctx b"}]},
+            {"role": "assistant", "content": "hello"},
+            {"role": "system", "content": "late"},
+            {"role": "user", "content": "and?"},
+        ],
+    }
+    req = codec.decode_request(body)
+    assert [(m.role, m.text) for m in req.messages] == [
+        ("system", "top"), ("system", "ctx a\n\nctx b"), ("system", "late"),
+        ("user", "hi"), ("assistant", "hello"), ("user", "and?"),
+    ]
+    wire = codec.encode_request(req)
+    assert [m["role"] for m in wire["messages"]] == ["user", "assistant", "user"]
+    assert wire["system"] == [{"type": "text", "text": t} for t in ("top", "ctx a\n\nctx b", "late")]
+
+
 @pytest.mark.parametrize(
     ("body", "param"),
     [
         ({"messages": []}, "model"),
         ({"model": "m"}, "messages"),
-        ({"model": "m", "messages": [{"role": "system", "content": "x"}]}, "messages.0.role"),
+        ({"model": "m", "messages": [{"role": "tool", "content": "x"}]}, "messages.0.role"),
+        ({"model": "m", "messages": [{"role": "system", "content": [{"type": "image"}]}]}, "messages.0.content"),
         ({"model": "m", "messages": [{"role": "user", "content": [{"type": "audio"}]}]}, "messages.0.content.0.type"),
         ({"model": "m", "messages": [{"role": "user", "content": 3}]}, "messages.0.content"),
         ({"model": "m", "messages": [], "system": 5}, "system"),

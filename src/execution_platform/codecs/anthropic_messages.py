@@ -334,8 +334,15 @@ def decode_request(body: dict[str, Any]) -> ChatRequest:
     if system is not None:
         messages.append(_decode_system(system))
     tool_names: dict[str, str] = {}
+    turns: list[Message] = []
     for i, raw in enumerate(raw_messages):
-        messages.extend(_decode_message(raw, f"messages.{i}", tool_names))
+        if isinstance(raw, dict) and raw.get("role") == "system":
+            # Recent Claude Code sends extra context as role "system" turns inside ``messages``; they
+            # join the top-level system prompt (canonical order: system first) instead of failing.
+            messages.append(_decode_system_turn(raw.get("content"), f"messages.{i}"))
+        else:
+            turns.extend(_decode_message(raw, f"messages.{i}", tool_names))
+    messages.extend(turns)
     options: dict[str, Any] = {k: v for k, v in body.items() if k not in _KNOWN_REQUEST_KEYS}
     fields: dict[str, Any] = {"model": model, "messages": messages}
     for key in ("max_tokens", "temperature", "top_p"):
@@ -375,6 +382,17 @@ def _decode_system(system: Any) -> Message:
             parts.append(TextPart(text=block["text"]))
         return Message(role="system", content=parts)
     raise InvalidRequestError("system must be a string or a list of text blocks", param="system")
+
+
+def _decode_system_turn(content: Any, where: str) -> Message:
+    """A ``role: "system"`` turn inside ``messages``: text only, joined into one system message."""
+    if isinstance(content, str):
+        return Message(role="system", content=content)
+    if isinstance(content, list):
+        texts = [b.get("text") for b in content if isinstance(b, dict) and b.get("type") == "text"]
+        if len(texts) == len(content) and all(isinstance(t, str) for t in texts):
+            return Message(role="system", content="\n\n".join(texts))
+    raise InvalidRequestError(f"{where}.content: a system turn holds text only", param=f"{where}.content")
 
 
 def _decode_message(raw: Any, where: str, tool_names: dict[str, str]) -> list[Message]:

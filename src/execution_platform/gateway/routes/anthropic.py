@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ...codecs.sse import frame
-from ...errors import EPError, InvalidRequestError
-from ...model import ChatRequest, Message
+from ...errors import EPError
 from ..errors import ANTHROPIC, codec_for, error_payload
 from ..responses import error_responses, json_body, sse_and_json
 from . import _chat
@@ -62,42 +59,6 @@ MESSAGE = {
 }
 
 
-def _decode(body: dict[str, Any]) -> ChatRequest:
-    """The codec's decode, after lifting ``role: "system"`` turns out of ``messages``.
-
-    Recent Claude Code versions send extra system context as a message with role ``system`` inside
-    ``messages``; the canonical model has system messages, so they are kept (after the top-level
-    system prompt) instead of refusing the whole request.
-    """
-    messages = body.get("messages")
-    lifted: list[Message] = []
-    if isinstance(messages, list) and any(isinstance(m, dict) and m.get("role") == "system" for m in messages):
-        kept = []
-        for index, message in enumerate(messages):
-            if isinstance(message, dict) and message.get("role") == "system":
-                lifted.append(_system_message(message.get("content"), index))
-            else:
-                kept.append(message)
-        body = {**body, "messages": kept}
-    chat: ChatRequest = codec_for(ANTHROPIC).decode_request(body)
-    if lifted:
-        head = 0
-        while head < len(chat.messages) and chat.messages[head].role == "system":
-            head += 1
-        chat.messages[head:head] = lifted
-    return chat
-
-
-def _system_message(content: Any, index: int) -> Message:
-    if isinstance(content, str):
-        return Message(role="system", content=content)
-    if isinstance(content, list):
-        texts = [b.get("text") for b in content if isinstance(b, dict) and b.get("type") == "text"]
-        if all(isinstance(t, str) for t in texts) and len(texts) == len(content):
-            return Message(role="system", content="\n\n".join(texts))
-    raise InvalidRequestError(f"messages.{index}.content: a system turn holds text only", param=f"messages.{index}")
-
-
 def _error_frame(err: EPError) -> bytes:
     _, body = error_payload(err, ANTHROPIC)
     return frame(body, event="error")
@@ -111,7 +72,7 @@ def _error_frame(err: EPError) -> bytes:
 )
 async def messages(request: Request) -> Response:
     codec = codec_for(ANTHROPIC)
-    gw, chat, streaming, _ = await _chat.read_chat(request, _decode, PARAMS)
+    gw, chat, streaming, _ = await _chat.read_chat(request, codec_for(ANTHROPIC).decode_request, PARAMS)
     if not streaming:
         return await _chat.answer(gw, chat, codec.encode_response)
     encoder = codec.StreamEncoder(chat.model)
