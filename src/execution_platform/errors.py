@@ -24,6 +24,7 @@ __all__ = [
     "OverloadedError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
+    "QuotaExceededError",
     "RateLimitError",
     "StreamInterruptedError",
     "ToolExecutionError",
@@ -164,6 +165,15 @@ class RateLimitError(EPError):
     status_code = 429
     type = "rate_limit_error"
     retryable = True
+
+
+class QuotaExceededError(RateLimitError):
+    """The provider account's quota or credit is exhausted (OpenAI ``insufficient_quota``, Anthropic's
+    "credit balance is too low"). Waiting does not help, so it is not retried on the same target; routing
+    still moves on to the next one, which may bill another account."""
+
+    type = "insufficient_quota"
+    retryable = False
 
 
 class OverloadedError(EPError):

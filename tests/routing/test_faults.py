@@ -158,3 +158,19 @@ async def test_disconnect_after_first_token(make_router, fakes, stream) -> None:
     assert [(a.provider, a.status) for a in attempts_of(info.value)] == [("openai", "error")]
     assert len(fakes["openai"].requests) == 1 and fakes["anthropic"].requests == []
     assert isinstance(info.value, EPError) and info.value.status_code == 502
+
+
+async def test_exhausted_openai_quota_falls_over_without_retrying(make_router, fakes, stream) -> None:
+    fakes["openai"].enqueue(Fault("status", status=429, error_type="insufficient_quota", retry_after=0.01,
+                                  message="You exceeded your current quota, please check your plan and billing details."))
+    response = await call(make_router(CHAIN), "dev", stream)
+    assert trail(response) == [("openai", "error", "insufficient_quota"), ("anthropic", "ok", None)]
+    assert len(fakes["openai"].requests) == 1
+
+
+async def test_anthropic_credit_balance_too_low_falls_over_without_retrying(make_router, fakes, stream) -> None:
+    fakes["anthropic"].enqueue(Fault("status", status=400, error_type="invalid_request_error",
+                                     message="Your credit balance is too low to access the Anthropic API."))
+    response = await call(make_router(CHAIN), "claude_first", stream)
+    assert trail(response) == [("anthropic", "error", "insufficient_quota"), ("openai", "ok", None)]
+    assert len(fakes["anthropic"].requests) == 1

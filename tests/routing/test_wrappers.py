@@ -10,6 +10,7 @@ from execution_platform.errors import (
     CapabilityMissingError,
     InvalidRequestError,
     OverloadedError,
+    QuotaExceededError,
     RateLimitError,
     UpstreamServerError,
 )
@@ -271,3 +272,10 @@ async def test_stream_attempts_visible_once_first_event_arrives() -> None:
     assert [(x.provider, x.status) for x in stream.attempts] == [("a", "error"), ("b", "ok")]
     await stream.aclose()
 
+
+
+async def test_balanced_group_moves_past_a_member_whose_quota_ran_out() -> None:
+    a, b = ScriptedProvider("a").then(Fail(QuotaExceededError("quota"))), ScriptedProvider("b")
+    group = BalancedProvider([Member(leaf(a), weight=1000, name="a"), Member(leaf(b), name="b")], rng=random.Random(0))
+    response = await RetryingProvider(group, RetryPolicy(max_attempts=3), sleep=Sleeps()).chat(request())
+    assert response.message.text == "from b" and len(a.calls) == 1

@@ -18,6 +18,7 @@ from execution_platform.errors import (
     NotFoundError,
     OverloadedError,
     PermissionDeniedError,
+    QuotaExceededError,
     RateLimitError,
     UnsupportedParameterError,
     UpstreamServerError,
@@ -631,6 +632,14 @@ def test_decode_error(status: int, kind: str, message: str, exc: type[Exception]
     err = codec.decode_error(status, _err(kind, message), {"retry-after": "7"})
     assert type(err) is exc
     assert err.message == message and err.upstream_status == status and err.retry_after == 7.0
+
+
+def test_credit_balance_too_low_is_an_exhausted_quota() -> None:
+    """Anthropic has no billing 429: an empty prepaid balance is a 400 that must not look like a bad request."""
+    err = codec.decode_error(400, _err("invalid_request_error", "Your credit balance is too low to access the "
+                                       "Anthropic API. Please go to Plans & Billing to upgrade or purchase credits."), {})
+    assert type(err) is QuotaExceededError and not err.retryable and err.upstream_status == 400
+    assert codec.encode_error(err)[0] == 429
 
 
 def test_decode_error_survives_non_json_bodies() -> None:

@@ -21,6 +21,7 @@ from execution_platform.errors import (
     NotFoundError,
     OverloadedError,
     PermissionDeniedError,
+    QuotaExceededError,
     RateLimitError,
     UpstreamServerError,
     UpstreamTimeoutError,
@@ -691,6 +692,20 @@ def test_decode_error(code: int, status: str, message: str, cls: type[EPError]) 
     assert (err.upstream_status, err.code, err.message, err.retry_after) == (code, status, message, 7.0)
 
 
+def test_daily_quota_resource_exhausted_stays_a_retryable_rate_limit() -> None:
+    """Gemini's per-day quota answer is still RESOURCE_EXHAUSTED with a retry delay, not a billing failure."""
+    details = [
+        {
+            "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+            "violations": [{"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                            "quotaId": "GenerateRequestsPerDayPerProjectPerModel-FreeTier"}],
+        },
+        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "40s"},
+    ]
+    err = gemini.decode_error(429, _google(429, "RESOURCE_EXHAUSTED", "You exceeded your current quota.", details), {})
+    assert type(err) is RateLimitError and err.retryable and err.retry_after == 40.0
+
+
 def test_decode_error_key_invalid_retry_info_and_garbage() -> None:
     info = [
         {
@@ -725,6 +740,7 @@ def test_decode_error_key_invalid_retry_info_and_garbage() -> None:
         UpstreamServerError("broke"),
         BudgetExceededError("broke the bank"),
         CapabilityMissingError("cannot"),
+        QuotaExceededError("billing exhausted"),
     ],
 )
 def test_error_round_trip(err: EPError) -> None:

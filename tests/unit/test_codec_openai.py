@@ -547,6 +547,17 @@ def test_decode_error_taxonomy() -> None:
                      "unsupported_parameter")) is errors.UnsupportedParameterError
 
 
+def test_insufficient_quota_is_a_rate_limit_that_is_not_retried() -> None:
+    err = _err(429, "You exceeded your current quota, please check your plan and billing details.",
+               "insufficient_quota", "insufficient_quota")
+    assert type(err) is errors.QuotaExceededError and isinstance(err, errors.RateLimitError)
+    assert not err.retryable and err.status_code == 429
+    plain = _err(429, "Rate limit reached for gpt-4o", "requests", "rate_limit_exceeded")
+    assert type(plain) is errors.RateLimitError and plain.retryable
+    status, body = codec.encode_error(err)
+    assert status == 429 and body["error"]["type"] == body["error"]["code"] == "insufficient_quota"
+
+
 def test_decode_error_tolerates_non_json_bodies() -> None:
     err = codec.decode_error(502, b"<html>Bad Gateway</html>", {})
     assert type(err) is errors.UpstreamServerError and "Bad Gateway" in err.message

@@ -18,6 +18,7 @@ Wire facts this codec is built around:
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Any
 
@@ -33,6 +34,7 @@ from ..errors import (
     OverloadedError,
     PayloadTooLargeError,
     PermissionDeniedError,
+    QuotaExceededError,
     RateLimitError,
     UnsupportedParameterError,
     UpstreamTimeoutError,
@@ -692,10 +694,17 @@ def _new_id() -> str:
 # ---------------------------------------------------------------------------------------------
 # errors
 # ---------------------------------------------------------------------------------------------
+_CREDIT_EXHAUSTED = re.compile(r"credit balance is too low", re.IGNORECASE)
+
+
 def _error_from_type(
     kind: str | None, message: str, body: str | None, status: int | None = None, headers: Any = None
 ) -> EPError:
     code = status or _ERROR_STATUS.get(kind or "", 500)
+    if code == 400 and _CREDIT_EXHAUSTED.search(message):
+        # Anthropic reports an empty prepaid balance as a 400; it is the same condition as OpenAI's
+        # insufficient_quota, so routing can move on to another provider instead of failing the call.
+        return QuotaExceededError(message, provider=PROVIDER, upstream_status=code, upstream_body=body)
     return error_for_status(code, message, provider=PROVIDER, body=body, headers=headers, upstream_type=kind)
 
 

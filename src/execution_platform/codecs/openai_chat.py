@@ -28,6 +28,7 @@ import orjson
 from ..errors import (
     EPError,
     InvalidRequestError,
+    QuotaExceededError,
     UnsupportedParameterError,
     error_for_status,
 )
@@ -814,6 +815,8 @@ def _error_from_parts(status: int, error: dict[str, Any], text: str, headers: An
     target: type[EPError] | None = None
     if str(code) in _UNSUPPORTED_CODES and type(err) is InvalidRequestError:
         target = UnsupportedParameterError
+    elif "insufficient_quota" in (str(code), kind) and not isinstance(err, QuotaExceededError):
+        target = QuotaExceededError  # billing exhausted: a 429 that waiting does not cure
     elif isinstance(kind, str):
         # Our own error types (another gateway upstream) map back to the exact class.
         named = _taxonomy_by_type().get(kind)
@@ -852,6 +855,7 @@ _DEFAULT_CODES: dict[str, str] = {
     "rate_limit_error": "rate_limit_exceeded",
     "unsupported_parameter": "unsupported_parameter",
     "content_filtered": "content_filter",
+    "insufficient_quota": "insufficient_quota",
 }
 
 

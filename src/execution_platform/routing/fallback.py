@@ -2,8 +2,9 @@
 
 Targets lacking a capability the request needs are skipped (recorded as skipped attempts); when none
 can serve it, :class:`~execution_platform.errors.CapabilityMissingError` (412) says what each lacked.
-The call moves on after a retryable error (after the target's own retries) or a context-length error
-(the next target may have a larger window); any other error is final. A stream moves on only while
+The call moves on after a retryable error (after the target's own retries), a context-length error
+(the next target may have a larger window) or an exhausted quota (the next target may bill another
+account; the exhausted one is not retried); any other error is final. A stream moves on only while
 nothing but its start event has arrived: once content has been produced the chain fails with
 :class:`StreamBrokenError` instead of splicing a second provider's answer onto the first.
 """
@@ -14,7 +15,13 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import CapabilityMissingError, ContextLengthExceededError, EPError, StreamInterruptedError
+from ..errors import (
+    CapabilityMissingError,
+    ContextLengthExceededError,
+    EPError,
+    QuotaExceededError,
+    StreamInterruptedError,
+)
 from ..model import Attempt, Capabilities, ChatRequest, ChatResponse, StartEvent, StreamEvent
 from ..providers.base import Provider
 from .attempts import RoutedStream, attach, attempts_of, close_quietly
@@ -48,7 +55,7 @@ class Target:
 
 
 def _moves_on(err: EPError) -> bool:
-    return err.retryable or isinstance(err, ContextLengthExceededError)
+    return err.retryable or isinstance(err, ContextLengthExceededError | QuotaExceededError)
 
 
 class FallbackProvider(Provider):
