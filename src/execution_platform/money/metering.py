@@ -9,9 +9,10 @@ For one call, :class:`MeteredProvider` (wrapping any provider) does, in order:
    and the raised error is marked ``before_upstream``;
 3. the inner ``chat`` or ``stream``;
 4. on EVERY way out (success, error, timeout, cancellation, a consumer closing the stream early): the
-   cost from the final usage (a provider-reported ``cost_usd`` wins), the budget settlement and
-   token-count correction, and the ledger row, committed before the call returns. This bookkeeping
-   runs in a shielded task, so a second cancellation cannot skip it.
+   cost from the final usage (a provider-reported ``cost_usd`` wins, on a response or on a stream's
+   final ``UsageEvent``), the budget settlement and token-count correction, and the ledger row,
+   committed before the call returns. This bookkeeping runs in a shielded task, so a second
+   cancellation cannot skip it.
 
 Who pays and under which limits is a :class:`CallContext`: the per-request part (request id, the
 virtual key's budget) is made current with ``with metering.call_context(ctx): ...`` (a context
@@ -81,6 +82,7 @@ class CallContext:
     rate_headers: RateHeaders = field(default_factory=RateHeaders)
     reserved_usd: float | None = None
     tokens: int = 0  # input + output tokens of every attempt so far (settles request-level TPM)
+    upstream_calls: int = 0  # attempts admitted past the leaf's checks (0: refused before any upstream call)
 
     def merged(self, other: CallContext | None) -> CallContext:
         """This context with ``other``'s budgets/limits added and its unset fields filled from ``other``."""
@@ -136,6 +138,7 @@ class _Call:
     ttft_ms: float | None = None
     output_text: list[str] = field(default_factory=list)
     usage: Usage | None = None
+    reported_cost: float | None = None  # the provider's own price from the stream's UsageEvent
 
 
 class MeteredProvider(Provider):
@@ -221,6 +224,8 @@ class MeteredProvider(Provider):
             # (breakers) nor report it as an upstream attempt.
             exc.before_upstream = True  # type: ignore[attr-defined]
             raise
+        if scoped is not None:
+            scoped.upstream_calls += 1
         call.started = time.perf_counter()
         return call
 
@@ -307,11 +312,14 @@ class MeteredProvider(Provider):
             status, error = ("partial" if call.ttft_ms is not None else "error"), exc
             raise
         finally:
-            await self._finish_shielded(call, status, self._stream_usage(call, status), error=error)
+            await self._finish_shielded(
+                call, status, self._stream_usage(call, status), call.reported_cost if call.usage else None, error
+            )
 
     def _observe(self, call: _Call, event: StreamEvent) -> None:
         if isinstance(event, UsageEvent):
             call.usage = event.usage
+            call.reported_cost = event.cost_usd
         elif not isinstance(event, StartEvent):
             if call.ttft_ms is None:
                 call.ttft_ms = (time.perf_counter() - call.started) * 1000
