@@ -118,11 +118,15 @@ class Client:
         from .money.metering import CallContext, call_context, current_context
 
         admission = await self.meter.admit(resolved, current_context() or CallContext(), self._config())
+        error: BaseException | None = None
         try:
             with call_context(admission.ctx):
                 return await provider.chat(resolved)
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
-            await self.meter.release(admission)
+            await self.meter.release(admission, error)
 
     def send_stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         """Stream the answer to a canonical request; closing the iterator cancels the upstream call.
@@ -154,6 +158,7 @@ class Client:
         from .money.metering import CallContext, call_context
 
         admission = await self.meter.admit(resolved, ctx or CallContext(), self._config())
+        error: BaseException | None = None
         try:
             inner = provider.stream(resolved)
             routed.follow(inner)
@@ -170,8 +175,11 @@ class Client:
             finally:
                 routed.settle()
                 await inner.aclose()  # type: ignore[attr-defined]
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
-            await self.meter.release(admission)
+            await self.meter.release(admission, error)
 
     def _config(self) -> Any:
         return self.router.config if self.router is not None else None

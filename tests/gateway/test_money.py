@@ -118,6 +118,16 @@ def test_key_rpm_429_with_retry_after_and_ratelimit_headers(gw: Any, fake_openai
     assert len(fake_openai.requests) == 2
 
 
+def test_budget_refusal_gives_the_key_rpm_slot_back(gw: Any, fake_openai: Any) -> None:
+    key, _ = new_key(gw, rpm=3)
+    assert chat(gw, key, model="persona:coder").status_code == 200
+    assert chat(gw, key, model="persona:coder").status_code == 200
+    assert chat(gw, key, model="persona:coder").status_code == 402  # the persona's $0.05; no slot used
+    assert chat(gw, key).status_code == 200  # the key's 3rd request of 3
+    assert chat(gw, key).status_code == 429
+    assert len(fake_openai.requests) == 3
+
+
 def test_retries_count_once_against_the_team_rpm(gw: Any, fake_openai: Any) -> None:
     fake_openai.enqueue(Fault(kind="status", status=503), Reply(), Fault(kind="status", status=503), Reply())
     team = {"x-ep-team": "research"}

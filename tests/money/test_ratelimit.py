@@ -86,3 +86,16 @@ def test_duration_format_matches_openai_style() -> None:
     assert format_duration(0.25) == "250ms"
     assert format_duration(1.0) == "1s"
     assert format_duration(360.0) == "6m0s"
+
+
+async def test_refund_gives_the_request_and_its_tokens_back(limiters: list[RateLimiter]) -> None:
+    limit = RateLimit("key", "refund", rpm=2, tpm=1000)
+    kept = await limiters[0].acquire([limit], tokens=300)
+    refunded = await limiters[1].acquire([limit], tokens=600)
+    await limiters[1].refund(refunded)
+    await limiters[1].settle(refunded, 900)  # a refunded lease is settled: nothing comes back
+    lease = await limiters[2].acquire([limit], tokens=700)  # 300 + 700 fits; the 2nd of 2 requests
+    assert lease.headers.remaining_requests == 0 and lease.headers.remaining_tokens == 0
+    with pytest.raises(RateLimitExceeded):
+        await limiters[0].acquire([limit])
+    assert kept.headers.remaining_requests == 1

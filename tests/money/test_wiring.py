@@ -31,10 +31,11 @@ personas:
 HI = [{"role": "user", "content": "hi"}]
 
 
-@pytest.fixture
-async def client(fake_openai: Any, tmp_path: Path) -> Any:
+@pytest.fixture(params=["inprocess", "redis"])
+async def client(fake_openai: Any, tmp_path: Path, request: pytest.FixtureRequest) -> Any:
+    redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else None
     settings = Settings(_env_file=None, openai_api_key=fake_openai.api_key, openai_base_url=fake_openai.base_url,
-                        database_url=f"sqlite:///{tmp_path / 'ep.db'}")
+                        database_url=f"sqlite:///{tmp_path / 'ep.db'}", redis_url=redis_url)
     async with Client(settings, config=parse_config(CONFIG), meter=True) as c:
         yield c
 
@@ -70,7 +71,8 @@ async def test_persona_budget_refuses_before_the_upstream_and_rpm_counts_request
         await client.chat(model="persona:writer", messages=HI, max_tokens=10)
     assert len(fake_openai.requests) == calls  # no upstream call
     assert ctx.rate_headers.remaining_requests == 0  # the persona's limit is the tightest: 4 of 4 used
-    with pytest.raises(RateLimitError):
+    # ... but a request refused for money gives its slot back: the next one is refused for money again
+    with pytest.raises(BudgetExceededError):
         await client.chat(model="openai/gpt-4o-mini", messages=HI, max_tokens=10, metadata=writer)
     assert len(client.meter.ledger.rows_sync()) == len(rows)
 
@@ -87,3 +89,17 @@ async def test_stream_rows_and_caller_context_outcome(client: Any, fake_openai: 
         "req-stream-1", "key-1", 30, 3)
     assert row["cost_usd"] == pytest.approx(0.033) and ctx.cost_usd == pytest.approx(0.033)
     assert ctx.tokens == 33
+
+
+async def test_budget_refusal_does_not_use_up_the_key_rpm(client: Any, fake_openai: Any) -> None:
+    ctx = lambda: CallContext(request_limits=[RateLimit("key", "k2", rpm=2)])  # noqa: E731
+    with call_context(ctx()):
+        await client.chat(model="persona:writer", messages=HI, max_tokens=10)  # 1st of 2; $0.019
+    for _ in range(3):  # the persona's $0.1 cannot hold a worst case of 5000 tokens at $0.001
+        with call_context(ctx()), pytest.raises(BudgetExceededError):
+            await client.chat(model="persona:writer", messages=HI, max_tokens=5000)
+    with call_context(ctx()):
+        await client.chat(model="openai/gpt-4o-mini", messages=HI, max_tokens=10)  # 2nd of 2
+    with call_context(ctx()), pytest.raises(RateLimitError):
+        await client.chat(model="openai/gpt-4o-mini", messages=HI, max_tokens=10)
+    assert len(fake_openai.requests) == 2

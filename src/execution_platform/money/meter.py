@@ -31,6 +31,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import BudgetExceededError
 from ..model import ChatRequest
 from ..providers.base import Provider
 from .budgets import Budget, BudgetBackend
@@ -125,6 +126,7 @@ class Admission:
     ctx: CallContext
     lease: Lease | None
     tokens_before: int
+    upstream_before: int = 0  # ctx.upstream_calls at admission (the context may be reused)
 
 
 class Meter:
@@ -257,12 +259,20 @@ class Meter:
         if limits and self.limiter is not None:
             lease = await self.limiter.acquire(limits, tokens=prompt_tokens_upper_bound(request))
             ctx.rate_headers = ctx.rate_headers.merge(lease.headers)
-        return Admission(ctx, lease, ctx.tokens)
+        return Admission(ctx, lease, ctx.tokens, ctx.upstream_calls)
 
-    async def release(self, admission: Admission) -> None:
-        """Replace the request's token estimate with the tokens its attempts really used."""
+    async def release(self, admission: Admission, error: BaseException | None = None) -> None:
+        """Replace the request's token estimate with the tokens its attempts really used.
+
+        A request refused for budget (402) before any upstream call gets its admission back whole:
+        it must not use up a slot of the caller's RPM (nor hold tokens) for a call never made."""
         lease = admission.lease
-        if lease is None or self.limiter is None or lease.settled or all(x.tpm is None for x in lease.limits):
+        if lease is None or self.limiter is None or lease.settled:
+            return
+        if isinstance(error, BudgetExceededError) and admission.ctx.upstream_calls == admission.upstream_before:
+            await asyncio.shield(asyncio.ensure_future(self.limiter.refund(lease)))
+            return
+        if all(x.tpm is None for x in lease.limits):
             return  # nothing to correct (RPM only): skip the shielded task
         used = admission.ctx.tokens - admission.tokens_before
         await asyncio.shield(asyncio.ensure_future(self.limiter.settle(lease, used)))

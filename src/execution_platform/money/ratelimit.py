@@ -20,6 +20,7 @@ number of gateway replicas share one exact limit). Rejections raise :class:`Rate
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import secrets
 import time
@@ -115,6 +116,7 @@ class Lease:
     tokens: int
     headers: RateHeaders = field(default_factory=RateHeaders)
     settled: bool = False
+    admitted_at: float | None = None  # in-process clock of the admission (finds its entry on refund)
 
 
 class RateLimiter(ABC):
@@ -133,8 +135,22 @@ class RateLimiter(ABC):
         if any(limit.tpm is not None for limit in lease.limits):
             await self._settle(lease, max(int(actual_tokens), 0))
 
+    async def refund(self, lease: Lease) -> None:
+        """Take the admission back entirely (request and tokens), as if it had never been made.
+
+        For a request refused for another reason before any upstream call (402 over budget): it
+        used nothing of the limits. Settles the lease, so a later :meth:`settle` does nothing."""
+        if lease.settled:
+            return
+        lease.settled = True
+        if lease.limits:
+            await self._refund(lease)
+
     @abstractmethod
     async def _acquire(self, lease: Lease) -> RateHeaders: ...
+
+    @abstractmethod
+    async def _refund(self, lease: Lease) -> None: ...
 
     @abstractmethod
     async def _settle(self, lease: Lease, actual: int) -> None: ...
@@ -195,6 +211,7 @@ class InProcessRateLimiter(RateLimiter):
                             break
                     raise _reject(limit, "tokens", retry, self._headers(limit, w, now))
             headers = RateHeaders()
+            lease.admitted_at = now
             for limit, w in zip(lease.limits, windows, strict=True):
                 w.requests.append(now)
                 if limit.tpm is not None:
@@ -224,6 +241,19 @@ class InProcessRateLimiter(RateLimiter):
                 if w is not None and entry is not None:
                     w.token_total += actual - entry[2]
                     entry[2] = actual
+
+    async def _refund(self, lease: Lease) -> None:
+        async with self._lock:
+            for limit in lease.limits:
+                w = self._windows.get((limit.scope, limit.name))
+                if w is None:
+                    continue
+                with contextlib.suppress(ValueError):  # already out of the window
+                    w.requests.remove(lease.admitted_at)  # equal timestamps are interchangeable
+                entry = w.by_id.pop(lease.id, None)
+                if entry is not None:
+                    w.tokens.remove(entry)
+                    w.token_total -= entry[2]
 
 
 _ACQUIRE_LUA = """
@@ -313,6 +343,22 @@ return 1
 """
 
 
+_REFUND_LUA = """
+local id = ARGV[1]
+for i = 1, #KEYS, 3 do
+  local r, tz, ta = KEYS[i], KEYS[i + 1], KEYS[i + 2]
+  redis.call('ZREM', r, id)
+  redis.call('ZREM', tz, id)
+  local a = redis.call('HGET', ta, id)
+  if a then
+    redis.call('HINCRBY', ta, '_total', -tonumber(a))
+    redis.call('HDEL', ta, id)
+  end
+end
+return 1
+"""
+
+
 class RedisRateLimiter(RateLimiter):
     """Exact across processes sharing one Redis."""
 
@@ -321,6 +367,7 @@ class RedisRateLimiter(RateLimiter):
         self.prefix = prefix
         self._acquire_script = redis.register_script(_ACQUIRE_LUA)
         self._settle_script = redis.register_script(_SETTLE_LUA)
+        self._refund_script = redis.register_script(_REFUND_LUA)
 
     def _keys(self, limit: RateLimit) -> list[str]:
         base = f"{self.prefix}:rl:{limit.scope}:{limit.name}"
@@ -360,3 +407,7 @@ class RedisRateLimiter(RateLimiter):
     async def _settle(self, lease: Lease, actual: int) -> None:
         keys = [self._keys(limit)[2] for limit in lease.limits if limit.tpm is not None]
         await self._settle_script(keys=keys, args=[lease.id, len(keys), actual])
+
+    async def _refund(self, lease: Lease) -> None:
+        keys = [key for limit in lease.limits for key in self._keys(limit)]
+        await self._refund_script(keys=keys, args=[lease.id])
