@@ -8,6 +8,7 @@ locations in the same form as pydantic so both kinds of error map back to lines 
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -17,6 +18,7 @@ CapabilityName = Literal[
 ]
 Effort = Literal["minimal", "low", "medium", "high"]
 Period = Literal["day", "week", "month", "total"]
+_MCP_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")  # becomes the ``<name>__`` prefix of the server's tool names
 
 
 class _Strict(BaseModel):
@@ -175,6 +177,33 @@ class Team(_Strict):
     limits: LimitsConfig | str | None = None  # inline, or the name of an entry in ``limits``
 
 
+class MCPServer(_Strict):
+    """An MCP server whose tools the gateway mounts at start-up (as ``<name>__<tool>``).
+
+    Either a local process spoken to over stdio (``command`` with ``args``, ``env``, ``cwd``) or a
+    streamable HTTP endpoint (``url`` with ``headers``). A stdio server does not inherit the gateway's
+    environment (its provider keys stay private): only a safe default set plus ``env``.
+    """
+
+    command: str | None = Field(None, min_length=1)
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] | None = None
+    cwd: str | None = None
+    url: str | None = Field(None, pattern=r"^https?://")
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout: float = Field(30.0, gt=0)  # seconds, for start-up and for each tool call
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> MCPServer:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("give command (stdio) or url (streamable HTTP), not both")
+        if self.command is None and (self.args or self.env is not None or self.cwd is not None):
+            raise ValueError("args, env and cwd apply to stdio servers (command), not to url")
+        if self.url is None and self.headers:
+            raise ValueError("headers apply to streamable HTTP servers (url), not to command")
+        return self
+
+
 class ServerConfig(_Strict):
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     request_timeout: float | None = Field(None, gt=0)
@@ -193,8 +222,11 @@ class Config(_Strict):
     pricing: dict[str, PricingOverride] = Field(default_factory=dict)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    mcp_servers: dict[str, MCPServer] = Field(default_factory=dict)
 
-    @field_validator("providers", "personas", "budgets", "limits", "teams", "capabilities", "pricing", mode="before")
+    @field_validator(
+        "providers", "personas", "budgets", "limits", "teams", "capabilities", "pricing", "mcp_servers", mode="before"
+    )
     @classmethod
     def _null_is_empty(cls, value: Any) -> Any:
         return {} if value is None else value
@@ -279,6 +311,9 @@ class Config(_Strict):
         for key in self.capabilities:
             if not self.is_target(key, known_providers):
                 found.append((("capabilities", key), f"'{key}' is not provider/model or a deployment name"))
+        for key in self.mcp_servers:
+            if not _MCP_NAME.fullmatch(key):
+                found.append((("mcp_servers", key), "an MCP server name uses letters, digits, '_' and '-' only"))
         for key in self.pricing:
             provider, sep, model = key.partition("/")
             if not (sep and model and provider in known_providers):
