@@ -91,7 +91,14 @@ def create_app(
 
         reloading = config_path is not None and install_sighup(gateway, config_path)
         await money.start(meter)
-        yield
+        async with contextlib.AsyncExitStack() as mcp_servers:
+            servers = _config_section(config, "mcp_servers")
+            if servers:
+                from .mcp import mount_servers
+                from .routes.tools import tool_registry
+
+                await mount_servers(servers, tool_registry(gateway), mcp_servers)
+            yield
         if reloading:
             remove_sighup()
         with contextlib.suppress(Exception):

@@ -16,6 +16,7 @@ connections) are kept across reloads for targets that did not change.
 
 from __future__ import annotations
 
+import fnmatch
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -286,6 +287,11 @@ def _target_params(spec: TargetConfig) -> dict[str, Any]:
     return params
 
 
+def _tool_allowed(name: str, allowed: list[str]) -> bool:
+    """Exact names or fnmatch patterns (``fs__*``), as the tool registry reads the same list."""
+    return any(name == pattern or fnmatch.fnmatchcase(name, pattern) for pattern in allowed)
+
+
 def _apply_persona(request: ChatRequest, name: str, persona: Persona) -> ChatRequest:
     """Prepend the persona's system prompt, fill in its parameters and tag the call with the persona.
 
@@ -293,7 +299,7 @@ def _apply_persona(request: ChatRequest, name: str, persona: Persona) -> ChatReq
     enforced (a tool outside it is refused rather than silently dropped).
     """
     if persona.tools is not None:
-        refused = [t.name for t in request.tools if t.name not in persona.tools]
+        refused = [t.name for t in request.tools if not _tool_allowed(t.name, persona.tools)]
         if refused:
             raise PermissionDeniedError(
                 f"persona '{name}' may not use tool(s) {', '.join(refused)}; allowed: {', '.join(persona.tools) or 'none'}",

@@ -30,9 +30,10 @@ from .events import (
     ToolExecutionResult,
     ToolExecutionStart,
 )
-from .registry import ToolRegistry, result_text, to_jsonable
+from .registry import ToolRegistry, is_allowed, result_text, to_jsonable
 
 MessagesIn = str | Sequence[Message | dict[str, Any]]
+PERSONA = "persona:"
 
 
 class Agent:
@@ -40,8 +41,11 @@ class Agent:
 
     ``backend`` is a ``Provider`` (then ``model`` is the provider's own model name) or a ``Client``
     (then ``model`` is an address like ``openai/gpt-4o``). ``allowed_tools`` (exact names or fnmatch
-    patterns) is the persona's allow-list: only those tools are offered, and a call to any other is
-    refused. ``tool_timeout`` bounds each call (default: the tool's own, then the registry's).
+    patterns) is an allow-list: only those tools are offered, and a call to any other is refused.
+    With ``model="persona:NAME"`` on a configured ``Client`` the persona's own ``tools`` list applies
+    too (read from the client's current configuration at each run), so the loop offers only what the
+    router will accept instead of failing on its first call. ``tool_timeout`` bounds each call
+    (default: the tool's own, then the registry's).
     ``params`` are extra ``ChatRequest`` fields (temperature, max_tokens, metadata, …).
     """
 
@@ -85,7 +89,8 @@ class Agent:
     async def stream(self, messages: MessagesIn) -> AsyncIterator[AgentEvent]:
         """Yield every step as events; closing the iterator cancels the model call and running tools."""
         history = self._initial_messages(messages)
-        specs = self.registry.specs(self.allowed_tools)
+        allowed = self._allowed()
+        specs = self.registry.specs(allowed)
         usage = Usage()
         response: ChatResponse | None = None
         stop: StopReason = "max_steps"
@@ -111,7 +116,7 @@ class Agent:
             if not calls:
                 stop = "final_answer"
                 break
-            async with aclosing(self._execute_all(step, calls, history)) as executions:
+            async with aclosing(self._execute_all(step, calls, history, allowed)) as executions:
                 async for event in executions:
                     yield event
         yield RunEnd(
@@ -124,6 +129,15 @@ class Agent:
                 response=response,
             )
         )
+
+    def _allowed(self) -> Collection[str] | None:
+        """The caller's allow-list narrowed by the persona's (tool names; None when neither limits)."""
+        persona_tools = persona_allow_list(self.backend, self._template.model)
+        if persona_tools is None:
+            return self.allowed_tools
+        return [
+            tool.name for tool in self.registry.tools(self.allowed_tools) if is_allowed(tool.name, persona_tools)
+        ]
 
     # -- model calls ----------------------------------------------------------------------------
     def _model_stream(self, request: ChatRequest) -> Any:
@@ -146,10 +160,10 @@ class Agent:
 
     # -- tool execution -------------------------------------------------------------------------
     async def _execute_all(
-        self, step: int, calls: list[ToolCall], history: list[Message]
+        self, step: int, calls: list[ToolCall], history: list[Message], allowed: Collection[str] | None
     ) -> AsyncIterator[AgentEvent]:
         """Run all calls of one step concurrently; report each as it finishes, append in call order."""
-        tasks = [asyncio.create_task(self._execute(step, call)) for call in calls]
+        tasks = [asyncio.create_task(self._execute(step, call, allowed)) for call in calls]
         try:
             for call in calls:
                 yield ToolExecutionStart(step=step, call_id=call.id, name=call.name, arguments=call.arguments)
@@ -170,7 +184,7 @@ class Agent:
                 )
             )
 
-    async def _execute(self, step: int, call: ToolCall) -> ToolExecutionResult:
+    async def _execute(self, step: int, call: ToolCall, allowed: Collection[str] | None) -> ToolExecutionResult:
         started = time.perf_counter()
         value: Any = None
         error: EPError | None = None
@@ -181,7 +195,7 @@ class Agent:
                     code="invalid_tool_arguments",
                 )
             value = await self.registry.invoke(
-                call.name, call.arguments, allowed=self.allowed_tools, timeout=self.tool_timeout
+                call.name, call.arguments, allowed=allowed, timeout=self.tool_timeout
             )
         except EPError as exc:
             error = exc
@@ -209,3 +223,16 @@ async def run(
 ) -> RunResult:
     """One-shot helper: ``await run(provider, "gpt-4o-mini", "question", registry, max_steps=5)``."""
     return await Agent(backend, model, registry, **options).run(messages)
+
+
+def persona_allow_list(backend: Any, model: str) -> Collection[str] | None:
+    """The ``tools`` list of the persona ``model`` names (``persona:NAME``) in ``backend``'s configuration.
+
+    None when the model is not a persona, the backend has no configuration (a bare provider) or the
+    persona sets no list; an unknown persona is left for the router to refuse.
+    """
+    if not model.startswith(PERSONA):
+        return None
+    config = getattr(getattr(backend, "router", None), "config", None)
+    persona = (getattr(config, "personas", None) or {}).get(model[len(PERSONA) :])
+    return getattr(persona, "tools", None)

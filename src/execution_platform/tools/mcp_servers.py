@@ -223,6 +223,11 @@ class MCPTools:
         self._stack = AsyncExitStack()
         self._mounted: list[str] = []
 
+    @property
+    def tool_names(self) -> list[str]:
+        """Names of the tools mounted into the registry (while the block is open)."""
+        return list(self._mounted)
+
     async def __aenter__(self) -> MCPTools:
         try:
             for config in self.servers:
