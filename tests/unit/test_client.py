@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -74,7 +76,9 @@ def test_sync_client_chat_and_stream(fake_anthropic: FakeUpstream) -> None:
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["no-stream", "stream"])
-def test_ep_chat_prints_the_answer(fake_openai: FakeUpstream, monkeypatch: pytest.MonkeyPatch, stream: bool) -> None:
+def test_ep_chat_prints_the_answer(fake_openai: FakeUpstream, monkeypatch: pytest.MonkeyPatch, stream: bool,
+                                   tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # ep chat records its call in ep.db of the working directory
     monkeypatch.setenv("EP_OPENAI_API_KEY", fake_openai.api_key)
     monkeypatch.setenv("EP_OPENAI_BASE_URL", fake_openai.base_url)
     fake_openai.enqueue(Reply(text="terminal answer", chunks=5))
@@ -86,7 +90,8 @@ def test_ep_chat_prints_the_answer(fake_openai: FakeUpstream, monkeypatch: pytes
     assert fake_openai.requests[-1].body.get("stream", False) is stream
 
 
-def test_ep_chat_without_key_exits_1_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ep_chat_without_key_exits_1_naming_the_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
     for name in ("EP_GEMINI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "EP_CONFIG"):
         monkeypatch.delenv(name, raising=False)
     result = CliRunner().invoke(app, ["chat", "--model", "gemini/gemini-2.5-flash", "hi"])

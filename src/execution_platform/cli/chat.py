@@ -1,4 +1,8 @@
-"""``ep chat``: one call from the terminal, streamed as it arrives with ``--stream``."""
+"""``ep chat``: one call from the terminal, streamed as it arrives with ``--stream``.
+
+The call is metered like a gateway call (same ``EP_DATABASE_URL`` ledger, budgets and limits of the
+configuration), so ``ep costs`` shows terminal spend next to the gateway's.
+"""
 
 from __future__ import annotations
 
@@ -36,7 +40,7 @@ async def _run(model: str, messages: list[dict[str, str]], stream: bool) -> None
     from ..client import Client
     from ..model import TextDelta
 
-    async with Client() as client:
+    async with Client(meter=True) as client:  # closing the client flushes the ledger row
         if stream:
             async for event in client.stream(model=model, messages=messages):
                 if isinstance(event, TextDelta):
