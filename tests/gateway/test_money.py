@@ -19,6 +19,7 @@ from .conftest import MASTER
 CONFIG = """
 pricing:
   openai/gpt-4o-mini: {input_per_mtok: 1000, output_per_mtok: 1000}
+  openai/text-embedding-3-small: {input_per_mtok: 1000, output_per_mtok: 0}
 personas:
   coder:
     targets: [openai/gpt-4o-mini]
@@ -214,3 +215,38 @@ def test_costs_route_groups_filters_csv_and_scopes_virtual_keys(gw: Any, fake_op
     assert json.loads(out.output)["total_usd"] == pytest.approx(0.038)
     table = CliRunner().invoke(cli_app, ["costs", "--by", "team"])
     assert table.exit_code == 0 and "research" in table.output and "$0.038000" in table.output
+
+
+def embed(gw: Any, key: str, model: str, texts: list[str], **headers: str) -> httpx.Response:
+    return httpx.post(gw.url + "/v1/embeddings", headers=bearer(key, **headers),
+                      json={"model": model, "input": texts}, timeout=10)
+
+
+def test_embeddings_get_a_ledger_row_with_input_tokens_and_cost(gw: Any, fake_openai: Any) -> None:
+    key, key_id = new_key(gw, team="platform")
+    r = embed(gw, key, "openai/text-embedding-3-small", ["a b", "c"], **{"x-ep-run-id": "run-e"})
+    assert r.status_code == 200, r.text
+    assert float(r.headers["x-ep-cost-usd"]) == pytest.approx(0.003)  # 3 tokens at $1000 per million
+    [row] = rows(gw)
+    assert (row["request_id"], row["key_id"], row["team"], row["run_id"]) == (
+        r.headers["x-ep-request-id"], key_id, "platform", "run-e")
+    assert (row["provider"], row["model"], row["status"]) == ("openai", "text-embedding-3-small", "ok")
+    assert (row["input_tokens"], row["output_tokens"]) == (3, 0) and row["cost_usd"] == pytest.approx(0.003)
+
+
+def test_gemini_embeddings_are_estimated_and_priced_from_the_bundled_list(gw: Any, fake_gemini: Any) -> None:
+    assert embed(gw, MASTER, "gemini/gemini-embedding-001", ["hello there", "general kenobi"]).status_code == 200
+    assert embed(gw, MASTER, "gemini/text-embedding-004", ["no price known"]).status_code == 200
+    known, unknown = rows(gw)
+    assert known["input_tokens"] > 0  # the answer has no count: estimated from the texts
+    assert known["cost_usd"] == pytest.approx(known["input_tokens"] * 0.15e-6)  # genai-prices: $0.15/M
+    assert unknown["input_tokens"] > 0 and unknown["cost_usd"] == 0
+
+
+def test_embeddings_over_the_key_budget_are_refused_before_the_upstream(gw: Any, fake_openai: Any) -> None:
+    key, _ = new_key(gw, budget_usd=0.001, budget_period="total", rpm=1)
+    calls = len(fake_openai.requests)
+    for _ in range(2):  # the refusal does not use the key's one request a minute either
+        refused = embed(gw, key, "openai/text-embedding-3-small", ["hello world foo"])
+        assert refused.status_code == 402 and refused.json()["error"]["type"] == "budget_exceeded"
+    assert len(fake_openai.requests) == calls and rows(gw) == []

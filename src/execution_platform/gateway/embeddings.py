@@ -2,7 +2,8 @@
 
 The canonical model has no embeddings yet, so this is deliberately minimal: a request (model + texts
 + optional dimensions) and a result (vectors + input tokens), with one upstream call per request over
-the shared connection pool. Upstream errors go through the provider codec's ``decode_error``.
+the shared connection pool. Upstream errors go through the provider codec's ``decode_error``. With a
+metered client, the call is metered by ``money.embeddings`` (budgets, rate limits, a ledger row).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 import orjson
 
 from ..errors import EPError, InvalidRequestError, UpstreamServerError
+from ..money.embeddings import metered_embedding
+from ..money.metering import CallContext
 from ..providers._http import client_timeout, transport_error
 from ..providers.registry import split_model
 from .state import Gateway
@@ -60,7 +63,25 @@ def to_base64(vector: list[float]) -> str:
     return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
 
 
-async def embed(gw: Gateway, request: EmbeddingRequest) -> EmbeddingResult:
+async def embed(gw: Gateway, request: EmbeddingRequest, payer: CallContext | None = None) -> EmbeddingResult:
+    """One upstream call; metered under ``payer`` when the client has a meter (``payer.cost_usd`` is set)."""
+    meter = getattr(gw.client, "meter", None)
+    if meter is None:
+        return await _embed(gw, request)
+    provider_name, model = split_model(request.model)
+    return await metered_embedding(
+        meter,
+        payer or CallContext(),
+        provider=provider_name,
+        model=model,
+        texts=request.inputs,
+        call=lambda: _embed(gw, request),
+        tokens_of=lambda result: result.input_tokens,
+        config=gw.client._config() if hasattr(gw.client, "_config") else None,
+    )
+
+
+async def _embed(gw: Gateway, request: EmbeddingRequest) -> EmbeddingResult:
     provider_name, model = split_model(request.model)
     if provider_name not in SUPPORTED:
         raise InvalidRequestError(

@@ -67,6 +67,19 @@ def bind(request: Request, principal: Any, chat: ChatRequest) -> CallContext:
     return ctx
 
 
+def payer(request: Request, principal: Any) -> CallContext:
+    """Who pays for a call outside the chat path (embeddings): the key, its team or ``X-EP-Team``."""
+    state = request.scope.get("state", {})
+    return CallContext(
+        request_id=state.get("request_id"),
+        key_id=principal.key_id,
+        team=principal.team or request.headers.get("x-ep-team"),
+        run_id=request.headers.get("x-ep-run-id"),
+        budgets=principal.budgets,
+        request_limits=principal.limits,
+    )
+
+
 def rate_headers() -> dict[str, str]:
     """``x-ratelimit-*`` of the limits the current request counted against (empty when none)."""
     ctx = current_context()

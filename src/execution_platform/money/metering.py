@@ -180,7 +180,7 @@ class MeteredProvider(Provider):
         ctx.team = ctx.team or meta.team
         ctx.persona = ctx.persona or meta.persona
         ctx.run_id = ctx.run_id or meta.run_id
-        ctx.request_id = ctx.request_id or "req_" + secrets.token_hex(12)
+        ctx.request_id = ctx.request_id or new_request_id()
         if scoped is not None:
             scoped.request_id = ctx.request_id
         return ctx, scoped
@@ -264,7 +264,7 @@ class MeteredProvider(Provider):
                     latency_ms=(time.perf_counter() - call.started) * 1000,
                     ttft_ms=call.ttft_ms,
                     status=status,
-                    error_type=_error_type(error),
+                    error_type=error_type(error),
                 )
             )
         return cost
@@ -350,7 +350,12 @@ def _report(call: _Call, **outcome: object) -> None:
                 setattr(target, name, value)
 
 
-def _error_type(error: BaseException | None) -> str | None:
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(12)
+
+
+def error_type(error: BaseException | None) -> str | None:
+    """The ledger's ``error_type`` of an attempt that ended with ``error``."""
     if error is None:
         return None
     if isinstance(error, EPError):

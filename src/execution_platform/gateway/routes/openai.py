@@ -179,12 +179,15 @@ async def list_models(request: Request) -> Response:
 )
 async def embeddings(request: Request) -> Response:
     from ..embeddings import EmbeddingRequest, embed, to_base64
+    from ..money import payer as money_payer
 
     gw = _chat.gateway(request)
     body = await read_json_object(request, gw.limits)
     req = EmbeddingRequest.from_openai(body)
-    principal_of(request).require_model(req.model)
-    result = await embed(gw, req)
+    principal = principal_of(request)
+    principal.require_model(req.model)
+    payer = money_payer(request, principal)
+    result = await embed(gw, req, payer)
     data = [
         {"object": "embedding", "index": i, "embedding": to_base64(vector) if req.base64 else vector}
         for i, vector in enumerate(result.vectors)
@@ -195,5 +198,8 @@ async def embeddings(request: Request) -> Response:
         "model": result.model,
         "usage": {"prompt_tokens": result.input_tokens, "total_tokens": result.input_tokens},
     }
-    headers = {"x-ep-provider": result.provider, "x-ep-model": result.model, "x-ep-attempts": "1"}
+    headers = {"x-ep-provider": result.provider, "x-ep-model": result.model, "x-ep-attempts": "1",
+               **payer.rate_headers.as_headers()}
+    if payer.cost_usd is not None:
+        headers["x-ep-cost-usd"] = f"{payer.cost_usd:.8f}".rstrip("0").rstrip(".") or "0"
     return json_response(payload, headers=headers)
