@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,9 @@ personas:
     targets: [small, large]
     budget: {usd: 0.1, period: week}
     limits: {rpm: 4}
+  solo:
+    targets: [large]
+    limits: {max_concurrent: 1}
 """
 HI = [{"role": "user", "content": "hi"}]
 
@@ -103,3 +107,18 @@ async def test_budget_refusal_does_not_use_up_the_key_rpm(client: Any, fake_open
     with call_context(ctx()), pytest.raises(RateLimitError):
         await client.chat(model="openai/gpt-4o-mini", messages=HI, max_tokens=10)
     assert len(fake_openai.requests) == 2
+
+
+async def test_max_concurrent_refuses_a_request_over_the_cap_until_one_ends(client: Any, fake_openai: Any) -> None:
+    fake_openai.enqueue(Fault(kind="slow_first_byte", delay=0.5, then=Reply()))
+    running = asyncio.create_task(client.chat(model="persona:solo", messages=HI, max_tokens=10))
+    while not fake_openai.requests:
+        await asyncio.sleep(0.01)
+    with pytest.raises(RateLimitError) as refused:
+        await client.chat(model="persona:solo", messages=HI, max_tokens=10)
+    assert refused.value.response_headers()["retry-after"] == "1"  # type: ignore[attr-defined]
+    assert len(fake_openai.requests) == 1  # refused before any upstream call
+    await running
+    stream = client.send_stream(client.build_request("persona:solo", HI, max_tokens=10))
+    events = [event async for event in stream]  # the slot is free again, and freed by a stream too
+    assert events and (await client.chat(model="persona:solo", messages=HI, max_tokens=10)).cost_usd

@@ -84,7 +84,7 @@ class PricingOverride(_Strict):
 class LimitsConfig(_Strict):
     rpm: int | None = Field(None, ge=1)
     tpm: int | None = Field(None, ge=1)
-    max_concurrent: int | None = Field(None, ge=1)
+    max_concurrent: int | None = Field(None, ge=1)  # requests in flight (personas, teams), per process
 
 
 class ProviderConfig(_Strict):

@@ -38,7 +38,7 @@ from .budgets import Budget, BudgetBackend
 from .ledger import Ledger
 from .metering import CallContext, MeteredProvider
 from .pricing import PriceBook
-from .ratelimit import Lease, RateLimit, RateLimiter
+from .ratelimit import Lease, RateHeaders, RateLimit, RateLimiter, RateLimitExceeded
 from .tokens import prompt_tokens_upper_bound
 
 
@@ -74,6 +74,7 @@ class Policy:
     team_budgets: dict[str, Budget] = field(default_factory=dict)
     team_limits: dict[str, RateLimit] = field(default_factory=dict)
     deployment_limits: dict[str, RateLimit] = field(default_factory=dict)
+    concurrency: dict[tuple[str, str], int] = field(default_factory=dict)  # (scope, name) -> max in flight
 
     @classmethod
     def from_config(cls, config: Any) -> Policy:
@@ -88,6 +89,7 @@ class Policy:
                 policy.persona_budgets[name] = budget
             if limit is not None:
                 policy.persona_limits[name] = limit
+            policy._cap("persona", name, config.persona_limits(name))
         for name in getattr(config, "teams", {}) or {}:
             budget = budget_from("team", name, config.team_budget(name))
             limit = limit_from("team", name, config.team_limits(name))
@@ -95,12 +97,25 @@ class Policy:
                 policy.team_budgets[name] = budget
             if limit is not None:
                 policy.team_limits[name] = limit
+            policy._cap("team", name, config.team_limits(name))
         for dep in config.deployments:
             conf = config.deployment_limits(dep.name) if hasattr(config, "deployment_limits") else None
             limit = limit_from("deployment", dep.name, conf)
             if limit is not None:
                 policy.deployment_limits[dep.name] = limit
         return policy
+
+    def _cap(self, scope: str, name: str, conf: Any) -> None:
+        cap = getattr(conf, "max_concurrent", None)
+        if cap is not None:
+            self.concurrency[(scope, name)] = int(cap)
+
+    def caps_for(self, persona: str | None, team: str | None) -> list[tuple[tuple[str, str], int]]:
+        found = []
+        for scope, name in (("persona", persona), ("team", team)):
+            if name and (scope, name) in self.concurrency:
+                found.append(((scope, name), self.concurrency[(scope, name)]))
+        return found
 
     def budgets_for(self, persona: str | None, team: str | None) -> list[Budget]:
         found = []
@@ -127,6 +142,7 @@ class Admission:
     lease: Lease | None
     tokens_before: int
     upstream_before: int = 0  # ctx.upstream_calls at admission (the context may be reused)
+    slots: list[tuple[str, str]] = field(default_factory=list)  # in-flight slots held (max_concurrent)
 
 
 class Meter:
@@ -157,6 +173,7 @@ class Meter:
         self._started = False
         self._start_lock: asyncio.Lock | None = None
         self._own_redis = False  # close the backends' Redis client at aclose (opened by from_settings)
+        self._in_flight: dict[tuple[str, str], int] = {}  # max_concurrent: requests running, per process
 
     # -- construction -------------------------------------------------------------------------------
     @classmethod
@@ -254,18 +271,50 @@ class Meter:
         if not self._started:
             await self.start()
         meta = request.metadata
-        limits = [*ctx.request_limits, *self.policy(config).limits_for(meta.persona, ctx.team or meta.team)]
+        policy = self.policy(config)
+        team = ctx.team or meta.team
+        limits = [*ctx.request_limits, *policy.limits_for(meta.persona, team)]
+        slots = self._take_slots(policy.caps_for(meta.persona, team))
         lease = None
-        if limits and self.limiter is not None:
-            lease = await self.limiter.acquire(limits, tokens=prompt_tokens_upper_bound(request))
-            ctx.rate_headers = ctx.rate_headers.merge(lease.headers)
-        return Admission(ctx, lease, ctx.tokens, ctx.upstream_calls)
+        try:
+            if limits and self.limiter is not None:
+                lease = await self.limiter.acquire(limits, tokens=prompt_tokens_upper_bound(request))
+                ctx.rate_headers = ctx.rate_headers.merge(lease.headers)
+        except BaseException:
+            self._free_slots(slots)
+            raise
+        return Admission(ctx, lease, ctx.tokens, ctx.upstream_calls, slots)
+
+    def _take_slots(self, caps: list[tuple[tuple[str, str], int]]) -> list[tuple[str, str]]:
+        """One in-flight slot on every ``max_concurrent`` that applies, or 429 taking none.
+
+        Per process: a count of the requests this process is running (no await, so no lock needed)."""
+        for key, cap in caps:
+            if self._in_flight.get(key, 0) >= cap:
+                raise RateLimitExceeded(
+                    f"{cap} concurrent requests already running for {key[0]} {key[1]!r}",
+                    retry_after=1.0,
+                    headers=RateHeaders(),
+                )
+        for key, _ in caps:
+            self._in_flight[key] = self._in_flight.get(key, 0) + 1
+        return [key for key, _ in caps]
+
+    def _free_slots(self, slots: list[tuple[str, str]]) -> None:
+        for key in slots:
+            left = self._in_flight.get(key, 0) - 1
+            if left > 0:
+                self._in_flight[key] = left
+            else:
+                self._in_flight.pop(key, None)
+        slots.clear()
 
     async def release(self, admission: Admission, error: BaseException | None = None) -> None:
         """Replace the request's token estimate with the tokens its attempts really used.
 
         A request refused for budget (402) before any upstream call gets its admission back whole:
         it must not use up a slot of the caller's RPM (nor hold tokens) for a call never made."""
+        self._free_slots(admission.slots)
         lease = admission.lease
         if lease is None or self.limiter is None or lease.settled:
             return
