@@ -15,6 +15,7 @@ from ..responses import error_responses, json_response
 from . import _chat
 
 router = APIRouter(tags=["Admin"])
+_INT32_MAX = 2**31 - 1
 
 
 class KeyCreate(BaseModel):
@@ -26,10 +27,11 @@ class KeyCreate(BaseModel):
     models: list[str] = Field(default_factory=list)
     personas: list[str] = Field(default_factory=list)
     team: str | None = Field(None, max_length=200)
-    budget_usd: float | None = Field(None, ge=0)
-    budget_period: Literal["day", "month", "total"] | None = None
-    rpm: int | None = Field(None, ge=1)
-    tpm: int | None = Field(None, ge=1)
+    budget_usd: float | None = Field(None, ge=0, le=1e12, allow_inf_nan=False)
+    budget_period: Literal["day", "week", "month", "total"] | None = None
+    # Bounded to what the database columns hold (32-bit integers), so absurd values are a 400, not a 500.
+    rpm: int | None = Field(None, ge=1, le=_INT32_MAX)
+    tpm: int | None = Field(None, ge=1, le=_INT32_MAX)
 
 
 class KeyInfo(BaseModel):
