@@ -98,6 +98,16 @@ def test_upstream_rate_limit_raises_rate_limit_error(gateway: GatewayServer, fak
     assert info.value.response.headers.get("retry-after") == "3"
 
 
+def test_exhausted_quota_is_not_retried_by_the_sdk(gateway: GatewayServer, fake_openai) -> None:
+    fake_openai.enqueue(Fault("status", status=429, error_type="insufficient_quota", message="You exceeded your quota"))
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="gateway-key", max_retries=2, timeout=10)
+    with pytest.raises(openai.RateLimitError) as info:
+        client.chat.completions.create(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+    assert info.value.response.headers["x-should-retry"] == "false"
+    assert info.value.body["type"] == "insufficient_quota"
+    assert len(fake_openai.requests) == 1  # without the header the SDK would have retried and succeeded
+
+
 def test_invalid_request_raises_bad_request(gateway: GatewayServer, fake_openai) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         sdk(gateway).chat.completions.create(model="openai/gpt-4o-mini", messages=[{"role": "wizard", "content": "x"}])

@@ -52,6 +52,10 @@ def error_response(err: EPError, surface: str, headers: dict[str, str] | None = 
     own_limit = getattr(err, "response_headers", None)  # our own 429: Retry-After + x-ratelimit-*
     if own_limit is not None:
         extra.update(own_limit())
+    if not err.retryable and (status in (408, 409, 429) or status >= 500):
+        # The official SDKs retry these statuses by default; this header (which they honour) stops a
+        # pointless retry of e.g. an exhausted quota or a stream that already broke mid-answer.
+        extra["x-should-retry"] = "false"
     attempts = getattr(err, "attempts", None)
     if attempts:
         extra["x-ep-attempts"] = str(sum(1 for a in attempts if getattr(a, "status", "ok") != "skipped"))
