@@ -155,9 +155,13 @@ class ToolExecutionError(EPError):
 
 
 class ConfigurationError(EPError):
-    """The platform is not set up for this call (e.g. no API key for the provider)."""
+    """The platform is not set up for this call (e.g. no API key for the provider).
 
-    status_code = 500
+    503, not 500: the request was fine, this deployment just cannot serve that provider until its
+    operator configures it (the message names the variable to set).
+    """
+
+    status_code = 503
     type = "configuration_error"
 
 

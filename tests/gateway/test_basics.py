@@ -72,3 +72,17 @@ def test_metrics_exposes_request_counters(gateway: GatewayServer) -> None:
     r = httpx.get(gateway.url + "/metrics")
     assert r.status_code == 200
     assert 'ep_gateway_requests_total{route="/health",status="200"}' in r.text
+
+
+def test_provider_without_key_is_503_naming_the_variable(make_gateway) -> None:
+    """Not the client's fault and not a crash: the operator has to set a key (never a 500)."""
+    gw = make_gateway({"anthropic_api_key": None})
+    for path, body in [
+        ("/v1/chat/completions", {"model": "anthropic/claude-sonnet-4-5", "messages": [{"role": "user", "content": "x"}]}),
+        ("/v1/messages", {"model": "anthropic/claude-sonnet-4-5", "max_tokens": 5,
+                          "messages": [{"role": "user", "content": "x"}]}),
+    ]:
+        r = httpx.post(gw.url + path, json=body)
+        assert r.status_code == 503, r.text
+        assert "EP_ANTHROPIC_API_KEY" in r.text
+        assert r.headers["x-should-retry"] == "false"
