@@ -10,6 +10,12 @@ already queued and is committed anyway.
 Sync SQLAlchemy in a thread was chosen over the async engine: it serves SQLite (no async driver needed)
 and PostgreSQL with one code path, and one thread hop per *batch* is negligible next to a commit.
 Queries for ``/costs`` and ``ep costs`` run the same way (:meth:`Ledger.costs`).
+
+The write path is the hot one (every model call ends with a commit), so it skips SQLAlchemy's
+per-statement machinery: the INSERT is compiled once for the engine's dialect, rows travel as plain
+tuples, and each batch is ONE DBAPI ``executemany`` plus ``commit`` on a connection that the writer
+keeps (one dedicated thread, so the connection never changes threads). A failed batch discards that
+connection; the next batch checks out a fresh one from the engine's pool.
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ import contextlib
 import csv
 import io
 import logging
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -73,6 +80,9 @@ class LedgerRow:
     error_type: str | None = None
 
 
+ROW_FIELDS = tuple(f.name for f in fields(LedgerRow))
+
+
 def _naive_utc(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is None:
         return value
@@ -85,14 +95,18 @@ class Ledger:
     def __init__(self, engine: Engine, *, max_batch: int = 1000) -> None:
         self.engine = engine
         self.max_batch = max_batch
-        self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[None]]] | None = None
+        self._queue: asyncio.Queue[tuple[tuple[Any, ...], asyncio.Future[None]]] | None = None
         self._writer: asyncio.Task[None] | None = None
+        self._thread: ThreadPoolExecutor | None = None  # the one thread that owns ``_raw``
+        self._raw: Any = None  # DBAPI connection held by the writer thread
+        self._insert_sql: tuple[str, Callable[[list[tuple[Any, ...]]], list[Any]]] | None = None
         self.batches = 0  # commits made; lets tests and metrics see the grouping
         self.rows_written = 0
 
     async def start(self) -> None:
         if self._writer is None:
             self._queue = asyncio.Queue()
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="ledger-writer")
             self._writer = asyncio.create_task(self._run(), name="ledger-writer")
 
     async def aclose(self) -> None:
@@ -104,6 +118,10 @@ class Ledger:
         with contextlib.suppress(asyncio.CancelledError):
             await self._writer
         self._writer = None
+        if self._thread is not None:
+            thread, self._thread = self._thread, None
+            await asyncio.get_running_loop().run_in_executor(thread, self._drop_connection)
+            thread.shutdown(wait=False)
 
     async def __aenter__(self) -> Ledger:
         await self.start()
@@ -117,21 +135,20 @@ class Ledger:
         if self._writer is None:
             await self.start()
         assert self._queue is not None
-        values = asdict(row)
-        values["ts"] = _naive_utc(row.ts)
+        values = tuple([getattr(row, name) for name in ROW_FIELDS])
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((values, future))
         await asyncio.shield(future)
 
     async def _run(self) -> None:
         assert self._queue is not None
-        queue = self._queue
+        queue, loop = self._queue, asyncio.get_running_loop()
         while True:
             batch = [await queue.get()]
             while len(batch) < self.max_batch and not queue.empty():
                 batch.append(queue.get_nowait())
             try:
-                await asyncio.to_thread(self._insert, [values for values, _ in batch])
+                await loop.run_in_executor(self._thread, self._insert, [values for values, _ in batch])
             except Exception as exc:
                 log.exception("ledger commit of %d row(s) failed", len(batch))
                 for _, future in batch:
@@ -147,9 +164,70 @@ class Ledger:
                 for _ in batch:
                     queue.task_done()
 
-    def _insert(self, rows: list[dict[str, Any]]) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(ledger_table.insert(), rows)
+    def _prepared_insert(self) -> tuple[str, Callable[[list[tuple[Any, ...]]], list[Any]]]:
+        """The INSERT compiled once for this dialect, and how to turn row tuples into its parameters
+        (column bind processors applied, e.g. SQLite's DATETIME-to-text, as SQLAlchemy would)."""
+        if self._insert_sql is None:
+            dialect = self.engine.dialect
+            compiled = ledger_table.insert().compile(dialect=dialect, column_keys=list(ROW_FIELDS))
+            processors: list[Callable[[Any], Any] | None] = []
+            for name in ROW_FIELDS:
+                column_type = ledger_table.c[name].type
+                processors.append(column_type.dialect_impl(dialect).bind_processor(dialect))
+            process = {name: proc for name, proc in zip(ROW_FIELDS, processors, strict=True) if proc is not None}
+            index = {name: i for i, name in enumerate(ROW_FIELDS)}
+            ts = index["ts"]
+
+            def one(row: tuple[Any, ...]) -> dict[str, Any]:
+                values = dict(zip(ROW_FIELDS, row, strict=True))
+                values["ts"] = _naive_utc(row[ts])
+                for name, proc in process.items():
+                    values[name] = proc(values[name])
+                return values
+
+            if compiled.positional:
+                order = list(compiled.positiontup or ())
+
+                def params(rows: list[tuple[Any, ...]]) -> list[Any]:
+                    out = []
+                    for row in rows:
+                        values = one(row)
+                        out.append(tuple([values[name] for name in order]))
+                    return out
+            else:
+
+                def params(rows: list[tuple[Any, ...]]) -> list[Any]:
+                    return [one(row) for row in rows]
+
+            self._insert_sql = (compiled.string, params)
+        return self._insert_sql
+
+    def _insert(self, rows: list[tuple[Any, ...]]) -> None:
+        """One batch: one executemany, one commit (one fsync), on the writer thread's connection."""
+        sql, params = self._prepared_insert()
+        if self._raw is None:
+            self._raw = self.engine.raw_connection()
+        raw = self._raw
+        try:
+            cursor = raw.cursor()
+            try:
+                cursor.executemany(sql, params(rows))
+            finally:
+                cursor.close()
+            raw.commit()
+        except BaseException:
+            self._drop_connection(invalidate=True)
+            raise
+
+    def _drop_connection(self, invalidate: bool = False) -> None:
+        raw, self._raw = self._raw, None
+        if raw is None:
+            return
+        with contextlib.suppress(Exception):
+            if invalidate:
+                raw.invalidate()  # a failed connection must not go back into the pool
+            else:
+                raw.close()
 
     # -- queries ---------------------------------------------------------------------------------
     def _filters(

@@ -96,7 +96,10 @@ async def iter_chunks(response: aiohttp.ClientResponse, idle: float) -> AsyncIte
     """Yield body chunks as they arrive, failing if the stream stays silent longer than ``idle``."""
     content = response.content
     while True:
-        chunk = await asyncio.wait_for(content.readany(), timeout=idle)
+        # ``asyncio.timeout`` arms one timer per read; ``wait_for`` would also start a task per chunk.
+        # Scoped to the single read (never across the ``yield``): the consumer may change tasks.
+        async with asyncio.timeout(idle):
+            chunk = await content.readany()
         if not chunk:
             return
         yield chunk

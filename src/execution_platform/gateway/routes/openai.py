@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import time
 from typing import Any
@@ -116,9 +117,15 @@ EMBEDDINGS_RESPONSE = {
 def _encoder(codec: Any, model: str, include_usage: bool) -> Any:
     """The codec's stream encoder, told whether the client asked for the usage chunk."""
     cls = codec.StreamEncoder
-    if "include_usage" in inspect.signature(cls).parameters:
+    if _takes_include_usage(cls):
         return cls(model, include_usage=include_usage), True
     return cls(model), False
+
+
+@functools.cache
+def _takes_include_usage(cls: type) -> bool:
+    """Asked once per encoder class: ``inspect.signature`` is too slow to run per streamed request."""
+    return "include_usage" in inspect.signature(cls).parameters
 
 
 def _error_frame(err: EPError) -> bytes:
