@@ -143,6 +143,8 @@ def measure(
     subprocess.run([*cmd[:5], "-d2s", *cmd[6:]], capture_output=True, check=False)  # warm-up
     before = tree_cpu_ticks(pid)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    if parse_wrk(out)[4]:
+        print(out, file=sys.stderr)  # which errors: socket (connect/read/write/timeout) or non-2xx
     used_ms = (tree_cpu_ticks(pid) - before) * 1000 / TICKS
     script.unlink()
     rps, p50, p99, requests, errors = parse_wrk(out)
