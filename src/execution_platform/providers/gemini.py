@@ -6,6 +6,7 @@ accepts: URLs end up in access logs and error messages, headers do not.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import quote
 
 from ..codecs import gemini as gemini_codec
@@ -13,6 +14,26 @@ from ..model import Capabilities
 from ._http_provider import HTTPProvider
 
 _MILLION = 1_048_576
+
+
+_THINKING = Capabilities(vision=True, json_schema=True, reasoning=True, context_window=_MILLION, max_output_tokens=65_536)
+# First match wins: (test on the lower-cased model name, what that family can do).
+_FAMILIES: list[tuple[Callable[[str], bool], Capabilities]] = [
+    (lambda n: "embedding" in n, Capabilities(tools=False, parallel_tools=False, json_object=False, streaming=False,
+                                              system_prompt=False, context_window=2048)),
+    (lambda n: n.startswith("gemini-3"), _THINKING),
+    (lambda n: n.startswith("gemini-2.5"), _THINKING),
+    (lambda n: n.startswith("gemini-2.0"), Capabilities(vision=True, json_schema=True, context_window=_MILLION,
+                                                        max_output_tokens=8_192)),
+    (lambda n: n.startswith("gemini-1.5-pro"), Capabilities(vision=True, json_schema=True,
+                                                            context_window=2 * _MILLION, max_output_tokens=8_192)),
+    (lambda n: n.startswith("gemini-1.5"), Capabilities(vision=True, json_schema=True, context_window=_MILLION,
+                                                        max_output_tokens=8_192)),
+    (lambda n: n.startswith("gemma"), Capabilities(tools=False, parallel_tools=False, vision=True, json_schema=False,
+                                                   system_prompt=False, context_window=131_072,
+                                                   max_output_tokens=8_192)),
+]
+_DEFAULT = Capabilities(vision=True, json_schema=True, context_window=_MILLION)
 
 
 class GeminiProvider(HTTPProvider):
@@ -34,51 +55,7 @@ class GeminiProvider(HTTPProvider):
     def default_capabilities(self, model: str) -> Capabilities:
         """What each Gemini family can do, from Google's model pages (overridable per deployment)."""
         name = model.removeprefix("models/").lower()
-        if "embedding" in name:
-            return Capabilities(
-                tools=False,
-                parallel_tools=False,
-                json_object=False,
-                streaming=False,
-                system_prompt=False,
-                context_window=2048,
-            )
-        if name.startswith("gemini-3"):
-            return Capabilities(
-                vision=True,
-                json_schema=True,
-                reasoning=True,
-                context_window=_MILLION,
-                max_output_tokens=65_536,
-            )
-        if name.startswith("gemini-2.5"):
-            return Capabilities(
-                vision=True,
-                json_schema=True,
-                reasoning=True,
-                context_window=_MILLION,
-                max_output_tokens=65_536,
-            )
-        if name.startswith("gemini-2.0"):
-            return Capabilities(
-                vision=True, json_schema=True, context_window=_MILLION, max_output_tokens=8_192
-            )
-        if name.startswith("gemini-1.5-pro"):
-            return Capabilities(
-                vision=True, json_schema=True, context_window=2 * _MILLION, max_output_tokens=8_192
-            )
-        if name.startswith("gemini-1.5"):
-            return Capabilities(
-                vision=True, json_schema=True, context_window=_MILLION, max_output_tokens=8_192
-            )
-        if name.startswith("gemma"):
-            return Capabilities(
-                tools=False,
-                parallel_tools=False,
-                vision=True,
-                json_schema=False,
-                system_prompt=False,
-                context_window=131_072,
-                max_output_tokens=8_192,
-            )
-        return Capabilities(vision=True, json_schema=True, context_window=_MILLION)
+        for match, caps in _FAMILIES:
+            if match(name):
+                return caps.model_copy()
+        return _DEFAULT.model_copy()
