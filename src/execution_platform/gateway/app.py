@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from . import money
 from .auth import Authenticator
 from .errors import install_handlers
+from .fastpath import HotRoutes, hot_endpoints
 from .keys import KeyStore, MemoryKeyStore
 from .limits import Limits
 from .metrics import Metrics
@@ -117,9 +118,12 @@ def create_app(
     from .routes import metrics as metrics_routes
     from .routes import tools as tool_routes
 
-    for module in (native, openai, anthropic, tool_routes, admin, metrics_routes, costs):
+    modules = (native, openai, anthropic, tool_routes, admin, metrics_routes, costs)
+    for module in modules:
         app.include_router(module.router)
     install_handlers(app)
+    hot = hot_endpoints(route for module in modules for route in module.router.routes)
+    app.add_middleware(HotRoutes, endpoints=hot)  # inside GatewayMiddleware: id, auth, metrics still apply
     app.add_middleware(GatewayMiddleware, authenticator=gateway.authenticator, metrics=metrics)
     _publish_native_schemas(app, native.native_components())
     return app
