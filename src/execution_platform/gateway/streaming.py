@@ -147,10 +147,14 @@ class SSEResponse(Response):
                     event = None
                 if event is not None:
                     await self._emit(send, encode(event))
-            async for event in head.events:
-                data = encode(event)
-                if data:
-                    await self._write(send, data)
+            batches = _ready_batches(head.events)
+            try:
+                async for batch in batches:
+                    data = encode(batch[0]) if len(batch) == 1 else b"".join([encode(event) for event in batch])
+                    if data:
+                        await self._write(send, data)
+            finally:
+                await batches.aclose()  # a half-taken upstream step must end before the stream is closed
             await self._emit(send, self.trailer())
         except EPError as err:
             outcome = "error"
@@ -165,3 +169,76 @@ class SSEResponse(Response):
     async def _emit(self, send: Any, data: bytes) -> None:
         if data:
             await self._write(send, data)
+
+
+async def _ready_batches(events: AsyncIterator[StreamEvent]) -> AsyncIterator[list[StreamEvent]]:
+    """The events in groups of those already available, so one upstream read costs one socket write.
+
+    After awaiting an event, the next ones are taken only while the generator produces them without
+    suspending (they came from the same upstream read); the first step that would wait ends the batch
+    and is resumed, not restarted, for the next one. Nothing is ever held back waiting for more.
+    """
+    step: tuple[Any, Any] | None = None  # a started ``__anext__`` that suspended, and what it waits on
+    try:
+        while True:
+            batch: list[StreamEvent] = []
+            try:
+                if step is None:
+                    batch.append(await events.__anext__())
+                else:
+                    coro, waiting = step
+                    step = None
+                    batch.append(await _resume(coro, waiting))
+            except StopAsyncIteration:
+                return
+            while True:
+                coro = events.__anext__()
+                try:
+                    waiting = coro.send(None)
+                except StopIteration as done:
+                    batch.append(done.value)
+                    continue
+                except StopAsyncIteration:
+                    yield batch
+                    return
+                except BaseException:
+                    if batch:
+                        yield batch
+                    raise
+                step = (coro, waiting)
+                break
+            yield batch
+    finally:
+        if step is not None:
+            await _cancel(*step)
+
+
+async def _resume(coro: Any, waiting: Any) -> StreamEvent:
+    """Drive a suspended ``__anext__`` to its end the way a task would, passing cancellation into it."""
+    while True:
+        try:
+            if waiting is None:
+                await asyncio.sleep(0)
+            else:
+                waiting._asyncio_future_blocking = False  # taken over from the coroutine, as a task does
+                await waiting
+        except asyncio.CancelledError:
+            if waiting is None or not waiting.cancelled():
+                try:
+                    waiting = coro.throw(asyncio.CancelledError())
+                except StopIteration as done:
+                    return done.value  # type: ignore[no-any-return]
+                continue
+        except BaseException:
+            pass  # the coroutine reads the future's outcome itself when resumed
+        try:
+            waiting = coro.send(None)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+
+async def _cancel(coro: Any, waiting: Any) -> None:
+    """Cancel a suspended ``__anext__`` so the generator runs its cleanup (closing the upstream)."""
+    with contextlib.suppress(BaseException):
+        waiting = coro.throw(asyncio.CancelledError())
+        await _resume(coro, waiting)
