@@ -13,11 +13,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from ..errors import EPError, QuotaExceededError
-from ..model import Attempt, Capabilities, ChatRequest, ChatResponse, StartEvent, StreamEvent
+from ..model import Attempt, Capabilities, ChatRequest, ChatResponse, StreamEvent
 from ..providers.base import Provider
 from .attempts import RoutedStream, attach, attempts_of, close_quietly
 from .breaker import CircuitBreaker
 from .capabilities import intersect
+from .gate import StartGate
 
 
 def _moves_on(err: EPError) -> bool:
@@ -84,24 +85,17 @@ class BalancedProvider(Provider):
             member.in_flight += 1
             inner = member.provider.stream(request)
             routed.follow(inner)
-            emitted = False
-            held: list[StreamEvent] = []
+            gate = StartGate()  # nothing a client can see before content: a retry/fallback stays possible
             try:
                 async for event in inner:
-                    if not emitted and isinstance(event, StartEvent):
-                        held.append(event)
-                        continue
-                    emitted = True
-                    for start in held:
-                        yield start
-                    held = []
-                    yield event
-                for start in held:
-                    yield start
+                    for out in gate.admit(event):
+                        yield out
+                for out in gate.flush():
+                    yield out
                 return
             except EPError as exc:
                 routed.settle()
-                if emitted or not _moves_on(exc):
+                if gate.emitted or not _moves_on(exc):
                     attach(exc, routed.attempts)
                     raise
                 last = exc

@@ -22,10 +22,11 @@ from ..errors import (
     QuotaExceededError,
     StreamInterruptedError,
 )
-from ..model import Attempt, Capabilities, ChatRequest, ChatResponse, StartEvent, StreamEvent
+from ..model import Attempt, Capabilities, ChatRequest, ChatResponse, StreamEvent
 from ..providers.base import Provider
 from .attempts import RoutedStream, attach, attempts_of, close_quietly
 from .capabilities import missing, needs_of
+from .gate import StartGate
 
 
 class StreamBrokenError(StreamInterruptedError):
@@ -124,24 +125,17 @@ class FallbackProvider(Provider):
         for target, prepared in usable:
             inner = target.provider.stream(prepared)
             routed.follow(inner)
-            emitted = False
-            held: list[StreamEvent] = []
+            gate = StartGate()  # nothing a client can see before content: a retry/fallback stays possible
             try:
                 async for event in inner:
-                    if not emitted and isinstance(event, StartEvent):
-                        held.append(event)
-                        continue
-                    emitted = True
-                    for start in held:
-                        yield start
-                    held = []
-                    yield event
-                for start in held:
-                    yield start
+                    for out in gate.admit(event):
+                        yield out
+                for out in gate.flush():
+                    yield out
                 return
             except EPError as exc:
                 routed.settle()
-                if emitted:
+                if gate.emitted:
                     broken = StreamBrokenError(
                         f"{target.label}: the stream failed after the answer had started ({exc.type}: "
                         f"{exc.message}); not switching provider mid-answer",

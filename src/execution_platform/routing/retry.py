@@ -15,10 +15,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from ..errors import EPError
-from ..model import Attempt, Capabilities, ChatRequest, ChatResponse, StartEvent, StreamEvent
+from ..model import Attempt, Capabilities, ChatRequest, ChatResponse, StreamEvent
 from ..providers.base import Provider
 from .attempts import RoutedStream, attach, attempts_of, close_quietly
 from .breaker import CircuitOpenError
+from .gate import StartGate
 
 
 @dataclass(frozen=True)
@@ -81,25 +82,18 @@ class RetryingProvider(Provider):
         while True:
             inner = self.inner.stream(request)
             routed.follow(inner)
-            emitted = False
-            held: list[StreamEvent] = []
+            gate = StartGate()  # nothing a client can see before content: a retry/fallback stays possible
             try:
                 async for event in inner:
-                    if not emitted and isinstance(event, StartEvent):
-                        held.append(event)  # nothing a client can see yet: a retry stays possible
-                        continue
-                    emitted = True
-                    for start in held:
-                        yield start
-                    held = []
-                    yield event
-                for start in held:
-                    yield start
+                    for out in gate.admit(event):
+                        yield out
+                for out in gate.flush():
+                    yield out
                 routed.settle()
                 return
             except EPError as exc:
                 routed.settle()
-                wait = None if emitted else self.policy.delay(retry, exc, self._rng)
+                wait = None if gate.emitted else self.policy.delay(retry, exc, self._rng)
                 if wait is None:
                     attach(exc, routed.attempts)
                     raise
