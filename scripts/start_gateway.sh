@@ -3,6 +3,11 @@
 # embedded defaults (SQLite ledger, in-process limits, 127.0.0.1:8000). Extra arguments go to `ep serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# run_command executes programs inside bubblewrap; without it that tool is refused (fail closed).
+if ! command -v bwrap >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends bubblewrap >/dev/null 2>&1 || \
+    echo "warning: could not install bubblewrap; run_command will be disabled"
+fi
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv

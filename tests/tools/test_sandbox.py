@@ -154,8 +154,8 @@ async def test_commands_get_no_inherited_secrets(env: Env, monkeypatch: pytest.M
     out = await env.registry.invoke("run_command", {"command": "env"})
     assert out["exit_code"] == 0
     variables = dict(line.split("=", 1) for line in out["stdout"].splitlines())
-    assert set(variables) == {"PATH", "HOME", "LANG"}
-    assert variables["HOME"] == str(env.ws.root)
+    assert set(variables) == {"PATH", "HOME", "LANG", "PWD"}  # bubblewrap's --chdir sets PWD
+    assert variables["HOME"] == variables["PWD"] == str(env.ws.root)
     assert "fake-secret" not in out["stdout"]
 
 

@@ -1,34 +1,39 @@
-"""Command execution inside a workspace: allow-listed programs, no shell, no inherited secrets.
+"""Command execution inside a workspace: an operating-system sandbox, allow-listed programs, no shell.
 
-A command line is split like a shell would split words, but it is never given to a shell: shell
-operators (``;``, ``|``, ``&&``, redirections, substitutions) are refused rather than silently passed
-as arguments. The program must be a bare name on the allow-list, found on a fixed ``PATH``; it runs in
-its own process group with a minimal environment (``PATH``, ``HOME`` = the workspace, ``LANG``), a
-timeout and a cap on its output, and is killed with its children when either is exceeded.
+Every program runs under bubblewrap (see :mod:`.bubblewrap`): the workspace is the only writable path,
+the rest of the system is a read-only minimum, and there is no network, no host ``/proc``, no inherited
+environment, and kernel limits on CPU, memory, file size and processes. That, not argument checking, is
+what makes ``date -f/etc/passwd``, ``sort -o/elsewhere`` or ``grep -R`` through a link harmless: the
+paths they name do not exist in the sandbox. Without bubblewrap nothing runs (fail closed).
 
-Arguments naming paths are checked against the workspace too (absolute paths, ``..`` escapes and
-symlinks leading out are refused). That is defence in depth, not isolation: a program that can open
-paths from its own input (an interpreter, ``find -exec``…) must not be put on the allow-list. Real
-isolation of arbitrary programs needs OS-level sandboxing (containers, namespaces).
+The command line is split like a shell would split words but never given to a shell: shell operators
+(``;``, ``|``, ``&&``, redirections, substitutions) are refused rather than passed on as text. The
+program must be a bare name on the allow-list; paths in arguments are still checked against the
+workspace as defence in depth. The whole process tree is killed at the timeout or the output cap.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import shlex
 import shutil
 import signal
+import stat
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..errors import (
+    ConfigurationError,
     InvalidRequestError,
     NotFoundError,
     PayloadTooLargeError,
     PermissionDeniedError,
     ToolExecutionError,
 )
+from .bubblewrap import INSTALL_HINT, ResourceLimits, find_bwrap, rlimit_setter, sandbox_argv
 from .sandbox import Workspace
 
 DEFAULT_COMMANDS = frozenset(
@@ -48,6 +53,16 @@ class CommandPolicy:
     path: str = "/usr/local/bin:/usr/bin:/bin"
     lang: str = "C.UTF-8"
     extra_env: dict[str, str] = field(default_factory=dict)
+    limits: ResourceLimits = field(default_factory=ResourceLimits)
+    bwrap: str = "bwrap"  # name on PATH or path of the bubblewrap executable
+    max_scan_entries: int = 100_000  # workspace entries checked for hard links before each command
+
+
+def sandbox_unavailable(bwrap: str = "bwrap") -> str | None:
+    """Why ``run_command`` cannot run here (bubblewrap missing), or ``None`` when it can."""
+    if find_bwrap(bwrap) is not None:
+        return None
+    return f"run_command is disabled: the bubblewrap sandbox ('{bwrap}') is not installed; {INSTALL_HINT}"
 
 
 def split_command(command: str) -> list[str]:
@@ -96,7 +111,7 @@ class CommandRunner:
             "PATH": self.policy.path,
             "HOME": str(self.workspace.root),
             "LANG": self.policy.lang,
-            **self.policy.extra_env,
+            **{k: v for k, v in self.policy.extra_env.items() if not k.upper().startswith("EP_")},
         }
 
     def _check_args(self, args: list[str], cwd: str) -> None:
@@ -145,16 +160,32 @@ class CommandRunner:
         if not workdir.is_dir():
             raise NotFoundError(f"working directory '{cwd}' does not exist in the workspace", param="cwd")
         self._check_args(argv[1:], self.workspace.relative(workdir))
+        bwrap = find_bwrap(self.policy.bwrap)
+        if bwrap is None:
+            raise ConfigurationError(
+                f"command '{program}' refused: run_command needs the bubblewrap sandbox ('{self.policy.bwrap}'), "
+                f"which is not installed; {INSTALL_HINT}",
+                code="sandbox_unavailable",
+            )
         limit = min(timeout or self.policy.timeout, self.policy.max_timeout)
+        env = self.environment()
+        masked = await asyncio.to_thread(hard_links, self.workspace.root, self.policy.max_scan_entries)
         proc = await asyncio.create_subprocess_exec(
-            executable,
-            *argv[1:],
-            cwd=workdir,
-            env=self.environment(),
+            *sandbox_argv(
+                bwrap,
+                workspace=self.workspace.root,
+                workdir=workdir,
+                env=env,
+                argv=[executable, *argv[1:]],
+                masked=masked,
+            ),
+            cwd=self.workspace.root,
+            env=env,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,  # own process group: a kill takes its children too
+            start_new_session=True,  # own process group: a kill takes bwrap; its PID namespace goes with it
+            preexec_fn=rlimit_setter(self.policy.limits, cpu_seconds=math.ceil(limit) + 1),
         )
         budget = [self.policy.max_output_bytes]
         readers = [
@@ -188,6 +219,37 @@ class CommandRunner:
             "stdout": stdout.decode("utf-8", errors="replace"),
             "stderr": stderr.decode("utf-8", errors="replace"),
         }
+
+
+def hard_links(root: Path, max_entries: int) -> list[Path]:
+    """Regular files under ``root`` with more than one hard link: the sandbox hides their content.
+
+    A hard link is the same file as its other names, so a link in the workspace to a file outside
+    would expose that file through the bind mount. Sandboxed programs cannot create one (the outside
+    is not mounted, and ``link`` across mounts fails), but something on the host could have; with no
+    way to tell whether the other names are inside, every multiply-linked file is masked, as
+    ``read_file`` refuses them. A tree too large to check is refused rather than run unchecked.
+    """
+    found: list[Path] = []
+    seen = 0
+    for current, dirs, files in os.walk(root, followlinks=False):
+        seen += len(dirs) + len(files)
+        if seen > max_entries:
+            raise PermissionDeniedError(
+                f"the workspace has more than {max_entries} entries; run_command refuses to run in a tree "
+                "that large (it checks every file for hard links first)",
+                param="command",
+                code="sandbox_refused",
+            )
+        for name in files:
+            path = Path(current) / name
+            try:
+                st = path.lstat()
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+                found.append(path)
+    return found
 
 
 class _OutputTooLarge(Exception):

@@ -20,7 +20,14 @@ import orjson
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
 
-from ..errors import EPError, InvalidRequestError, NotFoundError, PermissionDeniedError, ToolExecutionError
+from ..errors import (
+    EPError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    ToolExecutionError,
+    scrub,
+)
 from ..model import ToolSpec
 from .schema import arguments_model, clean_schema, parse_docstring, single_model_param
 
@@ -126,6 +133,23 @@ def _validation_message(name: str, exc: ValidationError) -> tuple[str, str | Non
 def to_jsonable(value: Any) -> Any:
     """A tool result as plain JSON data (pydantic models, paths, dataclasses included)."""
     return to_jsonable_python(value, fallback=str)
+
+
+def scrub_result(value: Any) -> Any:
+    """A tool result with every credential-shaped string removed, as plain JSON data.
+
+    Tool output is attacker-influenced text (a file the model wrote, a web page an MCP server
+    fetched) that goes back to a model or a client, so it gets the same scrubbing as error messages.
+    """
+    if isinstance(value, str):
+        return scrub(value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, dict):
+        return {scrub_result(key) if isinstance(key, str) else key: scrub_result(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub_result(item) for item in value]
+    return scrub_result(to_jsonable(value))
 
 
 def result_text(value: Any) -> str:
@@ -252,7 +276,8 @@ class ToolRegistry:
         limit = timeout if timeout is not None else (tool.timeout or self.default_timeout)
         try:
             async with asyncio.timeout(limit):
-                return await tool.handler(prepared)
+                result = await tool.handler(prepared)
+            return scrub_result(result)
         except EPError:
             raise
         except TimeoutError:
