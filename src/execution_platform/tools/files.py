@@ -2,16 +2,23 @@
 
 The methods' docstrings and signatures are what the model sees as tool descriptions and schemas.
 Every size the model can influence is capped, so one call cannot exhaust memory or the context.
+
+Patterns (``search`` regexes and globs) are compiled with RE2, whose matching time is linear in the
+input: Python's backtracking ``re`` needs seconds for ``(a+)+$`` on a short line and holds the GIL
+meanwhile, which freezes the gateway's event loop even from a worker thread. A pattern RE2 cannot
+express (backreferences, lookaround) is a clear invalid-request error, never a fallback to ``re``.
+The methods are synchronous: the registry runs them in a worker thread, and each walk is bounded.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import re2
 
 from ..errors import InvalidRequestError, NotFoundError, PayloadTooLargeError, PermissionDeniedError
 from .sandbox import Workspace
@@ -25,9 +32,30 @@ class FileLimits:
     max_matches: int = 200
     max_search_file_bytes: int = 2_000_000
     max_line_chars: int = 400
+    max_search_total_bytes: int = 50_000_000  # a search stops (truncated) after reading this much
 
 
-def glob_regex(pattern: str) -> re.Pattern[str]:
+def _options(*, literal: bool = False, ignore_case: bool = False) -> re2.Options:
+    options = re2.Options()
+    options.log_errors = False  # a bad pattern is reported to the caller, not printed to stderr
+    options.literal = literal
+    options.case_sensitive = not ignore_case
+    return options
+
+
+def compile_pattern(pattern: str, *, literal: bool = False, ignore_case: bool = False, param: str = "query") -> Any:
+    """An RE2 pattern (linear-time matching); invalid or unsupported syntax is a 400 naming ``param``."""
+    try:
+        return re2.compile(pattern, _options(literal=literal, ignore_case=ignore_case))
+    except re2.error as exc:
+        detail = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise InvalidRequestError(
+            f"invalid regular expression: {detail} (the RE2 syntax is used: no backreferences or lookaround)",
+            param=param,
+        ) from None
+
+
+def glob_regex(pattern: str) -> Any:
     """Compile a glob over POSIX relative paths: ``*`` and ``?`` stay in one segment, ``**`` spans them."""
     out, i = [], 0
     while i < len(pattern):
@@ -46,16 +74,16 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
         elif pattern[i] == "[":
             end = pattern.find("]", i + 2)
             if end == -1:
-                out.append(re.escape("["))
+                out.append(re2.escape("["))
                 i += 1
             else:
                 body = pattern[i + 1 : end].replace("\\", "\\\\")
                 out.append("[^" + body[1:] + "]" if body.startswith("!") else "[" + body + "]")
                 i = end + 1
         else:
-            out.append(re.escape(pattern[i]))
+            out.append(re2.escape(pattern[i]))
             i += 1
-    return re.compile("".join(out) + r"\Z")
+    return compile_pattern("".join(out) + r"\z", param="glob")
 
 
 def _kind(mode: int) -> str:
@@ -210,7 +238,7 @@ class FileTools:
         """Search text files in the workspace for a string (or a regular expression); returns matching lines.
 
         Args:
-            query: Text to find (a Python regular expression when ``regex`` is true).
+            query: Text to find (an RE2 regular expression when ``regex`` is true: no backreferences or lookaround).
             path: Directory (or single file) to search, relative to the workspace.
             glob: Only search files whose path relative to ``path`` matches this glob, e.g. ``**/*.py``.
             regex: Treat ``query`` as a regular expression.
@@ -220,10 +248,7 @@ class FileTools:
             raise InvalidRequestError("query must not be empty", param="query")
         if len(query) > 1000:
             raise InvalidRequestError("query is longer than 1000 characters", param="query")
-        try:
-            matcher = re.compile(query if regex else re.escape(query), re.IGNORECASE if ignore_case else 0)
-        except re.error as exc:
-            raise InvalidRequestError(f"invalid regular expression: {exc}", param="query") from None
+        matcher = compile_pattern(query, literal=not regex, ignore_case=ignore_case)
         only = glob_regex(glob) if glob else None
         base = self.workspace.resolve(path)
         if base.is_file():
@@ -233,10 +258,13 @@ class FileTools:
         else:
             raise NotFoundError(f"'{path}' does not exist in the workspace", param="path")
         matches: list[dict[str, Any]] = []
+        budget = [self.limits.max_search_total_bytes]
         for shown, rel in candidates:
             if only is not None and not only.match(rel):
                 continue
-            for number, line in self._lines(shown):
+            if budget[0] <= 0:
+                return {"matches": matches, "truncated": True}
+            for number, line in self._lines(shown, budget):
                 if matcher.search(line):
                     if len(matches) >= self.limits.max_matches:
                         return {"matches": matches, "truncated": True}
@@ -257,13 +285,17 @@ class FileTools:
                 break
         return found
 
-    def _lines(self, shown: str) -> list[tuple[int, str]]:
-        """Lines of one searchable file; binaries, non-regular files and oversized files are skipped."""
+    def _lines(self, shown: str, budget: list[int]) -> list[tuple[int, str]]:
+        """Lines of one searchable file; binaries, non-regular files and oversized files are skipped.
+
+        ``budget`` holds the bytes the whole search may still read; this file's size is taken from it.
+        """
         try:
             with self.workspace.open_file(shown) as fd:
                 size = os.fstat(fd).st_size
                 if size > self.limits.max_search_file_bytes:
                     return []
+                budget[0] -= size
                 data = os.pread(fd, size, 0)
         except (PermissionDeniedError, InvalidRequestError, NotFoundError):
             return []
