@@ -52,6 +52,11 @@ def serve(
             typer.secho(f"invalid config: {exc}", fg=typer.colors.RED, err=True)
             raise typer.Exit(1) from None
 
+    from ..tools.commands import sandbox_unavailable
+
+    if (reason := sandbox_unavailable()) is not None:  # fail closed, but say so where the operator looks
+        typer.secho(f"WARNING: {reason}", fg=typer.colors.YELLOW, err=True)
+
     import uvicorn
 
     uvicorn.run(

@@ -54,12 +54,14 @@ class CommandPolicy:
     lang: str = "C.UTF-8"
     extra_env: dict[str, str] = field(default_factory=dict)
     limits: ResourceLimits = field(default_factory=ResourceLimits)
-    bwrap: str = "bwrap"  # name on PATH or path of the bubblewrap executable
+    # Name on PATH or path of the bubblewrap executable; EP_BWRAP overrides it for the whole process.
+    bwrap: str = field(default_factory=lambda: os.environ.get("EP_BWRAP") or "bwrap")
     max_scan_entries: int = 100_000  # workspace entries checked for hard links before each command
 
 
-def sandbox_unavailable(bwrap: str = "bwrap") -> str | None:
+def sandbox_unavailable(bwrap: str | None = None) -> str | None:
     """Why ``run_command`` cannot run here (bubblewrap missing), or ``None`` when it can."""
+    bwrap = bwrap or CommandPolicy().bwrap
     if find_bwrap(bwrap) is not None:
         return None
     return f"run_command is disabled: the bubblewrap sandbox ('{bwrap}') is not installed; {INSTALL_HINT}"
