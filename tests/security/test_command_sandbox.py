@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from execution_platform.errors import ConfigurationError, EPError, ToolExecutionError
+from execution_platform.errors import EPError, PermissionDeniedError, ToolExecutionError
 from execution_platform.tools import ToolRegistry
 from execution_platform.tools.bubblewrap import ResourceLimits, find_bwrap
 from execution_platform.tools.builtins import builtin_tools
@@ -225,7 +225,19 @@ async def test_without_bubblewrap_run_command_is_refused(tmp_path: Path) -> None
     ws = Workspace(tmp_path / "ws")
     policy = CommandPolicy(bwrap=str(tmp_path / "no-such-bwrap"))
     registry = ToolRegistry(builtin_tools(ws, commands=policy, include=("run_command",)))
-    with pytest.raises(ConfigurationError) as caught:
+    with pytest.raises(PermissionDeniedError) as caught:
         await registry.invoke("run_command", {"command": "ls"})
     assert "bubblewrap" in caught.value.message and "install" in caught.value.message
+    assert caught.value.code == "sandbox_unavailable"
+
+
+async def test_a_bubblewrap_that_cannot_build_the_sandbox_is_refused_too(tmp_path: Path) -> None:
+    broken = tmp_path / "bwrap"
+    broken.write_text("#!/bin/sh\necho 'bwrap: No permissions to create a new namespace' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    ws = Workspace(tmp_path / "ws")
+    registry = ToolRegistry(builtin_tools(ws, commands=CommandPolicy(bwrap=str(broken)), include=("run_command",)))
+    with pytest.raises(PermissionDeniedError) as caught:
+        await registry.invoke("run_command", {"command": "ls"})
+    assert "cannot build its sandbox" in caught.value.message and "No permissions" in caught.value.message
     assert caught.value.code == "sandbox_unavailable"

@@ -46,5 +46,5 @@ def test_ep_serve_warns_when_bubblewrap_is_missing(tmp_path: Path) -> None:
         output, _ = proc.communicate(timeout=15)
     text = output.decode(errors="replace")
     assert "WARNING: run_command is disabled" in text and "install bubblewrap" in text, text
-    assert invoked.status_code == 503, invoked.text
+    assert invoked.status_code == 403, invoked.text
     assert "bubblewrap" in invoked.json()["error"]["message"]

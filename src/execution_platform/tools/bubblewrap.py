@@ -25,6 +25,8 @@ from __future__ import annotations
 import os
 import resource
 import shutil
+import subprocess
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +57,31 @@ class ResourceLimits:
 def find_bwrap(program: str = "bwrap") -> str | None:
     """The bubblewrap executable (a name looked up on ``PATH``, or a path), or ``None`` when absent."""
     return shutil.which(program)
+
+
+_WORKING: set[str] = set()
+
+
+def probe(bwrap: str) -> str | None:
+    """``None`` when ``bwrap`` can build the sandbox on this machine, else why not (its own words).
+
+    Being installed is not enough: containers and hardened kernels may forbid the namespaces it needs.
+    Success is remembered for the process; a failure is retried next time (the operator may fix it).
+    """
+    if bwrap in _WORKING:
+        return None
+    true = shutil.which("true", path="/usr/bin:/bin") or "/bin/true"
+    with tempfile.TemporaryDirectory(prefix="ep-bwrap-probe-") as tmp:
+        root = Path(tmp).resolve()
+        argv = sandbox_argv(bwrap, workspace=root, workdir=root, env={"PATH": "/usr/bin:/bin"}, argv=[true])
+        try:
+            done = subprocess.run(argv, capture_output=True, timeout=20, env={"PATH": "/usr/bin:/bin"}, check=False)
+        except (OSError, subprocess.SubprocessError) as exc:
+            return f"{type(exc).__name__}: {exc}"
+    if done.returncode != 0:
+        return done.stderr.decode(errors="replace").strip()[:500] or f"exit status {done.returncode}"
+    _WORKING.add(bwrap)
+    return None
 
 
 def sandbox_argv(

@@ -26,14 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import (
-    ConfigurationError,
     InvalidRequestError,
     NotFoundError,
     PayloadTooLargeError,
     PermissionDeniedError,
     ToolExecutionError,
 )
-from .bubblewrap import INSTALL_HINT, ResourceLimits, find_bwrap, rlimit_setter, sandbox_argv
+from .bubblewrap import INSTALL_HINT, ResourceLimits, find_bwrap, probe, rlimit_setter, sandbox_argv
 from .sandbox import Workspace
 
 DEFAULT_COMMANDS = frozenset(
@@ -62,9 +61,13 @@ class CommandPolicy:
 def sandbox_unavailable(bwrap: str | None = None) -> str | None:
     """Why ``run_command`` cannot run here (bubblewrap missing), or ``None`` when it can."""
     bwrap = bwrap or CommandPolicy().bwrap
-    if find_bwrap(bwrap) is not None:
-        return None
-    return f"run_command is disabled: the bubblewrap sandbox ('{bwrap}') is not installed; {INSTALL_HINT}"
+    found = find_bwrap(bwrap)
+    if found is None:
+        return f"run_command is disabled: the bubblewrap sandbox ('{bwrap}') is not installed; {INSTALL_HINT}"
+    failure = probe(found)
+    if failure is not None:
+        return f"run_command is disabled: bubblewrap ('{found}') cannot build its sandbox here: {failure}"
+    return None
 
 
 def split_command(command: str) -> list[str]:
@@ -164,9 +167,16 @@ class CommandRunner:
         self._check_args(argv[1:], self.workspace.relative(workdir))
         bwrap = find_bwrap(self.policy.bwrap)
         if bwrap is None:
-            raise ConfigurationError(
+            raise PermissionDeniedError(  # a refusal (4xx per the contract), the same on every call
                 f"command '{program}' refused: run_command needs the bubblewrap sandbox ('{self.policy.bwrap}'), "
                 f"which is not installed; {INSTALL_HINT}",
+                code="sandbox_unavailable",
+            )
+        failure = await asyncio.to_thread(probe, bwrap)
+        if failure is not None:
+            raise PermissionDeniedError(
+                f"command '{program}' refused: bubblewrap ('{bwrap}') cannot build its sandbox on this machine "
+                f"(user namespaces may be disabled): {failure}",
                 code="sandbox_unavailable",
             )
         limit = min(timeout or self.policy.timeout, self.policy.max_timeout)
