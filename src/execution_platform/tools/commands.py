@@ -233,6 +233,9 @@ class CommandRunner:
         }
 
 
+_MAX_MASKS = 2_000  # each masked file is one bind mount on bubblewrap's command line
+
+
 def hard_links(root: Path, max_entries: int) -> list[Path]:
     """Regular files under ``root`` with more than one hard link: the sandbox hides their content.
 
@@ -261,6 +264,13 @@ def hard_links(root: Path, max_entries: int) -> list[Path]:
                 continue
             if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
                 found.append(path)
+                if len(found) > _MAX_MASKS:
+                    raise PermissionDeniedError(
+                        f"the workspace has more than {_MAX_MASKS} files with several hard links; run_command "
+                        "refuses to run there (such files may alias files outside the workspace)",
+                        param="command",
+                        code="sandbox_refused",
+                    )
     return found
 
 

@@ -275,13 +275,15 @@ class FileTools:
     def _walk(self, base: Any, *, files_only: bool = False) -> list[str]:
         """Paths under ``base`` relative to it; symlinks are listed but never followed."""
         found: list[str] = []
+        seen = 0  # every entry visited counts, so a tree of empty directories is bounded too
         for current, dirs, files in os.walk(base, followlinks=False):
             dirs.sort()
             rel_dir = os.path.relpath(current, base)
             prefix = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
             names = sorted(files) if files_only else sorted(dirs + files)
             found.extend(prefix + name for name in names)
-            if len(found) > 50 * self.limits.max_entries:
+            seen += len(dirs) + len(files)
+            if seen > 50 * self.limits.max_entries:
                 break
         return found
 
