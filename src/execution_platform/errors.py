@@ -8,8 +8,9 @@ for logs; they are scrubbed of credentials before they are stored (see :func:`sc
 
 from __future__ import annotations
 
-import re
 from typing import Any, ClassVar
+
+import re2
 
 __all__ = [
     "AuthenticationError",
@@ -36,11 +37,20 @@ __all__ = [
     "scrub",
 ]
 
+
+
+def _linear(pattern: str) -> Any:
+    """RE2: scrubbing runs over megabytes of tool output; backtracking ``re`` holds the GIL far longer."""
+    options = re2.Options()
+    options.log_errors = False
+    return re2.compile(pattern, options)
+
+
 _SECRET_PATTERNS = [
-    re.compile(r"sk-[A-Za-z0-9_\-]{8,}"),
-    re.compile(r"AIza[0-9A-Za-z_\-]{20,}"),
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{8,}"),
-    re.compile(r"(?i)((?:api[_-]?key|x-api-key|x-goog-api-key|key)[\"'=:\s]+)[A-Za-z0-9._\-]{8,}"),
+    _linear(r"sk-[A-Za-z0-9_\-]{8,}"),
+    _linear(r"AIza[0-9A-Za-z_\-]{20,}"),
+    _linear(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{8,}"),
+    _linear(r"(?i)((?:api[_-]?key|x-api-key|x-goog-api-key|key)[\"'=:\s]+)[A-Za-z0-9._\-]{8,}"),
 ]
 _registered_secrets: set[str] = set()
 

@@ -7,6 +7,8 @@ provider key echoed through any kind of tool (built-in, Python function, MCP) mu
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,8 @@ from execution_platform.tools.builtins import builtin_tools
 from execution_platform.tools.mcp_servers import MCPServerConfig, MCPTools
 from execution_platform.tools.registry import result_text
 from execution_platform.tools.sandbox import Workspace
+from tests.fakes.base import FakeUpstream
+from tests.gateway.server import start_gateway
 from tests.tools.mcp_server import SERVER_SOURCE
 
 KEY_SHAPED = "sk-proj-leaked0123456789abcdef"
@@ -95,3 +99,39 @@ async def test_no_tool_result_carries_a_credential(gateway: tuple[httpx.AsyncCli
         # The same for what a model is shown by the tool loop (the registry is its only way in).
         shown = result_text(await registry.invoke(name, args))
         assert "leaked0123456789" not in shown and CONFIGURED not in shown, (name, shown)
+
+
+def test_scrubbing_megabytes_of_output_does_not_stall_the_gateway(fake_servers: dict[str, FakeUpstream]) -> None:
+    registry = ToolRegistry()
+
+    @registry.register
+    def big() -> str:
+        """Twenty megabytes of output with a credential at the end."""
+        return "a" * 20_000_000 + f" {KEY_SHAPED}"
+
+    fakes = {name: fake_servers[name] for name in ("openai", "anthropic", "gemini")}
+    server = start_gateway(fakes, tools=registry)
+    stop, worst = threading.Event(), [0.0]
+
+    def poll() -> None:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            while not stop.is_set():
+                started = time.perf_counter()
+                client.get("/health").raise_for_status()
+                worst[0] = max(worst[0], time.perf_counter() - started)
+                time.sleep(0.005)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        time.sleep(0.1)
+        response = httpx.post(server.url + "/v1/tools/invoke", json={"name": "big", "args": {}}, timeout=120)
+    finally:
+        stop.set()
+        poller.join()
+        server.stop()
+    print(f"worst /health latency while scrubbing 20 MB: {worst[0]:.3f}s")
+    assert response.status_code == 200
+    assert response.json()["result"].endswith(" ***")
+    # Scrubbed inline with backtracking ``re`` this was over 2 s; serving 20 MB alone costs ~0.15 s here.
+    assert worst[0] < 1.0

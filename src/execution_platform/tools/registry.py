@@ -277,7 +277,10 @@ class ToolRegistry:
         try:
             async with asyncio.timeout(limit):
                 result = await tool.handler(prepared)
-            return scrub_result(result)
+            if isinstance(result, str) and len(result) < 4096:
+                return scrub_result(result)
+            # Results can be megabytes (a file, a command's output): scrubbed off the event loop.
+            return await asyncio.to_thread(scrub_result, result)
         except EPError:
             raise
         except TimeoutError:
