@@ -241,3 +241,13 @@ async def test_a_bubblewrap_that_cannot_build_the_sandbox_is_refused_too(tmp_pat
         await registry.invoke("run_command", {"command": "ls"})
     assert "cannot build its sandbox" in caught.value.message and "No permissions" in caught.value.message
     assert caught.value.code == "sandbox_unavailable"
+
+
+async def test_every_rlimit_is_in_force_inside_the_sandbox(spawner: Box) -> None:
+    out = await spawner.registry.invoke("run_command", {"command": "bash -c 'cat /proc/self/limits'"})
+    limits = {line[:26].strip(): line[26:].split()[:2] for line in out["stdout"].splitlines()[1:]}
+    assert limits["Max cpu time"] == ["3", "3"]  # the 1.5 s timeout, rounded up, plus one
+    assert limits["Max address space"] == [str(2 * 1024**3)] * 2
+    assert limits["Max file size"] == ["1000000"] * 2
+    assert limits["Max processes"] == ["64"] * 2
+    assert limits["Max core file size"] == ["0"] * 2
