@@ -26,7 +26,7 @@ from execution_platform.tools.builtins import builtin_tools
 from execution_platform.tools.commands import DEFAULT_COMMANDS, CommandPolicy
 from execution_platform.tools.sandbox import Workspace
 
-pytestmark = pytest.mark.skipif(find_bwrap() is None, reason="bubblewrap (bwrap) is not installed")
+needs_bwrap = pytest.mark.skipif(find_bwrap() is None, reason="bubblewrap (bwrap) is not installed")
 
 SECRET = "outside-secret-7f3a9c"
 PROVIDER_KEY = "sk-proj-gateway-provider-key-0123456789"
@@ -67,6 +67,7 @@ def outside_snapshot(box: Box) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in box.outside.iterdir()}
 
 
+@needs_bwrap
 async def test_attached_option_values_read_nothing_from_the_host(box: Box, monkeypatch: pytest.MonkeyPatch) -> None:
     # The gateway's working directory holds a .env with the provider key, as a real deployment would.
     (box.outside / ".env").write_text(f"EP_OPENAI_API_KEY={PROVIDER_KEY}\n")
@@ -86,6 +87,7 @@ async def test_attached_option_values_read_nothing_from_the_host(box: Box, monke
         assert PROVIDER_KEY not in out and "gateway-provider-key" not in out, command
 
 
+@needs_bwrap
 async def test_output_options_cannot_write_outside_the_workspace(box: Box) -> None:
     before = outside_snapshot(box)
     host_tmp = Path("/tmp") / f"ep-sandbox-pwned-{uuid.uuid4().hex}"
@@ -106,6 +108,7 @@ async def test_output_options_cannot_write_outside_the_workspace(box: Box) -> No
     assert (box.ws.root / "sorted.txt").read_text() == "a\nb\n"
 
 
+@needs_bwrap
 async def test_symlinks_out_of_the_workspace_lead_nowhere(box: Box) -> None:
     os.symlink(box.outside / "secret.txt", box.ws.root / "link_file")
     os.symlink(box.outside, box.ws.root / "link_dir")
@@ -117,6 +120,7 @@ async def test_symlinks_out_of_the_workspace_lead_nowhere(box: Box) -> None:
     assert (box.outside / "secret.txt").read_text() == SECRET + "\n"
 
 
+@needs_bwrap
 async def test_hard_links_out_of_the_workspace_are_masked_and_cannot_be_made(box: Box) -> None:
     # A hard link to an outside file on the same file system, placed by something on the host.
     os.link(box.outside / "secret.txt", box.ws.root / "hardlink")
@@ -130,6 +134,7 @@ async def test_hard_links_out_of_the_workspace_are_masked_and_cannot_be_made(box
     assert not (box.ws.root / "pw").exists() and not (box.ws.root / "env2").exists(), out
 
 
+@needs_bwrap
 async def test_host_processes_and_their_environments_are_invisible(box: Box) -> None:
     host = subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(60)"],
@@ -154,6 +159,7 @@ async def test_host_processes_and_their_environments_are_invisible(box: Box) -> 
         host.wait()
 
 
+@needs_bwrap
 async def test_gateway_secrets_never_reach_command_output(box: Box, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EP_OPENAI_API_KEY", PROVIDER_KEY)
     monkeypatch.setenv("OPENAI_API_KEY", PROVIDER_KEY)
@@ -166,6 +172,7 @@ async def test_gateway_secrets_never_reach_command_output(box: Box, monkeypatch:
     assert out.startswith("exit 0") and "gateway-provider-key" not in out
 
 
+@needs_bwrap
 async def test_there_is_no_network(box: Box) -> None:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -199,6 +206,7 @@ def spawner(tmp_path: Path) -> Iterator[Box]:
     yield make_box(tmp_path, CommandPolicy(allowed=frozenset({"bash"}), timeout=1.5, limits=limits))
 
 
+@needs_bwrap
 async def test_a_process_storm_is_killed_with_its_whole_tree(spawner: Box) -> None:
     # Bounded stand-in for a fork bomb: children that detach into their own sessions, then a CPU loop.
     marker = f"storm{uuid.uuid4().hex[:8]}"
@@ -216,6 +224,7 @@ async def test_a_process_storm_is_killed_with_its_whole_tree(spawner: Box) -> No
     assert _host_processes(marker) == []
 
 
+@needs_bwrap
 async def test_rlimits_bound_file_size(spawner: Box) -> None:
     await spawner.run("bash -c 'head -c 5000000 /dev/zero > big'")
     assert (spawner.ws.root / "big").stat().st_size <= 1_000_000
@@ -243,6 +252,7 @@ async def test_a_bubblewrap_that_cannot_build_the_sandbox_is_refused_too(tmp_pat
     assert caught.value.code == "sandbox_unavailable"
 
 
+@needs_bwrap
 async def test_every_rlimit_is_in_force_inside_the_sandbox(spawner: Box) -> None:
     out = await spawner.registry.invoke("run_command", {"command": "bash -c 'cat /proc/self/limits'"})
     limits = {line[:26].strip(): line[26:].split()[:2] for line in out["stdout"].splitlines()[1:]}
