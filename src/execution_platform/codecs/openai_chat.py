@@ -12,6 +12,8 @@ Deliberate losses (the wire has no place for them):
 * ``refusal`` is decoded as ordinary text, so a streamed refusal folds to the same answer as a
   non-streamed one.
 * ``Reasoning.budget_tokens`` becomes the nearest ``reasoning_effort`` when no effort is given.
+* Cache breakpoints (``cache_control`` on parts and tools) are dropped: OpenAI caches prefixes on its
+  own; ``prompt_cache_key`` is its one caching hint and maps to ``ChatRequest.prompt_cache_key``.
 * Our ``RequestMetadata`` is never sent upstream; the wire ``metadata`` (OpenAI stored completions)
   is a provider option and passes through untouched.
 """
@@ -77,7 +79,7 @@ _KNOWN_KEYS = frozenset(
     {
         "model", "messages", "tools", "tool_choice", "parallel_tool_calls", "response_format",
         "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed", "user",
-        "reasoning_effort", "stream", "stream_options", "n", "functions", "function_call",
+        "reasoning_effort", "stream", "stream_options", "n", "functions", "function_call", "prompt_cache_key",
     }
 )
 _EFFORTS = ("minimal", "low", "medium", "high")
@@ -268,7 +270,7 @@ def encode_request(req: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
         body["parallel_tool_calls"] = req.parallel_tool_calls
     if req.response_format is not None:
         body["response_format"] = _response_format_to_wire(req.response_format)
-    for key in ("temperature", "top_p", "stop", "seed", "user"):
+    for key in ("temperature", "top_p", "stop", "seed", "user", "prompt_cache_key"):
         value = getattr(req, key)
         if value is not None:
             body[key] = value
@@ -468,6 +470,7 @@ def decode_request(body: dict[str, Any]) -> ChatRequest:
             seed=body.get("seed"),
             user=body.get("user"),
             reasoning=reasoning,
+            prompt_cache_key=body.get("prompt_cache_key"),
             provider_options=options,
         )
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
