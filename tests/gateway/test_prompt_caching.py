@@ -77,3 +77,62 @@ def test_two_turn_anthropic_conversation_reads_its_cache_and_pays_the_cache_pric
     # ...which is what makes a cached turn cheaper than the same prompt paid in full.
     second_prompt = rows[1]["input_tokens"] * price["input_mtok"] + 3 * price["output_mtok"]
     assert rows[1]["cost_usd"] < second_prompt
+
+
+def test_openai_sdk_sees_the_anthropic_upstreams_cache_reads(gw: GatewayServer, fake_anthropic: Any) -> None:
+    client = openai.OpenAI(base_url=gw.url + "/v1", api_key="k", max_retries=0, timeout=10)
+    fake_anthropic.enqueue(Reply(input_tokens=300, cached_input_tokens=256),
+                           Reply(input_tokens=300, cached_input_tokens=256))
+    answer = client.chat.completions.create(model=f"anthropic/{MODEL}", messages=[{"role": "user", "content": "hi"}])
+    assert answer.usage is not None and answer.usage.prompt_tokens == 300
+    assert answer.usage.prompt_tokens_details.cached_tokens == 256
+    chunks = list(client.chat.completions.create(model=f"anthropic/{MODEL}", stream=True,
+                                                 stream_options={"include_usage": True},
+                                                 messages=[{"role": "user", "content": "hi"}]))
+    usage = chunks[-1].usage
+    assert usage is not None and usage.prompt_tokens_details.cached_tokens == 256
+
+
+def test_anthropic_sdk_sees_the_openai_upstreams_cache_reads(gw: GatewayServer, fake_openai: Any) -> None:
+    client = anthropic.Anthropic(base_url=gw.url, api_key="k", max_retries=0, timeout=10)
+    fake_openai.enqueue(Reply(input_tokens=300, cached_input_tokens=128))
+    message = client.messages.create(model="openai/gpt-4o-mini", max_tokens=50,
+                                     messages=[{"role": "user", "content": "hi"}])
+    assert (message.usage.input_tokens, message.usage.cache_read_input_tokens) == (172, 128)
+
+
+def test_native_chat_carries_breakpoints_and_reports_cache_reads_and_writes(
+    gw: GatewayServer, fake_anthropic: Any
+) -> None:
+    mark = {"type": "ephemeral"}
+    body = {"model": f"anthropic/{MODEL}", "messages": [
+        {"role": "system", "content": [{"type": "text", "text": "Rules. " * 50, "cache_control": mark}]},
+        {"role": "user", "content": "hi"},
+    ]}
+    usages = []
+    for _ in range(2):
+        r = httpx.post(gw.url + "/chat", json=body, timeout=10)
+        assert r.status_code == 200, r.text
+        usages.append(r.json()["usage"])
+    assert fake_anthropic.requests[0].body["system"] == [{"type": "text", "text": "Rules. " * 50,
+                                                          "cache_control": mark}]
+    assert usages[0]["cache_write_tokens"] > 0 and usages[0]["cached_input_tokens"] == 0
+    assert usages[1]["cached_input_tokens"] == usages[0]["cache_write_tokens"]
+    assert usages[1]["cache_write_tokens"] == 0
+
+
+def test_prompt_cache_key_reaches_an_openai_upstream_and_its_cache_reads_come_back(
+    gw: GatewayServer, fake_openai: Any, fake_anthropic: Any
+) -> None:
+    client = openai.OpenAI(base_url=gw.url + "/v1", api_key="k", max_retries=0, timeout=10)
+    history = [{"role": "system", "content": "Be terse. " * 30}, {"role": "user", "content": "hi"}]
+    first = client.chat.completions.create(model="openai/gpt-4o-mini", messages=history, prompt_cache_key="conv-1")
+    second = client.chat.completions.create(
+        model="openai/gpt-4o-mini", prompt_cache_key="conv-1",
+        messages=[*history, {"role": "assistant", "content": "hello"}, {"role": "user", "content": "more"}])
+    assert [r.body["prompt_cache_key"] for r in fake_openai.requests] == ["conv-1", "conv-1"]
+    assert first.usage.prompt_tokens_details.cached_tokens == 0
+    assert second.usage.prompt_tokens_details.cached_tokens > 0
+    # A hint only: an upstream of another format never sees it (and does not refuse the call).
+    client.chat.completions.create(model=f"anthropic/{MODEL}", messages=history, prompt_cache_key="conv-1")
+    assert "prompt_cache_key" not in fake_anthropic.requests[-1].body
