@@ -211,3 +211,13 @@ def worst_case_cost(
     return _default.worst_case_cost(provider, model, prompt_tokens_upper_bound, max_output_tokens)
 
 
+
+
+def catalogue_models(provider: str) -> list[tuple[str, str]]:
+    """``(model id, display name)`` of every model the bundled catalogue prices for one of our providers
+    (none for a provider the catalogue does not know). Used to list models without a config file."""
+    try:
+        found = data_snapshot.get_snapshot().find_provider(None, _PROVIDER_IDS.get(provider, provider), None)
+    except LookupError:
+        return []
+    return [(m.id, m.name or m.id) for m in found.models if not m.deprecated]
