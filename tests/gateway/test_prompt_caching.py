@@ -69,7 +69,7 @@ def test_two_turn_anthropic_conversation_reads_its_cache_and_pays_the_cache_pric
     assert len(rows) == 2
     for row, usage in zip(rows, (first.usage, second.usage), strict=True):
         read, written = usage.cache_read_input_tokens, usage.cache_creation_input_tokens
-        assert row["cached_input_tokens"] == read
+        assert (row["cached_input_tokens"], row["cache_write_tokens"]) == (read, written)
         assert row["input_tokens"] == usage.input_tokens + read + written
         expected = (usage.input_tokens * price["input_mtok"] + read * price["cache_read_mtok"]
                     + written * price["cache_write_mtok"] + usage.output_tokens * price["output_mtok"])
