@@ -136,3 +136,18 @@ def test_prompt_cache_key_reaches_an_openai_upstream_and_its_cache_reads_come_ba
     # A hint only: an upstream of another format never sees it (and does not refuse the call).
     client.chat.completions.create(model=f"anthropic/{MODEL}", messages=history, prompt_cache_key="conv-1")
     assert "prompt_cache_key" not in fake_anthropic.requests[-1].body
+
+
+def test_openai_clients_reach_the_anthropic_cache_with_part_level_cache_control(
+    gw: GatewayServer, fake_anthropic: Any
+) -> None:
+    """The gateway convention (LiteLLM, OpenRouter): ``cache_control`` on an OpenAI content part."""
+    client = openai.OpenAI(base_url=gw.url + "/v1", api_key="k", max_retries=0, timeout=10)
+    system = {"role": "system", "content": [{"type": "text", "text": "Rules. " * 50,
+                                             "cache_control": {"type": "ephemeral"}}]}
+    answers = [client.chat.completions.create(model=f"anthropic/{MODEL}",
+                                              messages=[system, {"role": "user", "content": "hi"}])
+               for _ in range(2)]
+    assert fake_anthropic.requests[0].body["system"][0]["cache_control"] == {"type": "ephemeral"}
+    assert answers[0].usage.prompt_tokens_details.cached_tokens == 0
+    assert answers[1].usage.prompt_tokens_details.cached_tokens > 0

@@ -14,6 +14,7 @@ from execution_platform import errors
 from execution_platform.codecs import openai_chat as codec
 from execution_platform.codecs.sse import SSEEvent, SSEParser
 from execution_platform.model import (
+    CacheControl,
     ChatRequest,
     ChatResponse,
     FinishEvent,
@@ -195,6 +196,17 @@ def test_request_round_trip(request: ChatRequest, stream: bool) -> None:
 def test_cache_breakpoints_are_dropped_silently(request: ChatRequest, stream: bool) -> None:
     """OpenAI caches prefixes itself: a breakpoint changes nothing on this wire (it is only a hint)."""
     assert codec.encode_request(marked(request), stream=stream) == codec.encode_request(request, stream=stream)
+
+
+def test_served_parts_may_carry_anthropic_style_cache_control() -> None:
+    part = {"type": "text", "text": "long rules", "cache_control": {"type": "ephemeral", "ttl": "1h"}}
+    request = codec.decode_request({"model": "m", "messages": [{"role": "system", "content": [part]}]})
+    assert request.messages[0].content == [TextPart(text="long rules", cache_control=CacheControl(ttl="1h"))]
+    assert codec.encode_request(request)["messages"] == [{"role": "system", "content": "long rules"}]
+    with pytest.raises(errors.InvalidRequestError) as info:
+        codec.decode_request({"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "x", "cache_control": {"type": "forever"}}]}]})
+    assert info.value.param == "messages[0].content[0].cache_control"
 
 
 def test_prompt_cache_key_travels_as_itself() -> None:
