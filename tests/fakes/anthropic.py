@@ -5,7 +5,8 @@ by the codec under test), so a codec bug cannot hide behind a fake built from th
 
 Prompt caching is simulated deterministically: a request with ``cache_control`` breakpoints writes the
 prefix (tools, then system, then messages) up to its last breakpoint and reads the longest prefix an
-earlier request of the same model wrote, at ~4 bytes of JSON per token, with no minimum length.
+earlier request of the same model wrote, at ~4 bytes of JSON per token, with no minimum length; the
+write lasts an hour when the last breakpoint says ``"ttl": "1h"``.
 """
 
 from __future__ import annotations
@@ -58,12 +59,12 @@ class FakeAnthropic(FakeUpstream):
         super().reset()
         self._cache.clear()
 
-    def _cache_tokens(self, body: dict[str, Any]) -> tuple[int, int]:
-        """(read, written) tokens for this request's breakpoints; records what it writes."""
+    def _cache_tokens(self, body: dict[str, Any]) -> tuple[int, int, bool]:
+        """(read, written, written for an hour) for this request's breakpoints; records what it writes."""
         blocks = _cacheable_blocks(body)
-        marks = [i for i, (_, marked) in enumerate(blocks) if marked]
+        marks = [i for i, (_, mark) in enumerate(blocks) if mark is not None]
         if not marks:
-            return 0, 0
+            return 0, 0, False
         running = hashlib.sha256(str(body.get("model")).encode())
         keys: list[str] = []
         sizes: list[int] = []
@@ -74,7 +75,7 @@ class FakeAnthropic(FakeUpstream):
         last = marks[-1]
         read = max((sizes[i] // 4 for i in range(last + 1) if keys[i] in self._cache), default=0)
         self._cache.update(keys[i] for i in marks)
-        return read, sizes[last] // 4 - read
+        return read, sizes[last] // 4 - read, (blocks[last][1] or {}).get("ttl") == "1h"
 
     # -- auth -----------------------------------------------------------------------------------
     def check_auth(self, request: web.Request) -> bool:
@@ -191,11 +192,13 @@ class FakeAnthropic(FakeUpstream):
     def _usage(self, reply: Reply, body: dict[str, Any]) -> dict[str, Any]:
         # Reply counts are totals; Anthropic reports cache reads apart from input_tokens. Breakpoints
         # add their simulated cache reads/writes on top of the reply's uncached input.
-        read, written = self._cache_tokens(body)
+        read, written, hour = self._cache_tokens(body)
         return {
             "input_tokens": reply.input_tokens - reply.cached_input_tokens,
             "cache_creation_input_tokens": written,
             "cache_read_input_tokens": reply.cached_input_tokens + read,
+            "cache_creation": {"ephemeral_5m_input_tokens": 0 if hour else written,
+                               "ephemeral_1h_input_tokens": written if hour else 0},
             "output_tokens": reply.output_tokens,
             "service_tier": "standard",
         }
@@ -279,8 +282,8 @@ def _cut(frames: list[bytes], chunks: int) -> int:
     return len(frames) - 2
 
 
-def _cacheable_blocks(body: dict[str, Any]) -> list[tuple[bytes, bool]]:
-    """The prompt in cache order (tools, system, messages) as (JSON without breakpoints, marked) blocks."""
+def _cacheable_blocks(body: dict[str, Any]) -> list[tuple[bytes, dict[str, Any] | None]]:
+    """The prompt in cache order (tools, system, messages) as (JSON without breakpoints, breakpoint)."""
     system = body.get("system")
     items: list[Any] = list(body.get("tools") or [])
     items += system if isinstance(system, list) else ([{"type": "text", "text": system}] if system else [])
@@ -288,7 +291,8 @@ def _cacheable_blocks(body: dict[str, Any]) -> list[tuple[bytes, bool]]:
         content = msg.get("content")
         # A string is the same prompt as one text block (the API treats it so).
         items += content if isinstance(content, list) else [{"type": "text", "text": content}]
-    return [(orjson.dumps(_unmarked(item)), isinstance(item, dict) and "cache_control" in item) for item in items]
+    return [(orjson.dumps(_unmarked(item)), item.get("cache_control") if isinstance(item, dict) else None)
+            for item in items]
 
 
 def _unmarked(item: Any) -> Any:

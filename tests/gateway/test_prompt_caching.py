@@ -151,3 +151,20 @@ def test_openai_clients_reach_the_anthropic_cache_with_part_level_cache_control(
     assert fake_anthropic.requests[0].body["system"][0]["cache_control"] == {"type": "ephemeral"}
     assert answers[0].usage.prompt_tokens_details.cached_tokens == 0
     assert answers[1].usage.prompt_tokens_details.cached_tokens > 0
+
+
+def test_one_hour_breakpoints_are_priced_at_the_one_hour_write_rate(gw: GatewayServer, fake_anthropic: Any) -> None:
+    client = anthropic.Anthropic(base_url=gw.url, api_key="k", max_retries=0, timeout=10)
+    system = [{**SYSTEM[0], "cache_control": {"type": "ephemeral", "ttl": "1h"}}]
+    fake_anthropic.enqueue(Reply(input_tokens=5, output_tokens=4))
+    message = client.messages.create(model=f"anthropic/{MODEL}", max_tokens=50, system=system,
+                                     messages=[{"role": "user", "content": "hi"}])
+    assert fake_anthropic.requests[0].body["system"][0]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
+    written = message.usage.cache_creation_input_tokens
+    assert written > 0 and message.usage.cache_creation.ephemeral_1h_input_tokens == written
+    _, info = data_snapshot.get_snapshot().find_provider_model(MODEL, None, "anthropic", None)
+    hour_rate = float(info.prices.cache_write_1h_mtok) / 1e6
+    price = rates()
+    [row] = ledger_rows(gw)
+    assert row["cost_usd"] == pytest.approx(5 * price["input_mtok"] + written * hour_rate + 4 * price["output_mtok"],
+                                            rel=1e-9)

@@ -507,6 +507,14 @@ def test_a_malformed_cache_control_is_refused_with_its_place(bad: Any) -> None:
     assert info.value.param == "messages.0.content.0.cache_control"
 
 
+def test_one_hour_cache_writes_are_read_and_written_back() -> None:
+    wire = {"input_tokens": 5, "cache_creation_input_tokens": 30, "cache_read_input_tokens": 0, "output_tokens": 2,
+            "cache_creation": {"ephemeral_5m_input_tokens": 10, "ephemeral_1h_input_tokens": 20}}
+    usage = codec.decode_usage(wire)
+    assert (usage.input_tokens, usage.cache_write_tokens, usage.cache_write_1h_tokens) == (35, 30, 20)
+    assert codec.encode_usage(usage) == wire
+
+
 def test_input_tokens_include_cache_reads_and_writes() -> None:
     usage = codec.decode_response(_message()).usage
     assert (usage.input_tokens, usage.cached_input_tokens, usage.cache_write_tokens) == (330, 300, 20)

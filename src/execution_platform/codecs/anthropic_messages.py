@@ -646,11 +646,13 @@ def decode_usage(usage: dict[str, Any] | None) -> Usage:
     read = usage.get("cache_read_input_tokens") or 0
     write = usage.get("cache_creation_input_tokens") or 0
     details = usage.get("output_tokens_details") or {}
+    creation = usage.get("cache_creation") or {}
     return Usage(
         input_tokens=(usage.get("input_tokens") or 0) + read + write,
         output_tokens=usage.get("output_tokens") or 0,
         cached_input_tokens=read,
         cache_write_tokens=write,
+        cache_write_1h_tokens=creation.get("ephemeral_1h_input_tokens") or 0,
         reasoning_tokens=details.get("thinking_tokens") or 0,
     )
 
@@ -662,6 +664,10 @@ def encode_usage(usage: Usage) -> dict[str, Any]:
         "cache_read_input_tokens": usage.cached_input_tokens,
         "output_tokens": usage.output_tokens,
     }
+    if usage.cache_write_1h_tokens:  # the split by lifetime, which prices differ on
+        hour = min(usage.cache_write_1h_tokens, usage.cache_write_tokens)
+        out["cache_creation"] = {"ephemeral_5m_input_tokens": usage.cache_write_tokens - hour,
+                                 "ephemeral_1h_input_tokens": hour}
     if usage.reasoning_tokens:
         out["output_tokens_details"] = {"thinking_tokens": usage.reasoning_tokens}
     return out
