@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
@@ -10,6 +11,9 @@ import openai
 import pytest
 
 from execution_platform.config.file import parse_config
+from execution_platform.model import ChatRequest, ChatResponse, StreamEvent
+from execution_platform.providers.base import Provider
+from execution_platform.providers.registry import PROVIDERS
 
 from .conftest import MASTER
 from .server import GatewayServer
@@ -93,3 +97,27 @@ def test_deployments_and_personas_are_listed_and_a_limited_key_sees_only_its_own
     assert httpx.get(gw.url + "/v1/models/persona:reviewer", headers=key).json()["owned_by"] == "persona"
     assert httpx.get(gw.url + "/v1/models/persona:coder", headers=key).status_code == 404
     assert httpx.get(gw.url + "/v1/models/openai/gpt-4o-mini", headers=key).status_code == 404
+
+
+class ToyProvider(Provider):
+    """A keyless provider outside the price catalogue (like a local model), registered for one test."""
+
+    name = "toy"
+    listed_models = ("toy-small",)
+
+    def __init__(self, **_: Any) -> None:
+        pass
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        raise NotImplementedError
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        raise NotImplementedError
+
+
+def test_a_provider_that_needs_no_key_is_listed_from_the_registry(make_gateway: Any, monkeypatch) -> None:
+    monkeypatch.setitem(PROVIDERS, "toy", (__name__, "ToyProvider", None))
+    gw = make_gateway()
+    models = httpx.get(gw.url + "/v1/models").json()["data"]
+    assert {"id": "toy/toy-small", "object": "model", "created": models[0]["created"], "owned_by": "toy"} in models
+    assert httpx.get(gw.url + "/health").json()["providers"]["toy"] == {"configured": True}
