@@ -188,6 +188,7 @@ def responses(draw: st.DrawFn) -> ChatResponse:
             output_tokens=output,
             cached_input_tokens=read,
             cache_write_tokens=write,
+            cache_write_1h_tokens=draw(st.integers(0, write)),
             reasoning_tokens=draw(st.integers(0, output)),
         ),
     )
