@@ -2,11 +2,17 @@
 
 Bodies, headers and event sequences are written out by hand from the public API reference (not produced
 by the codec under test), so a codec bug cannot hide behind a fake built from the same code.
+
+Prompt caching is simulated deterministically: a request with ``cache_control`` breakpoints writes the
+prefix (tools, then system, then messages) up to its last breakpoint and reads the longest prefix an
+earlier request of the same model wrote, at ~4 bytes of JSON per token, with no minimum length; the
+write lasts an hour when the last breakpoint says ``"ttl": "1h"``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import secrets
 from typing import Any
@@ -44,6 +50,32 @@ def error_body(kind: str, message: str) -> dict[str, Any]:
 
 class FakeAnthropic(FakeUpstream):
     provider = "anthropic"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._cache: set[str] = set()  # prefix hashes written by earlier requests
+
+    def reset(self) -> None:
+        super().reset()
+        self._cache.clear()
+
+    def _cache_tokens(self, body: dict[str, Any]) -> tuple[int, int, bool]:
+        """(read, written, written for an hour) for this request's breakpoints; records what it writes."""
+        blocks = _cacheable_blocks(body)
+        marks = [i for i, (_, mark) in enumerate(blocks) if mark is not None]
+        if not marks:
+            return 0, 0, False
+        running = hashlib.sha256(str(body.get("model")).encode())
+        keys: list[str] = []
+        sizes: list[int] = []
+        for raw, _ in blocks:
+            running.update(raw)
+            keys.append(running.hexdigest())
+            sizes.append((sizes[-1] if sizes else 0) + len(raw))
+        last = marks[-1]
+        read = max((sizes[i] // 4 for i in range(last + 1) if keys[i] in self._cache), default=0)
+        self._cache.update(keys[i] for i in marks)
+        return read, sizes[last] // 4 - read, (blocks[last][1] or {}).get("ttl") == "1h"
 
     # -- auth -----------------------------------------------------------------------------------
     def check_auth(self, request: web.Request) -> bool:
@@ -157,13 +189,16 @@ class FakeAnthropic(FakeUpstream):
             blocks.append({"type": "tool_use", "id": call_id, "name": call.name, "input": call.arguments})
         return blocks
 
-    @staticmethod
-    def _usage(reply: Reply) -> dict[str, Any]:
-        # Reply counts are totals; Anthropic reports cache reads apart from input_tokens.
+    def _usage(self, reply: Reply, body: dict[str, Any]) -> dict[str, Any]:
+        # Reply counts are totals; Anthropic reports cache reads apart from input_tokens. Breakpoints
+        # add their simulated cache reads/writes on top of the reply's uncached input.
+        read, written, hour = self._cache_tokens(body)
         return {
             "input_tokens": reply.input_tokens - reply.cached_input_tokens,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": reply.cached_input_tokens,
+            "cache_creation_input_tokens": written,
+            "cache_read_input_tokens": reply.cached_input_tokens + read,
+            "cache_creation": {"ephemeral_5m_input_tokens": 0 if hour else written,
+                               "ephemeral_1h_input_tokens": written if hour else 0},
             "output_tokens": reply.output_tokens,
             "service_tier": "standard",
         }
@@ -177,7 +212,7 @@ class FakeAnthropic(FakeUpstream):
             "content": self._blocks(reply, body),
             "stop_reason": _STOP_REASONS[reply.finish_reason],
             "stop_sequence": None,
-            "usage": self._usage(reply),
+            "usage": self._usage(reply, body),
         }
 
     def events(self, reply: Reply, body: dict[str, Any]) -> list[bytes]:
@@ -245,6 +280,27 @@ def _cut(frames: list[bytes], chunks: int) -> int:
             if seen == chunks:
                 return i + 1
     return len(frames) - 2
+
+
+def _cacheable_blocks(body: dict[str, Any]) -> list[tuple[bytes, dict[str, Any] | None]]:
+    """The prompt in cache order (tools, system, messages) as (JSON without breakpoints, breakpoint)."""
+    system = body.get("system")
+    items: list[Any] = list(body.get("tools") or [])
+    items += system if isinstance(system, list) else ([{"type": "text", "text": system}] if system else [])
+    for msg in body.get("messages") or []:
+        content = msg.get("content")
+        # A string is the same prompt as one text block (the API treats it so).
+        items += content if isinstance(content, list) else [{"type": "text", "text": content}]
+    return [(orjson.dumps(_unmarked(item)), item.get("cache_control") if isinstance(item, dict) else None)
+            for item in items]
+
+
+def _unmarked(item: Any) -> Any:
+    if isinstance(item, dict):
+        return {k: _unmarked(v) for k, v in item.items() if k != "cache_control"}
+    if isinstance(item, list):
+        return [_unmarked(v) for v in item]
+    return item
 
 
 def _sse(event: str, data: dict[str, Any]) -> bytes:

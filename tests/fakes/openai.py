@@ -2,12 +2,18 @@
 
 Responses, chunks and error bodies copy the shapes api.openai.com sends, field for field, so the
 official ``openai`` SDK parses them; ``tests/sdk_fidelity`` holds the fake to that.
+
+Prompt caching is simulated deterministically for requests with a ``prompt_cache_key``: the longest
+prefix of (tools, messages) an earlier request with the same model and key sent is reported as
+``prompt_tokens_details.cached_tokens`` (~4 bytes of JSON per token, no minimum length), on top of the
+reply's own input tokens.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import itertools
 import struct
@@ -101,6 +107,28 @@ class FakeOpenAI(FakeUpstream):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._ids = itertools.count(1)
+        self._cache: set[str] = set()  # (model, prompt_cache_key, prefix) hashes seen so far
+
+    def reset(self) -> None:
+        super().reset()
+        self._cache.clear()
+
+    def _cached_tokens(self, body: dict[str, Any]) -> int:
+        """Tokens of the longest earlier-seen prefix under this request's prompt_cache_key; records its own."""
+        key = body.get("prompt_cache_key")
+        if not isinstance(key, str):
+            return 0
+        running = hashlib.sha256(orjson.dumps([body.get("model"), key]))
+        size, best = 0, 0
+        for item in [*(body.get("tools") or []), *body["messages"]]:
+            raw = orjson.dumps(item)
+            running.update(raw)
+            size += len(raw)
+            digest = running.hexdigest()
+            if digest in self._cache:
+                best = size // 4
+            self._cache.add(digest)
+        return best
 
     @property
     def base_url(self) -> str:
@@ -230,6 +258,9 @@ class FakeOpenAI(FakeUpstream):
                                 content_type="application/json", headers=self._headers())
         reply = script.then or Reply() if isinstance(script, Fault) else script
         assert isinstance(reply, Reply)
+        if cached := self._cached_tokens(body):
+            reply = dataclasses.replace(reply, input_tokens=reply.input_tokens + cached,
+                                        cached_input_tokens=reply.cached_input_tokens + cached)
         model = reply.model or body["model"]
         text = _text_of(next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), "")) \
             if reply.echo else reply.text

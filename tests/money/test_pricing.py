@@ -56,6 +56,19 @@ def test_reasoning_priced_at_reasoning_rate_when_set() -> None:
     assert book.cost("x", "r", usage) == pytest.approx(7.5 + 1.0)
 
 
+def test_one_hour_cache_writes_cost_their_own_rate() -> None:
+    """Anthropic prices a 1-hour cache write above a 5-minute one; both above plain input."""
+    haiku = {"provider": "anthropic", "model": "claude-haiku-4-5"}  # $1 in, $1.25 5m write, $2 1h write
+    five = pricing.cost(**haiku, usage=Usage(input_tokens=1_000_000, cache_write_tokens=1_000_000))
+    hour = pricing.cost(**haiku, usage=Usage(input_tokens=1_000_000, cache_write_tokens=1_000_000,
+                                             cache_write_1h_tokens=400_000))
+    assert (five, hour) == (pytest.approx(1.25), pytest.approx(0.6 * 1.25 + 0.4 * 2))
+    override = PriceBook({"m": {"input_per_mtok": 1, "output_per_mtok": 1, "cache_write_per_mtok": 2,
+                                "cache_write_1h_per_mtok": 3}})
+    assert override.cost("x", "m", Usage(input_tokens=30, cache_write_tokens=20, cache_write_1h_tokens=5)) == (
+        pytest.approx((10 + 15 * 2 + 5 * 3) / 1e6))
+
+
 def test_unknown_model_costs_zero() -> None:
     assert PriceBook().cost("openai", "no-such-model-xyz", Usage(input_tokens=1000)) == 0.0
 
@@ -67,11 +80,12 @@ def test_unknown_model_costs_zero() -> None:
 def test_worst_case_bounds_every_usage_within_the_limits(provider: str, model: str) -> None:
     n, m = 300_000, 8_000  # large enough to hit long-context tiers
     worst = pricing.worst_case_cost(provider, model, n, m)
-    for i, o, c, w, r in itertools.product((0, n // 2, n), (0, m), (0, n // 3), (0, n // 2), (0, m // 2)):
+    for i, o, c, w, r, h in itertools.product((0, n // 2, n), (0, m), (0, n // 3), (0, n // 2), (0, m // 2),
+                                              (False, True)):
         if c + w > i or r > o:
             continue
         usage = Usage(input_tokens=i, output_tokens=o, cached_input_tokens=c, cache_write_tokens=w,
-                      reasoning_tokens=r)
+                      cache_write_1h_tokens=w if h else 0, reasoning_tokens=r)
         assert pricing.cost(provider, model, usage) <= worst
 
 
@@ -92,7 +106,7 @@ def test_cached_per_token_prices_equal_the_exact_calculation() -> None:
 
     ours = {"openai": "openai", "anthropic": "anthropic", "google": "gemini"}
     usage = Usage(input_tokens=1200, output_tokens=300, cached_input_tokens=200, reasoning_tokens=50,
-                  cache_write_tokens=100)
+                  cache_write_tokens=100, cache_write_1h_tokens=40)
     fast, checked = PriceBook(), 0
     for provider in data_snapshot.get_snapshot().providers:
         for model in provider.models if provider.id in ours else ():

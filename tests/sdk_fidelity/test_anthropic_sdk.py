@@ -247,3 +247,19 @@ def test_encoded_stream_events_are_valid_sdk_events() -> None:
     delta = events[-2]
     assert delta.type == "message_delta" and delta.delta.stop_reason == "tool_use"
     assert delta.usage.output_tokens == 20 and delta.usage.cache_read_input_tokens == 60
+
+
+def test_cache_control_breakpoints_write_then_read_the_prompt_cache(client: anthropic.Anthropic) -> None:
+    """The SDK parses the fake's cache counters, streamed or not; unmarked requests cache nothing."""
+    system = [{"type": "text", "text": "Rules. " * 40, "cache_control": {"type": "ephemeral", "ttl": "5m"}}]
+    sdk = client
+    first = sdk.messages.create(model=MODEL, max_tokens=50, system=system, messages=HI)
+    with sdk.messages.stream(model=MODEL, max_tokens=50, system=system, messages=HI) as stream:
+        second = stream.get_final_message()
+    plain = sdk.messages.create(model=MODEL, max_tokens=50, system="Rules. " * 40, messages=HI)
+    # ~4 bytes of JSON per token, up to and including the marked block
+    assert first.usage.cache_creation_input_tokens == len(orjson.dumps({"type": "text", "text": "Rules. " * 40})) // 4
+    assert first.usage.cache_read_input_tokens == 0
+    assert second.usage.cache_read_input_tokens == first.usage.cache_creation_input_tokens
+    assert second.usage.cache_creation_input_tokens == 0
+    assert (plain.usage.cache_read_input_tokens, plain.usage.cache_creation_input_tokens) == (0, 0)

@@ -12,7 +12,17 @@ from google import genai
 from google.genai import errors, types
 
 from execution_platform.codecs import gemini as gemini_codec
-from execution_platform.model import Reasoning, ToolSpec
+from execution_platform.codecs.sse import SSEParser
+from execution_platform.model import (
+    ChatResponse,
+    FinishEvent,
+    Message,
+    Reasoning,
+    TextDelta,
+    ToolSpec,
+    Usage,
+    UsageEvent,
+)
 from tests.fakes.gemini import FakeGemini
 from tests.fakes.script import Fault, Reply, ToolCallSpec
 
@@ -181,3 +191,17 @@ async def test_async_error(fake_gemini: FakeGemini) -> None:
     with pytest.raises(errors.ServerError) as info:
         await client(fake_gemini).aio.models.generate_content(model=MODEL, contents="x")
     assert info.value.code == 503
+
+
+def test_served_cached_tokens_parse_as_cached_content_token_count() -> None:
+    """What a Gemini surface sends for an upstream that read its prompt cache is what the SDK reads."""
+    usage = Usage(input_tokens=300, output_tokens=5, cached_input_tokens=256, cache_write_tokens=20)
+    served = ChatResponse(id="r1", model=MODEL, message=Message(role="assistant", content="ok"), usage=usage)
+    parsed = types.GenerateContentResponse.model_validate(gemini_codec.encode_response(served))
+    assert parsed.usage_metadata.cached_content_token_count == 256
+    assert parsed.usage_metadata.prompt_token_count == 300
+    encoder = gemini_codec.StreamEncoder(MODEL)
+    raw = b"".join(encoder.encode(e) for e in [TextDelta(text="ok"), UsageEvent(usage=usage), FinishEvent(reason="stop")])
+    raw += encoder.finish()
+    chunks = [types.GenerateContentResponse.model_validate(e.json()) for e in SSEParser().feed(raw) if e.data]
+    assert chunks[-1].usage_metadata.cached_content_token_count == 256

@@ -310,3 +310,16 @@ def test_codec_output_is_what_the_sdk_expects() -> None:
         no_invented_fields(ChatCompletionChunk.model_validate(json.loads(frame.data)))
     status, body = openai_chat.encode_error(errors.RateLimitError("slow down"))
     assert status == 429 and set(body["error"]) == {"message", "type", "param", "code"}
+
+
+def test_prompt_cache_key_reports_cached_prefix_tokens(client: openai.OpenAI, fake_openai: FakeOpenAI) -> None:
+    history = [{"role": "system", "content": "Be terse. " * 30}, {"role": "user", "content": "hi"}]
+    first = client.chat.completions.create(model="gpt-4o-mini", messages=history, prompt_cache_key="k1")
+    stream = client.chat.completions.create(model="gpt-4o-mini", messages=[*history, {"role": "user", "content": "?"}],
+                                            prompt_cache_key="k1", stream=True, stream_options={"include_usage": True})
+    usage = list(stream)[-1].usage
+    other_key = client.chat.completions.create(model="gpt-4o-mini", messages=history, prompt_cache_key="k2")
+    assert first.usage is not None and first.usage.prompt_tokens_details.cached_tokens == 0
+    assert usage is not None and usage.prompt_tokens_details.cached_tokens > 0
+    assert usage.prompt_tokens == 12 + usage.prompt_tokens_details.cached_tokens
+    assert other_key.usage is not None and other_key.usage.prompt_tokens_details.cached_tokens == 0

@@ -24,6 +24,7 @@ from execution_platform.errors import (
     UpstreamServerError,
 )
 from execution_platform.model import (
+    CacheControl,
     ChatRequest,
     ChatResponse,
     ErrorEvent,
@@ -60,20 +61,25 @@ json_scalar = st.none() | st.booleans() | st.integers(-1000, 1000) | text
 json_args = st.dictionaries(name, json_scalar | st.lists(st.integers(0, 9), max_size=3), max_size=3)
 signature = st.from_regex(r"[A-Za-z0-9+/]{4,16}", fullmatch=True)
 
-text_part = st.builds(TextPart, text=text)
+# Prompt-cache breakpoints (mostly absent, as on the wire): every place Anthropic accepts one.
+cache = st.none() | st.none() | st.builds(CacheControl, ttl=st.none() | st.sampled_from(["5m", "1h"]))
+text_part = st.builds(TextPart, text=text, cache_control=cache)
 image_part = st.one_of(
-    st.builds(ImagePart, data=signature, media_type=st.sampled_from(["image/png", "image/jpeg"])),
-    st.builds(ImagePart, url=st.from_regex(r"https://img\.example/[a-z]{1,6}\.png", fullmatch=True)),
+    st.builds(ImagePart, data=signature, media_type=st.sampled_from(["image/png", "image/jpeg"]),
+              cache_control=cache),
+    st.builds(ImagePart, url=st.from_regex(r"https://img\.example/[a-z]{1,6}\.png", fullmatch=True),
+              cache_control=cache),
 )
 thinking_part = st.builds(ThinkingPart, text=text, signature=st.none() | signature)
 redacted_part = st.builds(ThinkingPart, redacted=st.just(True), data=signature)
 
 
 @st.composite
-def tool_calls(draw: st.DrawFn, max_size: int = 2) -> list[ToolCall]:
+def tool_calls(draw: st.DrawFn, max_size: int = 2, marks: bool = True) -> list[ToolCall]:
     count = draw(st.integers(0, max_size))
     return [
-        ToolCall(id=f"toolu_call{draw(st.integers(0, 10**6))}_{i}", name=draw(name), arguments=draw(json_args))
+        ToolCall(id=f"toolu_call{draw(st.integers(0, 10**6))}_{i}", name=draw(name), arguments=draw(json_args),
+                 cache_control=draw(cache) if marks else None)
         for i in range(count)
     ]
 
@@ -100,6 +106,7 @@ def conversation(draw: st.DrawFn) -> list[Message]:
                         tool_call_id=f"toolu_result{draw(st.integers(0, 99))}",
                         content=draw(st.lists(text_part | image_part, max_size=2)),
                         is_error=draw(st.booleans()),
+                        cache_control=draw(cache),
                     )
                 )
     return messages
@@ -118,6 +125,7 @@ def requests(draw: st.DrawFn) -> ChatRequest:
                     st.lists(name, max_size=2),
                 ),
                 strict=st.none() | st.booleans(),
+                cache_control=cache,
             ),
             max_size=2,
         )
@@ -171,7 +179,7 @@ def responses(draw: st.DrawFn) -> ChatResponse:
     return ChatResponse(
         id="msg_" + draw(signature),
         model=draw(st.sampled_from(["claude-sonnet-4-5-20250929", "claude-haiku-4-5"])),
-        message=Message(role="assistant", content=parts, tool_calls=draw(tool_calls(max_size=3))),
+        message=Message(role="assistant", content=parts, tool_calls=draw(tool_calls(max_size=3, marks=False))),
         finish_reason=codec.finish_reason(raw),
         raw_finish_reason=raw,
         stop_sequence=draw(text) if raw == "stop_sequence" else None,
@@ -180,6 +188,7 @@ def responses(draw: st.DrawFn) -> ChatResponse:
             output_tokens=output,
             cached_input_tokens=read,
             cache_write_tokens=write,
+            cache_write_1h_tokens=draw(st.integers(0, write)),
             reasoning_tokens=draw(st.integers(0, output)),
         ),
     )
@@ -440,6 +449,71 @@ def _message(**over: Any) -> dict[str, Any]:
     }
     body.update(over)
     return body
+
+
+_EPHEMERAL = {"type": "ephemeral"}
+
+
+def test_cache_breakpoints_survive_every_place_anthropic_accepts_them() -> None:
+    """System, text, image, tool_use, tool_result and tool breakpoints decode and re-encode verbatim."""
+    body = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 100,
+        "system": [{"type": "text", "text": "long rules", "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+        "tools": [{"name": "look", "input_schema": {"type": "object", "properties": {}},
+                   "cache_control": _EPHEMERAL}],
+        "messages": [
+            {"role": "user", "content": [
+                {"type": "image", "source": {"type": "url", "url": "https://img.example/a.png"},
+                 "cache_control": _EPHEMERAL},
+                {"type": "text", "text": "what is it?", "cache_control": _EPHEMERAL},
+            ]},
+            {"role": "assistant", "content": [
+                {"type": "tool_use", "id": "toolu_1", "name": "look", "input": {}, "cache_control": _EPHEMERAL},
+            ]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "a cat", "cache_control": _EPHEMERAL},
+            ]},
+            {"role": "user", "content": [{"type": "text", "text": "thanks", "cache_control": _EPHEMERAL}]},
+        ],
+    }
+    req = codec.decode_request(body)
+    assert req.messages[0].content[0].cache_control == CacheControl(ttl="1h")
+    assert req.tools[0].cache_control == CacheControl()
+    assert [p.cache_control for p in req.messages[1].content] == [CacheControl(), CacheControl()]
+    assert req.messages[2].tool_calls[0].cache_control == CacheControl()
+    assert req.messages[3].role == "tool" and req.messages[3].cache_control == CacheControl()
+    assert codec.encode_request(req) == body
+
+
+def test_a_marked_lone_system_or_user_text_is_sent_as_a_block() -> None:
+    mark = CacheControl()
+    req = ChatRequest(model="claude-sonnet-4-5", messages=[
+        Message(role="system", content=[TextPart(text="rules", cache_control=mark)]),
+        Message(role="user", content=[TextPart(text="hi", cache_control=mark)]),
+        Message(role="user", content="plain"),
+    ])
+    wire = codec.encode_request(req)
+    assert wire["system"] == [{"type": "text", "text": "rules", "cache_control": _EPHEMERAL}]
+    assert wire["messages"][0]["content"] == [{"type": "text", "text": "hi", "cache_control": _EPHEMERAL}]
+    assert wire["messages"][1]["content"] == "plain"
+
+
+@pytest.mark.parametrize("bad", [{"type": "persistent"}, "ephemeral", {"type": "ephemeral", "ttl": 5}])
+def test_a_malformed_cache_control_is_refused_with_its_place(bad: Any) -> None:
+    body = {"model": "m", "max_tokens": 5,
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "x", "cache_control": bad}]}]}
+    with pytest.raises(InvalidRequestError) as info:
+        codec.decode_request(body)
+    assert info.value.param == "messages.0.content.0.cache_control"
+
+
+def test_one_hour_cache_writes_are_read_and_written_back() -> None:
+    wire = {"input_tokens": 5, "cache_creation_input_tokens": 30, "cache_read_input_tokens": 0, "output_tokens": 2,
+            "cache_creation": {"ephemeral_5m_input_tokens": 10, "ephemeral_1h_input_tokens": 20}}
+    usage = codec.decode_usage(wire)
+    assert (usage.input_tokens, usage.cache_write_tokens, usage.cache_write_1h_tokens) == (35, 30, 20)
+    assert codec.encode_usage(usage) == wire
 
 
 def test_input_tokens_include_cache_reads_and_writes() -> None:

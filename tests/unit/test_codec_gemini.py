@@ -49,6 +49,7 @@ from execution_platform.model import (
     Usage,
     UsageEvent,
 )
+from tests.unit.cache_marks import marked
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -177,6 +178,13 @@ def requests(draw: st.DrawFn) -> ChatRequest:
 def test_request_round_trip_canonical(req: ChatRequest) -> None:
     body = orjson.loads(orjson.dumps(gemini.encode_request(req)))
     assert gemini.decode_request(body, model=req.model) == req
+
+
+@FAST
+@given(requests())
+def test_cache_breakpoints_are_dropped_silently(req: ChatRequest) -> None:
+    """Gemini caches implicitly (or by a named cachedContent): a breakpoint changes nothing on this wire."""
+    assert gemini.encode_request(marked(req)) == gemini.encode_request(req)
 
 
 @FAST

@@ -14,6 +14,7 @@ from execution_platform import errors
 from execution_platform.codecs import openai_chat as codec
 from execution_platform.codecs.sse import SSEEvent, SSEParser
 from execution_platform.model import (
+    CacheControl,
     ChatRequest,
     ChatResponse,
     FinishEvent,
@@ -38,6 +39,7 @@ from execution_platform.model import (
     Usage,
     UsageEvent,
 )
+from tests.unit.cache_marks import marked
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -141,6 +143,7 @@ def requests(draw: st.DrawFn) -> ChatRequest:
         seed=draw(st.none() | st.integers(-(2**63), 2**63 - 1)),
         user=draw(st.none() | text),
         reasoning=draw(st.none() | st.builds(Reasoning, effort=st.sampled_from(["minimal", "low", "medium", "high"]))),
+        prompt_cache_key=draw(st.none() | ident),
         provider_options=draw(provider_options),
     )
 
@@ -186,6 +189,31 @@ def wire(body: dict[str, Any]) -> dict[str, Any]:
 def test_request_round_trip(request: ChatRequest, stream: bool) -> None:
     body = wire(codec.encode_request(request, stream=stream))
     assert codec.decode_request(body) == request
+
+
+@SETTINGS
+@given(requests(), st.booleans())
+def test_cache_breakpoints_are_dropped_silently(request: ChatRequest, stream: bool) -> None:
+    """OpenAI caches prefixes itself: a breakpoint changes nothing on this wire (it is only a hint)."""
+    assert codec.encode_request(marked(request), stream=stream) == codec.encode_request(request, stream=stream)
+
+
+def test_served_parts_may_carry_anthropic_style_cache_control() -> None:
+    part = {"type": "text", "text": "long rules", "cache_control": {"type": "ephemeral", "ttl": "1h"}}
+    request = codec.decode_request({"model": "m", "messages": [{"role": "system", "content": [part]}]})
+    assert request.messages[0].content == [TextPart(text="long rules", cache_control=CacheControl(ttl="1h"))]
+    assert codec.encode_request(request)["messages"] == [{"role": "system", "content": "long rules"}]
+    with pytest.raises(errors.InvalidRequestError) as info:
+        codec.decode_request({"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "x", "cache_control": {"type": "forever"}}]}]})
+    assert info.value.param == "messages[0].content[0].cache_control"
+
+
+def test_prompt_cache_key_travels_as_itself() -> None:
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "prompt_cache_key": "conv-7"}
+    request = codec.decode_request(body)
+    assert request.prompt_cache_key == "conv-7" and request.provider_options == {}
+    assert codec.encode_request(request)["prompt_cache_key"] == "conv-7"
 
 
 @SETTINGS

@@ -8,6 +8,9 @@ Wire facts this codec is built around:
 * ``thinking`` / ``redacted_thinking`` blocks carry opaque signatures that must be sent back verbatim.
 * ``max_tokens`` is required, so a default is filled in when the caller gave none.
 * ``usage.input_tokens`` excludes cache reads and cache writes; the canonical count includes both.
+* ``cache_control`` breakpoints may sit on system blocks, content blocks, ``tool_use`` and
+  ``tool_result`` blocks and tools; they map to the canonical ``cache_control`` of the same item, and a
+  marked lone text part is sent as a block (a plain string has nowhere to carry it).
 * Streams are typed SSE events (``message_start`` … ``message_stop``) with ``ping`` keep-alives and an
   in-band ``event: error``; usage arrives in ``message_start`` and (cumulatively) in ``message_delta``.
 * Structured output is ``output_config.format = {type: json_schema, schema}``; effort is
@@ -41,6 +44,7 @@ from ..errors import (
     error_for_status,
 )
 from ..model import (
+    CacheControl,
     ChatRequest,
     ChatResponse,
     ContentPart,
@@ -206,14 +210,20 @@ def _merge_option(current: Any, extra: Any) -> Any:
     return extra
 
 
+def _with_cache(block: dict[str, Any], cache: CacheControl | None) -> dict[str, Any]:
+    if cache is not None:
+        block["cache_control"] = cache.model_dump(exclude_none=True)
+    return block
+
+
 def _encode_system(messages: list[Message]) -> str | list[dict[str, Any]] | None:
     parts = [p for m in messages if m.role in ("system", "developer") for p in m.content]
-    texts = [p.text for p in parts if isinstance(p, TextPart)]
+    texts = [p for p in parts if isinstance(p, TextPart)]
     if not any(m.role in ("system", "developer") for m in messages):
         return None
-    if len(texts) == 1:
-        return texts[0]
-    return [{"type": "text", "text": t} for t in texts]
+    if len(texts) == 1 and texts[0].cache_control is None:
+        return texts[0].text
+    return [_with_cache({"type": "text", "text": p.text}, p.cache_control) for p in texts]
 
 
 def _encode_messages(messages: list[Message]) -> list[dict[str, Any]]:
@@ -243,16 +253,16 @@ def _encode_messages(messages: list[Message]) -> list[dict[str, Any]]:
 
 def _encode_content(parts: list[ContentPart], *, simple: bool) -> str | list[dict[str, Any]]:
     """A lone plain text part becomes a string (the common wire shape); anything else, blocks."""
-    if simple and len(parts) == 1 and isinstance(parts[0], TextPart):
+    if simple and len(parts) == 1 and isinstance(parts[0], TextPart) and parts[0].cache_control is None:
         return parts[0].text
     return [_encode_part(p) for p in parts]
 
 
 def _encode_part(part: ContentPart) -> dict[str, Any]:
     if isinstance(part, TextPart):
-        return {"type": "text", "text": part.text}
+        return _with_cache({"type": "text", "text": part.text}, part.cache_control)
     if isinstance(part, ImagePart):
-        return {"type": "image", "source": _encode_image_source(part)}
+        return _with_cache({"type": "image", "source": _encode_image_source(part)}, part.cache_control)
     if part.redacted:
         return {"type": "redacted_thinking", "data": part.data or ""}
     block: dict[str, Any] = {"type": "thinking", "thinking": part.text}
@@ -272,7 +282,7 @@ def _encode_image_source(part: ImagePart) -> dict[str, Any]:
     return {"type": "url", "url": url}
 
 
-def _encode_tool_use(call: ToolCall) -> dict[str, Any]:
+def _encode_tool_use(call: ToolCall, *, cache: bool = True) -> dict[str, Any]:
     arguments = call.arguments
     if not arguments and call.raw_arguments:
         try:
@@ -280,7 +290,8 @@ def _encode_tool_use(call: ToolCall) -> dict[str, Any]:
         except orjson.JSONDecodeError:
             parsed = None
         arguments = parsed if isinstance(parsed, dict) else {}
-    return {"type": "tool_use", "id": call.id, "name": call.name, "input": arguments}
+    block = {"type": "tool_use", "id": call.id, "name": call.name, "input": arguments}
+    return _with_cache(block, call.cache_control if cache else None)
 
 
 def _encode_tool_result(msg: Message) -> dict[str, Any]:
@@ -289,7 +300,7 @@ def _encode_tool_result(msg: Message) -> dict[str, Any]:
         block["content"] = _encode_content(msg.content, simple=True)
     if msg.is_error:
         block["is_error"] = True
-    return block
+    return _with_cache(block, msg.cache_control)
 
 
 def _encode_tool(tool: ToolSpec) -> dict[str, Any]:
@@ -299,7 +310,7 @@ def _encode_tool(tool: ToolSpec) -> dict[str, Any]:
     out["input_schema"] = tool.parameters
     if tool.strict is not None:
         out["strict"] = tool.strict
-    return out
+    return _with_cache(out, tool.cache_control)
 
 
 def _encode_tool_choice(choice: ToolChoice | None, parallel: bool | None) -> dict[str, Any] | None:
@@ -381,7 +392,7 @@ def _decode_system(system: Any) -> Message:
         for j, block in enumerate(system):
             if not isinstance(block, dict) or block.get("type") != "text" or not isinstance(block.get("text"), str):
                 raise InvalidRequestError("system blocks must be text blocks", param=f"system.{j}")
-            parts.append(TextPart(text=block["text"]))
+            parts.append(TextPart(text=block["text"], cache_control=_decode_cache(block, f"system.{j}")))
         return Message(role="system", content=parts)
     raise InvalidRequestError("system must be a string or a list of text blocks", param="system")
 
@@ -393,7 +404,10 @@ def _decode_system_turn(content: Any, where: str) -> Message:
     if isinstance(content, list):
         texts = [b.get("text") for b in content if isinstance(b, dict) and b.get("type") == "text"]
         if len(texts) == len(content) and all(isinstance(t, str) for t in texts):
-            return Message(role="system", content="\n\n".join(texts))
+            # Joined into one part, which keeps the last breakpoint among the blocks (if any).
+            marks = [_decode_cache(b, f"{where}.content.{j}") for j, b in enumerate(content)]
+            cache = next((m for m in reversed(marks) if m is not None), None)
+            return Message(role="system", content=[TextPart(text="\n\n".join(texts), cache_control=cache)])
     raise InvalidRequestError(f"{where}.content: a system turn holds text only", param=f"{where}.content")
 
 
@@ -442,14 +456,32 @@ def _decode_block(block: Any, where: str) -> ContentPart:
     if kind == "text":
         if not isinstance(block.get("text"), str):
             raise InvalidRequestError(f"{where}.text: Field required", param=f"{where}.text")
-        return TextPart(text=block["text"])
+        return TextPart(text=block["text"], cache_control=_decode_cache(block, where))
     if kind == "image":
-        return _decode_image(block.get("source"), f"{where}.source")
+        image = _decode_image(block.get("source"), f"{where}.source")
+        image.cache_control = _decode_cache(block, where)
+        return image
     if kind == "thinking":
         return ThinkingPart(text=block.get("thinking") or "", signature=block.get("signature"))
     if kind == "redacted_thinking":
         return ThinkingPart(redacted=True, data=block.get("data"))
     raise InvalidRequestError(f"{where}.type: unsupported content block type {kind!r}", param=f"{where}.type")
+
+
+def _decode_cache(block: dict[str, Any], where: str) -> CacheControl | None:
+    """A block's ``cache_control`` breakpoint (``{"type": "ephemeral", "ttl"?}``), or None."""
+    raw = block.get("cache_control")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or raw.get("type") != "ephemeral":
+        raise InvalidRequestError(
+            f"{where}.cache_control: expected {{'type': 'ephemeral'}}", param=f"{where}.cache_control"
+        )
+    ttl = raw.get("ttl")
+    if (ttl is not None and not isinstance(ttl, str)) or set(raw) - {"type", "ttl"}:
+        raise InvalidRequestError(f"{where}.cache_control: only 'type' and 'ttl' (a string) are allowed",
+                                  param=f"{where}.cache_control")
+    return CacheControl(ttl=ttl)
 
 
 def _decode_image(source: Any, where: str) -> ImagePart:
@@ -473,7 +505,7 @@ def _decode_tool_use(block: dict[str, Any], where: str) -> ToolCall:
         args = {}
     if not isinstance(args, dict):
         raise InvalidRequestError(f"{where}.input: must be an object", param=f"{where}.input")
-    return ToolCall(id=block["id"], name=block["name"], arguments=args)
+    return ToolCall(id=block["id"], name=block["name"], arguments=args, cache_control=_decode_cache(block, where))
 
 
 def _decode_tool_result(block: dict[str, Any], where: str, tool_names: dict[str, str]) -> Message:
@@ -495,6 +527,7 @@ def _decode_tool_result(block: dict[str, Any], where: str, tool_names: dict[str,
         tool_call_id=call_id,
         name=tool_names.get(call_id),
         is_error=bool(block.get("is_error", False)),
+        cache_control=_decode_cache(block, where),
     )
 
 
@@ -566,7 +599,11 @@ def _decode_tools(tools: Any) -> tuple[list[ToolSpec], list[Any]]:
             raise InvalidRequestError(f"tools.{i}.input_schema: must be an object", param=f"tools.{i}.input_schema")
         specs.append(
             ToolSpec(
-                name=tool["name"], description=tool.get("description"), parameters=schema, strict=tool.get("strict")
+                name=tool["name"],
+                description=tool.get("description"),
+                parameters=schema,
+                strict=tool.get("strict"),
+                cache_control=_decode_cache(tool, f"tools.{i}"),
             )
         )
     return specs, server
@@ -609,11 +646,13 @@ def decode_usage(usage: dict[str, Any] | None) -> Usage:
     read = usage.get("cache_read_input_tokens") or 0
     write = usage.get("cache_creation_input_tokens") or 0
     details = usage.get("output_tokens_details") or {}
+    creation = usage.get("cache_creation") or {}
     return Usage(
         input_tokens=(usage.get("input_tokens") or 0) + read + write,
         output_tokens=usage.get("output_tokens") or 0,
         cached_input_tokens=read,
         cache_write_tokens=write,
+        cache_write_1h_tokens=creation.get("ephemeral_1h_input_tokens") or 0,
         reasoning_tokens=details.get("thinking_tokens") or 0,
     )
 
@@ -625,6 +664,10 @@ def encode_usage(usage: Usage) -> dict[str, Any]:
         "cache_read_input_tokens": usage.cached_input_tokens,
         "output_tokens": usage.output_tokens,
     }
+    if usage.cache_write_1h_tokens:  # the split by lifetime, which prices differ on
+        hour = min(usage.cache_write_1h_tokens, usage.cache_write_tokens)
+        out["cache_creation"] = {"ephemeral_5m_input_tokens": usage.cache_write_tokens - hour,
+                                 "ephemeral_1h_input_tokens": hour}
     if usage.reasoning_tokens:
         out["output_tokens_details"] = {"thinking_tokens": usage.reasoning_tokens}
     return out
@@ -673,7 +716,7 @@ def encode_response(response: ChatResponse) -> dict[str, Any]:
     content: list[dict[str, Any]] = [
         _encode_part(p) for p in response.message.content if not isinstance(p, ImagePart)
     ]
-    content.extend(_encode_tool_use(c) for c in response.message.tool_calls)
+    content.extend(_encode_tool_use(c, cache=False) for c in response.message.tool_calls)  # requests only
     stop = stop_reason_for(response.finish_reason, response.raw_finish_reason, response.stop_sequence)
     return {
         "id": response.id or _new_id(),

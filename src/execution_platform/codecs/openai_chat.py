@@ -12,6 +12,10 @@ Deliberate losses (the wire has no place for them):
 * ``refusal`` is decoded as ordinary text, so a streamed refusal folds to the same answer as a
   non-streamed one.
 * ``Reasoning.budget_tokens`` becomes the nearest ``reasoning_effort`` when no effort is given.
+* Cache breakpoints (``cache_control`` on parts and tools) are dropped on encode: OpenAI caches
+  prefixes on its own; ``prompt_cache_key`` is its one caching hint (``ChatRequest.prompt_cache_key``).
+  A served request's content parts may carry Anthropic-style ``cache_control`` (the convention other
+  gateways use), which is decoded so an Anthropic upstream receives it.
 * Our ``RequestMetadata`` is never sent upstream; the wire ``metadata`` (OpenAI stored completions)
   is a provider option and passes through untouched.
 """
@@ -33,6 +37,7 @@ from ..errors import (
     error_for_status,
 )
 from ..model import (
+    CacheControl,
     ChatRequest,
     ChatResponse,
     ContentPart,
@@ -77,7 +82,7 @@ _KNOWN_KEYS = frozenset(
     {
         "model", "messages", "tools", "tool_choice", "parallel_tool_calls", "response_format",
         "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed", "user",
-        "reasoning_effort", "stream", "stream_options", "n", "functions", "function_call",
+        "reasoning_effort", "stream", "stream_options", "n", "functions", "function_call", "prompt_cache_key",
     }
 )
 _EFFORTS = ("minimal", "low", "medium", "high")
@@ -268,7 +273,7 @@ def encode_request(req: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
         body["parallel_tool_calls"] = req.parallel_tool_calls
     if req.response_format is not None:
         body["response_format"] = _response_format_to_wire(req.response_format)
-    for key in ("temperature", "top_p", "stop", "seed", "user"):
+    for key in ("temperature", "top_p", "stop", "seed", "user", "prompt_cache_key"):
         value = getattr(req, key)
         if value is not None:
             body[key] = value
@@ -308,7 +313,7 @@ def _content_from_wire(content: Any, param: str) -> list[ContentPart]:
             text = part.get("text")
             if not isinstance(text, str):
                 raise _invalid("a text part needs a string 'text'", f"{where}.text")
-            parts.append(TextPart(text=text))
+            parts.append(TextPart(text=text, cache_control=_cache_mark(part, where)))
         elif kind == "image_url":
             image = part.get("image_url")
             if isinstance(image, str):
@@ -318,12 +323,26 @@ def _content_from_wire(content: Any, param: str) -> list[ContentPart]:
             detail = image.get("detail")
             if detail not in (None, "auto", "low", "high"):
                 raise _invalid("image detail must be auto, low or high", f"{where}.image_url.detail")
-            parts.append(_data_url_image(image["url"], detail))
+            image_part = _data_url_image(image["url"], detail)
+            image_part.cache_control = _cache_mark(part, where)
+            parts.append(image_part)
         elif kind == "refusal":
             parts.append(TextPart(text=str(part.get("refusal") or "")))
         else:
             raise UnsupportedParameterError(f"content part type '{kind}' is not supported", param=f"{where}.type")
     return parts
+
+
+def _cache_mark(part: dict[str, Any], where: str) -> CacheControl | None:
+    """``cache_control`` on a content part: not OpenAI's, but the convention of gateways (LiteLLM,
+    OpenRouter) for reaching Anthropic's prompt cache through this format. Decoded, never encoded."""
+    raw = part.get("cache_control")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or raw.get("type") != "ephemeral" or not isinstance(raw.get("ttl", ""), str):
+        raise _invalid("cache_control must be {\"type\": \"ephemeral\"} with an optional string ttl",
+                       f"{where}.cache_control")
+    return CacheControl(ttl=raw.get("ttl"))
 
 
 def _tool_calls_from_wire(raw: Any, param: str) -> list[ToolCall]:
@@ -468,6 +487,7 @@ def decode_request(body: dict[str, Any]) -> ChatRequest:
             seed=body.get("seed"),
             user=body.get("user"),
             reasoning=reasoning,
+            prompt_cache_key=body.get("prompt_cache_key"),
             provider_options=options,
         )
     except ValueError as exc:  # pydantic's ValidationError is a ValueError

@@ -79,6 +79,7 @@ class PricingOverride(_Strict):
     output_per_mtok: float = Field(ge=0)
     cached_input_per_mtok: float | None = Field(None, ge=0)
     cache_write_per_mtok: float | None = Field(None, ge=0)
+    cache_write_1h_per_mtok: float | None = Field(None, ge=0)
 
 
 class LimitsConfig(_Strict):

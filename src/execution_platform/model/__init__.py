@@ -6,7 +6,7 @@ without cycles. Wire formats are translated to and from these types by ``executi
 
 from .accumulate import StreamAccumulator
 from .capabilities import Capabilities
-from .content import ContentPart, ImagePart, TextPart, ThinkingPart
+from .content import CacheControl, ContentPart, ImagePart, TextPart, ThinkingPart
 from .events import (
     AgentToolResult,
     AgentToolUse,
@@ -37,6 +37,7 @@ __all__ = [
     "AgentToolResult",
     "AgentToolUse",
     "Attempt",
+    "CacheControl",
     "Capabilities",
     "ChatRequest",
     "ChatResponse",

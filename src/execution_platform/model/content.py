@@ -7,11 +7,24 @@ from pydantic import Field, model_validator
 from ._base import CanonicalModel
 
 
+class CacheControl(CanonicalModel):
+    """A prompt-cache breakpoint: the prompt up to and including the marked item may be cached.
+
+    It is a hint, not a contract: upstreams with explicit breakpoints (Anthropic ``cache_control``)
+    receive it, others cache on their own (OpenAI, Gemini implicit caching) and it is dropped there.
+    ``ttl`` is the wire value (``"5m"``, ``"1h"``); unset means the upstream's default.
+    """
+
+    type: Literal["ephemeral"] = "ephemeral"
+    ttl: str | None = None
+
+
 class TextPart(CanonicalModel):
     type: Literal["text"] = "text"
     text: str
     # Gemini may attach an opaque thought signature to a text part; it must be sent back verbatim.
     signature: str | None = None
+    cache_control: CacheControl | None = None
 
 
 class ImagePart(CanonicalModel):
@@ -22,6 +35,7 @@ class ImagePart(CanonicalModel):
     data: str | None = None  # base64, no data: prefix
     media_type: str | None = None  # e.g. image/png; required with data
     detail: Literal["auto", "low", "high"] | None = None
+    cache_control: CacheControl | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> "ImagePart":

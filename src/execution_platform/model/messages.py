@@ -5,7 +5,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from ._base import CanonicalModel
-from .content import ContentPart, TextPart, ThinkingPart
+from .content import CacheControl, ContentPart, TextPart, ThinkingPart
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
 
@@ -20,6 +20,7 @@ class ToolCall(CanonicalModel):
     raw_arguments: str | None = None
     # Gemini thought signature attached to the functionCall part.
     signature: str | None = None
+    cache_control: CacheControl | None = None
 
 
 class Message(CanonicalModel):
@@ -27,6 +28,8 @@ class Message(CanonicalModel):
 
     Tool results are ``role="tool"`` messages tied to their call by ``tool_call_id``; ``name`` carries
     the tool's name (Gemini needs it) and ``is_error`` marks a failed tool execution.
+    ``cache_control`` on a tool message is the breakpoint of the tool result as a whole (Anthropic puts
+    it on the ``tool_result`` block); other messages carry breakpoints on their parts.
     """
 
     role: Role
@@ -35,6 +38,7 @@ class Message(CanonicalModel):
     tool_call_id: str | None = None
     name: str | None = None
     is_error: bool = False
+    cache_control: CacheControl | None = None
 
     @field_validator("content", mode="before")
     @classmethod

@@ -5,6 +5,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from ._base import CanonicalModel
+from .content import CacheControl
 from .messages import Message
 
 
@@ -15,6 +16,7 @@ class ToolSpec(CanonicalModel):
     description: str | None = None
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
     strict: bool | None = None
+    cache_control: CacheControl | None = None
 
 
 class NamedToolChoice(CanonicalModel):
@@ -75,6 +77,8 @@ class ChatRequest(CanonicalModel):
     seed: int | None = None
     user: str | None = None
     reasoning: Reasoning | None = None
+    # OpenAI's ``prompt_cache_key``: groups requests that share a prefix; a hint other upstreams ignore.
+    prompt_cache_key: str | None = None
     metadata: RequestMetadata = Field(default_factory=RequestMetadata)
     provider_options: dict[str, Any] = Field(default_factory=dict)
 

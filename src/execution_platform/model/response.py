@@ -11,12 +11,17 @@ FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error"
 
 
 class Usage(CanonicalModel):
-    """Token counts. ``input_tokens`` includes cached ones; the cached share is also reported apart."""
+    """Token counts. ``input_tokens`` includes cached ones; the cached share is also reported apart.
+
+    ``cache_write_1h_tokens`` is the part of ``cache_write_tokens`` written for an hour (Anthropic prices
+    it higher than the default five minutes).
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
     cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
     reasoning_tokens: int = 0
 
     @property
@@ -29,6 +34,7 @@ class Usage(CanonicalModel):
             output_tokens=self.output_tokens + other.output_tokens,
             cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
             cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            cache_write_1h_tokens=self.cache_write_1h_tokens + other.cache_write_1h_tokens,
             reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
         )
 

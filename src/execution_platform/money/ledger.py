@@ -73,6 +73,7 @@ class LedgerRow:
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     cost_usd: float = 0.0
     latency_ms: float | None = None
@@ -276,6 +277,7 @@ class Ledger:
             sa.func.coalesce(sa.func.sum(t.input_tokens), 0).label("input_tokens"),
             sa.func.coalesce(sa.func.sum(t.output_tokens), 0).label("output_tokens"),
             sa.func.coalesce(sa.func.sum(t.cached_input_tokens), 0).label("cached_input_tokens"),
+            sa.func.coalesce(sa.func.sum(t.cache_write_tokens), 0).label("cache_write_tokens"),
             sa.func.coalesce(sa.func.sum(t.reasoning_tokens), 0).label("reasoning_tokens"),
         ]
         clauses = self._filters(since, until, status, where)
@@ -289,7 +291,8 @@ class Ledger:
                 groups = [row._asdict() for row in conn.execute(query)]
         for row in [total, *groups]:
             row["cost_usd"] = float(row["cost_usd"])
-            for name in ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens"):
+            for name in ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens",
+                         "reasoning_tokens"):
                 row[name] = int(row[name])
         return {
             "total_usd": total["cost_usd"],
@@ -297,6 +300,7 @@ class Ledger:
             "input_tokens": total["input_tokens"],
             "output_tokens": total["output_tokens"],
             "cached_input_tokens": total["cached_input_tokens"],
+            "cache_write_tokens": total["cache_write_tokens"],
             "reasoning_tokens": total["reasoning_tokens"],
             "by": by,
             "groups": groups,
@@ -329,7 +333,7 @@ class Ledger:
 
 
 CSV_FIELDS = ("group", "cost_usd", "requests", "input_tokens", "output_tokens", "cached_input_tokens",
-              "reasoning_tokens")
+              "cache_write_tokens", "reasoning_tokens")
 
 
 def costs_to_csv(result: dict[str, Any]) -> str:

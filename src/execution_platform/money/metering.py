@@ -259,6 +259,7 @@ class MeteredProvider(Provider):
                     input_tokens=usage.input_tokens,
                     output_tokens=usage.output_tokens,
                     cached_input_tokens=usage.cached_input_tokens,
+                    cache_write_tokens=usage.cache_write_tokens,
                     reasoning_tokens=usage.reasoning_tokens,
                     cost_usd=cost,
                     latency_ms=(time.perf_counter() - call.started) * 1000,

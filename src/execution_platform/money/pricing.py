@@ -37,20 +37,22 @@ _PROVIDER_IDS = {"openai": "openai", "anthropic": "anthropic", "gemini": "google
 # genai-prices price keys that map one-to-one onto :class:`Price` fields.
 _LINEAR_KEYS = {"input_mtok": "input_per_mtok", "output_mtok": "output_per_mtok",
                 "cache_read_mtok": "cached_input_per_mtok", "cache_write_mtok": "cache_write_per_mtok",
-                "output_reasoning_mtok": "reasoning_per_mtok"}
-# Price keys of units our usage never counts (media, documents, searches, 1-hour cache writes): 0 USD.
-_UNUSED_UNITS = ("audio", "image", "video", "document", "citation", "searches", "_1h_")
+                "cache_write_1h_mtok": "cache_write_1h_per_mtok", "output_reasoning_mtok": "reasoning_per_mtok"}
+# Price keys of units our usage never counts (media, documents, searches): 0 USD.
+_UNUSED_UNITS = ("audio", "image", "video", "document", "citation", "searches")
 _CLAUDE_ALIASES = {"sonnet": "claude-sonnet-4-5", "opus": "claude-opus-4-1", "haiku": "claude-haiku-4-5"}
 
 
 @dataclass(frozen=True)
 class Price:
-    """USD per million tokens. Unset cached/cache-write/reasoning prices fall back to input/output."""
+    """USD per million tokens. Unset cached/cache-write/reasoning prices fall back to input/output; an
+    unset 1-hour cache-write price falls back to the cache-write price."""
 
     input_per_mtok: float
     output_per_mtok: float
     cached_input_per_mtok: float | None = None
     cache_write_per_mtok: float | None = None
+    cache_write_1h_per_mtok: float | None = None
     reasoning_per_mtok: float | None = None
 
     @classmethod
@@ -64,12 +66,15 @@ class Price:
     def cost(self, usage: Usage) -> float:
         cached = min(usage.cached_input_tokens, usage.input_tokens)
         written = min(usage.cache_write_tokens, usage.input_tokens - cached)
+        hour = min(usage.cache_write_1h_tokens, written)
         plain_in = usage.input_tokens - cached - written
         reasoning = min(usage.reasoning_tokens, usage.output_tokens)
+        write_price = _or(self.cache_write_per_mtok, self.input_per_mtok)
         total = (
             plain_in * self.input_per_mtok
             + cached * _or(self.cached_input_per_mtok, self.input_per_mtok)
-            + written * _or(self.cache_write_per_mtok, self.input_per_mtok)
+            + (written - hour) * write_price
+            + hour * _or(self.cache_write_1h_per_mtok, write_price)
             + (usage.output_tokens - reasoning) * self.output_per_mtok
             + reasoning * _or(self.reasoning_per_mtok, self.output_per_mtok)
         )
@@ -170,6 +175,7 @@ class PriceBook:
             output_tokens=usage.output_tokens,
             cache_read_tokens=min(usage.cached_input_tokens, usage.input_tokens),
             cache_write_tokens=min(usage.cache_write_tokens, usage.input_tokens),
+            cache_write_1h_tokens=min(usage.cache_write_1h_tokens, usage.cache_write_tokens, usage.input_tokens),
             output_reasoning_tokens=min(usage.reasoning_tokens, usage.output_tokens),
         )
         calc = info.calc_price(raw, found_provider, genai_request_timestamp=datetime.now(UTC))
@@ -186,11 +192,12 @@ class PriceBook:
     ) -> float:
         """The most a call with these bounds can cost: no cache discount, every input token possibly a
         (dearer) cache write, all output at the dearest output rate; tiered prices pick their tier from
-        the input size. Rounded up to the next nano-dollar so a reservation never undershoots."""
+        the input size (1-hour writes are dearer still). Rounded up to the next nano-dollar so a reservation never undershoots."""
         n, m = max(prompt_tokens_upper_bound, 0), max(max_output_tokens, 0)
         candidates = [
             Usage(input_tokens=n, output_tokens=m),
             Usage(input_tokens=n, cache_write_tokens=n, output_tokens=m),
+            Usage(input_tokens=n, cache_write_tokens=n, cache_write_1h_tokens=n, output_tokens=m),
             Usage(input_tokens=n, output_tokens=m, reasoning_tokens=m),
         ]
         worst = max(self.cost(provider, model, u, deployment=deployment) for u in candidates)
@@ -211,3 +218,13 @@ def worst_case_cost(
     return _default.worst_case_cost(provider, model, prompt_tokens_upper_bound, max_output_tokens)
 
 
+
+
+def catalogue_models(provider: str) -> list[tuple[str, str]]:
+    """``(model id, display name)`` of every model the bundled catalogue prices for one of our providers
+    (none for a provider the catalogue does not know). Used to list models without a config file."""
+    try:
+        found = data_snapshot.get_snapshot().find_provider(None, _PROVIDER_IDS.get(provider, provider), None)
+    except LookupError:
+        return []
+    return [(m.id, m.name or m.id) for m in found.models if not m.deprecated]

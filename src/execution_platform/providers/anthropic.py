@@ -29,6 +29,10 @@ class AnthropicProvider(HTTPProvider):
     default_base_url = "https://api.anthropic.com"
     key_env_var = "EP_ANTHROPIC_API_KEY"
 
+    @classmethod
+    def lists_model(cls, model: str) -> bool:
+        return any(pattern.search(model) for pattern, *_ in _FAMILIES)
+
     def url(self, model: str, *, stream: bool) -> str:
         return f"{self.base_url}/v1/messages"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
+from typing import ClassVar
 
 from ..model import Capabilities, ChatRequest, ChatResponse, StreamAccumulator, StreamEvent
 
@@ -17,6 +18,17 @@ class Provider(ABC):
     """
 
     name: str = "provider"
+    # Models to advertise on /v1/models besides the price catalogue's (e.g. aliases, a local model file).
+    listed_models: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def lists_model(cls, model: str) -> bool:
+        """Whether a model of this provider's price catalogue is one to advertise on /v1/models.
+
+        Adapters narrow it to the families their capability table knows (chat and embedding models,
+        not audio or image ones), so a picker only offers what this adapter can serve.
+        """
+        return True
 
     @abstractmethod
     async def chat(self, request: ChatRequest) -> ChatResponse: ...

@@ -42,6 +42,12 @@ class ClaudeAgentProvider(Provider):
     """Claude Code as a provider. Constructor values are defaults a request's provider_options may override."""
 
     name = "claude_agent"
+    # Claude Code's model aliases; full Claude model names work too but are listed under ``anthropic``.
+    listed_models = ("sonnet", "opus", "haiku")
+
+    @classmethod
+    def lists_model(cls, model: str) -> bool:
+        return False
 
     def __init__(
         self,

@@ -36,12 +36,21 @@ _FAMILIES: list[tuple[Callable[[str], bool], Capabilities]] = [
 _DEFAULT = Capabilities(vision=True, json_schema=True, context_window=_MILLION)
 
 
+# Catalogue entries of a known family that generateContent text chat cannot serve.
+_NOT_CHAT = ("tts", "image", "live", "robotics", "banana")
+
+
 class GeminiProvider(HTTPProvider):
     name = "gemini"
     codec = gemini_codec
     default_base_url = "https://generativelanguage.googleapis.com"
     key_env_var = "EP_GEMINI_API_KEY"
     api_version = "v1beta"
+
+    @classmethod
+    def lists_model(cls, model: str) -> bool:
+        name = model.lower()
+        return name.startswith(("gemini-", "gemma-")) and not any(word in name for word in _NOT_CHAT)
 
     def url(self, model: str, *, stream: bool) -> str:
         # Accept both "gemini-2.5-flash" and the resource form "models/gemini-2.5-flash".

@@ -33,6 +33,9 @@ _FAMILIES: list[tuple[re.Pattern[str], Capabilities]] = [
     (re.compile(r"^gpt-3\.5"), Capabilities(context_window=16_385, max_output_tokens=4_096)),
 ]
 
+# Catalogue entries of a known family that are not chat models (audio, realtime, images, fine-tune stubs).
+_NOT_CHAT = re.compile(r"audio|realtime|tts|transcribe|image|search|deep-research|instruct|:|^ft|\.ft-")
+
 # Unknown models (new releases, compatible servers): assume they can do it and let the upstream say no.
 _PERMISSIVE = Capabilities(vision=True, json_schema=True)
 
@@ -42,6 +45,12 @@ class OpenAIProvider(HTTPProvider):
     codec = openai_chat
     default_base_url = "https://api.openai.com/v1"
     key_env_var = "EP_OPENAI_API_KEY"
+
+    @classmethod
+    def lists_model(cls, model: str) -> bool:
+        if model.startswith("text-embedding-"):
+            return True
+        return not _NOT_CHAT.search(model) and any(p.search(model) for p, _ in _FAMILIES)
 
     def url(self, model: str, *, stream: bool) -> str:
         return f"{self.base_url}/chat/completions"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFoundError
@@ -18,6 +19,23 @@ PROVIDERS: dict[str, tuple[str, str, str | None]] = {
     "gemini": ("execution_platform.providers.gemini", "GeminiProvider", "gemini"),
     "claude_agent": ("execution_platform.providers.claude_agent", "ClaudeAgentProvider", None),
 }
+
+
+# Providers that need an installed package rather than a key to be usable.
+_NEEDS_PACKAGE = {"claude_agent": "claude_agent_sdk"}
+
+
+def key_setting(name: str, settings: Settings) -> str | None:
+    """The settings attribute holding this provider's API key, or None when it needs no key."""
+    prefix = PROVIDERS[name][2]
+    attr = f"{prefix}_api_key" if prefix else None
+    return attr if attr is not None and hasattr(settings, attr) else None
+
+
+def usable_without_key(name: str) -> bool:
+    """For a provider that needs no key: whether what it does need (a package) is installed."""
+    package = _NEEDS_PACKAGE.get(name)
+    return package is None or importlib.util.find_spec(package) is not None
 
 
 def provider_class(name: str) -> type[Provider]:

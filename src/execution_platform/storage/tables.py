@@ -26,6 +26,7 @@ ledger = sa.Table(
     sa.Column("input_tokens", sa.Integer, nullable=False, default=0),
     sa.Column("output_tokens", sa.Integer, nullable=False, default=0),
     sa.Column("cached_input_tokens", sa.Integer, nullable=False, default=0),
+    sa.Column("cache_write_tokens", sa.Integer, nullable=False, default=0, server_default="0"),
     sa.Column("reasoning_tokens", sa.Integer, nullable=False, default=0),
     sa.Column("cost_usd", sa.Float, nullable=False, default=0.0),
     sa.Column("latency_ms", sa.Float),

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import functools
+import logging
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
+from ...money.pricing import catalogue_models
+from ...providers.registry import PROVIDERS, key_setting, provider_class, usable_without_key
 from ..state import Gateway
-
-PROVIDER_KEYS = {"openai": "openai_api_key", "anthropic": "anthropic_api_key", "gemini": "gemini_api_key"}
 
 
 def configured_providers(settings: Any, config: Any = None) -> dict[str, bool]:
-    """Which providers have a key: from env, the YAML ``providers`` block or a deployment's own key."""
+    """Which providers of the registry are usable: a key from env, the YAML ``providers`` block or a
+    deployment's own key; a provider that needs no key counts when what it needs is installed."""
     blocks = (_get(config, "providers") if config is not None else None) or {}
     deployments = _items(_get(config, "deployments") if config is not None else None)
     status = {}
-    for name, attr in PROVIDER_KEYS.items():
+    for name in PROVIDERS:
+        attr = key_setting(name, settings)
+        if attr is None:
+            status[name] = usable_without_key(name)
+            continue
         block = blocks.get(name) if isinstance(blocks, dict) else None
         status[name] = bool(
             settings.secret(attr)
@@ -56,3 +65,54 @@ def model_ids(gw: Gateway) -> Iterator[tuple[str, str]]:
         if model not in seen:
             seen.add(model)
             yield model, model.partition("/")[0]
+
+
+log = logging.getLogger(__name__)
+# Neither the catalogue nor a config says when a model was released; lists show when this process started.
+_STARTED = int(time.time())
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    """One address a client may put in ``model``, as every surface's model list shows it."""
+
+    id: str
+    owned_by: str
+    display_name: str
+    created: int = _STARTED
+
+
+@functools.cache
+def _provider_models(name: str) -> tuple[tuple[str, str], ...]:
+    """``(model, display name)`` a provider advertises: its catalogue models its adapter serves, plus
+    the adapter's own extras. Computed once per process (the bundled catalogue never changes)."""
+    try:
+        cls = provider_class(name)
+    except ImportError as exc:  # an adapter whose optional package is missing lists nothing
+        log.info("provider %s not listed: %s", name, exc)
+        return ()
+    listed = [(m, display) for m, display in catalogue_models(name) if cls.lists_model(m)]
+    listed += [(m, m) for m in cls.listed_models]
+    return tuple(listed)
+
+
+def model_entries(gw: Gateway) -> list[ModelEntry]:
+    """Deployments, personas and config-listed models first, then every configured provider's models
+    as ``provider/model`` addresses (a provider without a key is not listed: its calls would fail)."""
+    entries = [ModelEntry(model, owner, model) for model, owner in model_ids(gw)]
+    seen = {e.id for e in entries}
+    for name, configured in configured_providers(gw.settings, gw.config).items():
+        if not configured:
+            continue
+        for model, display in _provider_models(name):
+            address = f"{name}/{model}"
+            if address not in seen:
+                seen.add(address)
+                entries.append(ModelEntry(address, name, display))
+    return entries
+
+
+def visible_models(gw: Gateway, principal: Any) -> list[ModelEntry]:
+    """The entries this caller may use (a key limited to models or personas sees only those): what
+    every model-list surface (OpenAI, Anthropic, Gemini shapes) shows."""
+    return [e for e in model_entries(gw) if principal.allows(e.id)]

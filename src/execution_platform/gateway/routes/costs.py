@@ -29,6 +29,7 @@ class CostGroup(BaseModel):
     input_tokens: int
     output_tokens: int
     cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
     reasoning_tokens: int = 0
 
 
@@ -38,6 +39,7 @@ class CostReport(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     by: str | None = None
     groups: list[CostGroup]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 from fastapi import APIRouter, Query
@@ -79,7 +78,6 @@ HEALTH = {
 async def health(request: Request) -> Response:
     gw = _chat.gateway(request)
     providers = {name: {"configured": ok} for name, ok in configured_providers(gw.settings, gw.config).items()}
-    providers["claude_agent"] = {"configured": importlib.util.find_spec("claude_agent_sdk") is not None}
     return json_response({"status": "ok", "providers": providers})
 
 

@@ -1,10 +1,9 @@
-"""OpenAI-compatible surface: ``/v1/chat/completions``, ``/v1/models``, ``/v1/embeddings``."""
+"""OpenAI-compatible surface: ``/v1/chat/completions``, ``/v1/embeddings`` (models: ``routes/models.py``)."""
 
 from __future__ import annotations
 
 import functools
 import inspect
-import time
 from typing import Any
 
 from fastapi import APIRouter
@@ -19,7 +18,6 @@ from ..errors import OPENAI, codec_for, error_payload
 from ..limits import read_json_object
 from ..responses import error_responses, json_body, json_response, sse_and_json
 from . import _chat
-from ._catalog import model_ids
 
 router = APIRouter(tags=["OpenAI"])
 
@@ -69,26 +67,6 @@ CHAT_COMPLETION = {
         "model": {"type": "string"},
         "choices": {"type": "array", "items": {"type": "object"}},
         "usage": {"type": "object"},
-    },
-}
-MODEL_LIST = {
-    "type": "object",
-    "required": ["object", "data"],
-    "properties": {
-        "object": {"const": "list"},
-        "data": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["id", "object", "created", "owned_by"],
-                "properties": {
-                    "id": {"type": "string"},
-                    "object": {"const": "model"},
-                    "created": {"type": "integer"},
-                    "owned_by": {"type": "string"},
-                },
-            },
-        },
     },
 }
 EMBEDDINGS_REQUEST = {
@@ -157,24 +135,6 @@ async def chat_completions(request: Request) -> Response:
             return b"" if isinstance(event, UsageEvent) else encoder.encode(event)
 
     return await _chat.stream(gw, chat, encode=encode, trailer=encoder.finish, on_error=_error_frame)
-
-
-@router.get(
-    "/v1/models",
-    responses={200: {"description": "Models this key may use", "content": {"application/json": {"schema": MODEL_LIST}}},
-               **error_responses(statuses=(401,))},
-    summary="List models (OpenAI wire format)",
-)
-async def list_models(request: Request) -> Response:
-    gw = _chat.gateway(request)
-    principal = principal_of(request)
-    now = int(time.time())
-    data = [
-        {"id": model, "object": "model", "created": now, "owned_by": owner}
-        for model, owner in model_ids(gw)
-        if principal.allows(model)
-    ]
-    return json_response({"object": "list", "data": data})
 
 
 @router.post(
