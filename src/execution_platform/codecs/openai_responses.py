@@ -665,10 +665,13 @@ class StreamEncoder:
     ``final`` holds the completed response object once the trailer has been produced.
     """
 
-    def __init__(self, model: str, *, request: ChatRequest | None = None, response_id_: str | None = None) -> None:
+    def __init__(
+        self, model: str, *, request: ChatRequest | None = None, extra: dict[str, Any] | None = None
+    ) -> None:
         self.model = model
         self.request = request
-        self.id = response_id_ or _new_id("resp")
+        self.extra = extra or {}
+        self.id = _new_id("resp")
         self.created = int(time.time())
         self.seq = 0
         self._started = False
@@ -687,8 +690,10 @@ class StreamEncoder:
         return frame(body, event=kind)
 
     def _response(self, status: str, **extra: Any) -> dict[str, Any]:
-        return response_object(self.id, self.model, self.created, status=status, output=extra.pop("output", []),
+        body = response_object(self.id, self.model, self.created, status=status, output=extra.pop("output", []),
                                usage=extra.pop("usage", None), request=self.request, **extra)
+        body.update(self.extra)
+        return body
 
     def _start(self) -> bytes:
         if self._started:
