@@ -564,7 +564,6 @@ def response_object(
         "parallel_tool_calls": True,
         "previous_response_id": None,
         "reasoning": {"effort": None, "summary": None},
-        "store": False,
         "temperature": None,
         "text": {"format": {"type": "text"}},
         "tool_choice": "auto",
@@ -797,7 +796,7 @@ class StreamEncoder:
             out += self._call_delta(index, text)
         item.kind = "done"
         out += self._event("response.function_call_arguments.done", item_id=item.id,
-                           output_index=item.output_index, name=final.name, arguments=text)
+                           output_index=item.output_index, arguments=text)
         wire = _function_call_item(final.model_copy(update={"raw_arguments": text}), item.id, "completed")
         self._items[item.output_index] = wire
         return out + self._event("response.output_item.done", output_index=item.output_index, item=wire)

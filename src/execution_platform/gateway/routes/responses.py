@@ -111,7 +111,7 @@ class _State:
 
     @property
     def echo(self) -> dict[str, Any]:
-        return {"store": self.store, "previous_response_id": self.previous, "metadata": self.metadata}
+        return {"previous_response_id": self.previous, "metadata": self.metadata}
 
     def conversation(self, chat: ChatRequest, answer: Message) -> list[dict[str, Any]]:
         """What a later ``previous_response_id`` continues: history, this input, this answer (no instructions)."""
