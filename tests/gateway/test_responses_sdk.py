@@ -11,7 +11,6 @@ import pydantic
 import pytest
 
 from tests.fakes import Reply, ToolCallSpec
-
 from tests.sdk_fidelity.test_openai_sdk import no_invented_fields
 
 from .conftest import MASTER
