@@ -1,27 +1,60 @@
 """The official ``openai`` SDK's Responses API (``client.responses``) against the gateway's
-``/v1/responses``, served by each upstream: OpenAI (chat completions), Anthropic and Gemini."""
+``/v1/responses``, served by each upstream: OpenAI through chat completions and through its own
+Responses API (``api: responses``), Anthropic and Gemini."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import httpx
 import openai
 import pydantic
 import pytest
 
+from execution_platform.config.file import parse_config
 from tests.fakes import Reply, ToolCallSpec
+from tests.fakes.base import FakeUpstream
 from tests.sdk_fidelity.test_openai_sdk import no_invented_fields
 
 from .conftest import MASTER
-from .server import GatewayServer
+from .server import GatewayServer, start_gateway
 
-MODELS = {"openai": "openai/gpt-4o", "anthropic": "anthropic/claude-sonnet-4-5", "gemini": "gemini/gemini-2.5-flash"}
+MODELS = {"openai": "openai/gpt-4o", "openai-responses": "openai/gpt-4.1", "anthropic": "anthropic/claude-sonnet-4-5",
+          "gemini": "gemini/gemini-2.5-flash"}
 UPSTREAMS = list(MODELS)
+# gpt-4.1 is called through OpenAI's Responses API, every other OpenAI model through chat completions.
+CONFIG = """
+providers:
+  openai:
+    model_api:
+      gpt-4.1: responses
+"""
 WEATHER = {"type": "function", "name": "get_weather", "description": "Weather in a city",
            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
                           "additionalProperties": False},
            "strict": True}
+
+
+@pytest.fixture(scope="module")
+def gateway_module(fake_servers: dict[str, FakeUpstream], tmp_path_factory: pytest.TempPathFactory
+                   ) -> Iterator[GatewayServer]:
+    fakes = {name: fake_servers[name] for name in ("openai", "anthropic", "gemini")}
+    server = start_gateway(fakes, {"workspace_root": tmp_path_factory.mktemp("ws")}, config=parse_config(CONFIG))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def gateway(gateway_module: GatewayServer, fake_openai: FakeUpstream, fake_anthropic: FakeUpstream,
+            fake_gemini: FakeUpstream) -> GatewayServer:
+    """This module's gateway, with every fake reset for the test."""
+    return gateway_module
+
+
+@pytest.fixture
+def fakes(fake_servers: dict[str, FakeUpstream]) -> dict[str, FakeUpstream]:
+    return {**fake_servers, "openai-responses": fake_servers["openai"]}
 
 
 def sdk(gateway: GatewayServer, key: str = "gateway-key") -> openai.OpenAI:
@@ -33,9 +66,17 @@ def upstream_text(fake) -> str:
     return json.dumps(fake.requests[-1].body)
 
 
+def expect_path(fake, upstream: str) -> None:
+    path = fake.requests[-1].path
+    if upstream == "openai-responses":
+        assert path == "/v1/responses"
+    elif upstream == "openai":
+        assert path == "/v1/chat/completions"
+
+
 @pytest.mark.parametrize("upstream", UPSTREAMS)
-def test_plain(gateway: GatewayServer, fake_servers, upstream: str) -> None:
-    fake = fake_servers[upstream]
+def test_plain(gateway: GatewayServer, fakes, upstream: str) -> None:
+    fake = fakes[upstream]
     fake.enqueue(Reply(text="Bonjour.", input_tokens=20, output_tokens=4))
     raw = sdk(gateway).responses.with_raw_response.create(model=MODELS[upstream], input="hi",
                                                           instructions="Answer in French.")
@@ -45,21 +86,23 @@ def test_plain(gateway: GatewayServer, fake_servers, upstream: str) -> None:
     assert response.usage is not None
     assert (response.usage.input_tokens, response.usage.output_tokens) == (20, 4)
     assert response.instructions == "Answer in French."
-    assert raw.headers["x-ep-provider"] == upstream
+    assert raw.headers["x-ep-provider"] == upstream.partition("-")[0]
     assert "Answer in French." in upstream_text(fake)
+    expect_path(fake, upstream)
 
 
-def test_cached_tokens_reported(gateway: GatewayServer, fake_openai) -> None:
+@pytest.mark.parametrize("upstream", ["openai", "openai-responses"])
+def test_cached_tokens_reported(gateway: GatewayServer, fake_openai, upstream: str) -> None:
     fake_openai.enqueue(Reply(text="ok", input_tokens=2000, cached_input_tokens=1536, reasoning_tokens=3))
-    usage = sdk(gateway).responses.create(model=MODELS["openai"], input="hi").usage
+    usage = sdk(gateway).responses.create(model=MODELS[upstream], input="hi").usage
     assert usage is not None
     assert usage.input_tokens_details.cached_tokens == 1536
     assert usage.output_tokens_details.reasoning_tokens == 3
 
 
 @pytest.mark.parametrize("upstream", UPSTREAMS)
-def test_streamed(gateway: GatewayServer, fake_servers, upstream: str) -> None:
-    fake_servers[upstream].enqueue(Reply(text="one two three four", chunks=4))
+def test_streamed(gateway: GatewayServer, fakes, upstream: str) -> None:
+    fakes[upstream].enqueue(Reply(text="one two three four", chunks=4))
     events = list(sdk(gateway).responses.create(model=MODELS[upstream], input="count", stream=True))
     kinds = [e.type for e in events]
     assert kinds[:2] == ["response.created", "response.in_progress"]
@@ -78,8 +121,8 @@ def test_streamed(gateway: GatewayServer, fake_servers, upstream: str) -> None:
 
 @pytest.mark.parametrize("upstream", UPSTREAMS)
 @pytest.mark.parametrize("streaming", [False, True])
-def test_function_tool_round_trip(gateway: GatewayServer, fake_servers, upstream: str, streaming: bool) -> None:
-    fake = fake_servers[upstream]
+def test_function_tool_round_trip(gateway: GatewayServer, fakes, upstream: str, streaming: bool) -> None:
+    fake = fakes[upstream]
     fake.enqueue(Reply(text=None, tool_calls=[ToolCallSpec("get_weather", {"city": "Paris"})]),
                  Reply(text="It is sunny in Paris."))
     client = sdk(gateway)
@@ -102,6 +145,7 @@ def test_function_tool_round_trip(gateway: GatewayServer, fake_servers, upstream
     assert second.output_text == "It is sunny in Paris."
     sent = upstream_text(fake)
     assert "sunny, 24C" in sent and "get_weather" in sent
+    expect_path(fake, upstream)
 
 
 class City(pydantic.BaseModel):
@@ -110,8 +154,8 @@ class City(pydantic.BaseModel):
 
 
 @pytest.mark.parametrize("upstream", UPSTREAMS)
-def test_json_schema_output(gateway: GatewayServer, fake_servers, upstream: str) -> None:
-    fake = fake_servers[upstream]
+def test_json_schema_output(gateway: GatewayServer, fakes, upstream: str) -> None:
+    fake = fakes[upstream]
     fake.enqueue(Reply(text='{"name": "Paris", "country": "France"}'))
     parsed = sdk(gateway).responses.parse(model=MODELS[upstream], input="A capital?", text_format=City)
     assert parsed.output_parsed == City(name="Paris", country="France")
@@ -120,8 +164,8 @@ def test_json_schema_output(gateway: GatewayServer, fake_servers, upstream: str)
 
 
 @pytest.mark.parametrize("upstream", UPSTREAMS)
-def test_previous_response_id_get_and_delete(gateway: GatewayServer, fake_servers, upstream: str) -> None:
-    fake = fake_servers[upstream]
+def test_previous_response_id_get_and_delete(gateway: GatewayServer, fakes, upstream: str) -> None:
+    fake = fakes[upstream]
     fake.enqueue(Reply(text="Nice to meet you, Ana."), Reply(text="Your name is Ana."))
     client = sdk(gateway)
     first = client.responses.create(model=MODELS[upstream], input="My name is Ana.", metadata={"run": "r1"})
