@@ -7,6 +7,7 @@ and the typed stream (``response.created`` … ``response.completed``) with ``se
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -132,9 +133,23 @@ def invalid_input(body: Any) -> tuple[str, str] | None:
     return None
 
 
+def _cut(events: list[dict[str, Any]], chunks: int) -> int:
+    """How many events carry the first ``chunks`` deltas (text or arguments), so a fault strikes after
+    them; asking for more than the answer has still stops before the final ``response.*`` event."""
+    if chunks <= 0:
+        return 0
+    seen = 0
+    for i, event in enumerate(events):
+        if event["type"] in ("response.output_text.delta", "response.function_call_arguments.delta"):
+            seen += 1
+            if seen == chunks:
+                return i + 1
+    return len(events) - 1
+
+
 async def serve(fake: Any, request: web.Request) -> web.StreamResponse:
-    """``POST /v1/responses`` on the fake: scripted replies, status faults and streaming."""
-    from .openai import error_body, status_error
+    """``POST /v1/responses`` on the fake: scripted replies, faults and streaming."""
+    from .openai import status_error
 
     body = fake.requests[-1].body
     problem = invalid_input(body)
@@ -142,22 +157,38 @@ async def serve(fake: Any, request: web.Request) -> web.StreamResponse:
         return fake._bad_request(*problem)
     stream = bool(body.get("stream"))
     script: Script = await fake.apply_pre_fault(fake.next_script())
-    if isinstance(script, Fault) and (script.kind == "status" or not stream):
-        payload, headers = status_error(script) if script.kind == "status" else (
-            error_body(script.message, "server_error"), {})
+    if isinstance(script, Fault) and (script.kind == "status" or (script.kind == "stream_error" and not stream)):
+        payload, headers = status_error(script)
         return fake.json_response(payload, status=script.status, headers={**fake._headers(), **headers})
+    if isinstance(script, Fault) and script.kind == "malformed_json":
+        if not stream:
+            return web.Response(body=b'{"id": "resp_broken", "output": [', status=200,
+                                content_type="application/json", headers=fake._headers())
+        resp = await fake._open_stream(request)
+        await resp.write(b'event: response.created\ndata: {"type": "response.created", "response": {\n\n')
+        await resp.write_eof()
+        return resp
     reply = (script.then or Reply()) if isinstance(script, Fault) else script
     renderer = ResponsesRenderer(body, reply, fake._calls(reply), next(fake._ids))
     if not stream:
-        return fake.json_response(renderer.response("incomplete" if reply.finish == "length" else "completed"),
-                                  headers=fake._headers())
-    resp = await fake._open_stream(request)
+        payload = renderer.response("incomplete" if reply.finish == "length" else "completed")
+        return await fake._plain(request, script, payload)
     events = renderer.events()
-    if isinstance(script, Fault) and script.kind == "stream_error":
-        events = events[: max(1, script.after_chunks)]
-        events.append({"type": "error", "code": script.error_type or "server_error", "message": script.message,
-                       "param": None, "sequence_number": len(events)})
-    for event in events:
+    resp = await fake._open_stream(request)
+    limit = _cut(events, script.after_chunks) if isinstance(script, Fault) else len(events)
+    for event in events[:limit]:
         await resp.write(f"event: {event['type']}\ndata: ".encode() + orjson.dumps(event) + b"\n\n")
+    if isinstance(script, Fault):
+        if script.kind in ("disconnect", "stall"):
+            if script.kind == "stall":
+                await fake._idle(request, script.delay)
+            else:
+                await asyncio.sleep(0.01)  # let the sent events leave before the reset
+            fake.drop_connection(request)
+            return resp
+        if script.kind == "stream_error":
+            error = {"type": "error", "code": script.error_type or "server_error", "message": script.message,
+                     "param": None, "sequence_number": limit}
+            await resp.write(b"event: error\ndata: " + orjson.dumps(error) + b"\n\n")
     await resp.write_eof()
     return resp
