@@ -19,6 +19,9 @@ Deliberate losses (the wire has no place for them, or the canonical model has no
 * ``store``, ``previous_response_id``, ``metadata``, ``include``, ``truncation`` and the other
   server-state fields are the serving gateway's business (it pops them before decoding); the
   decoder ignores them, it never forwards them to a provider of another format.
+* OpenAI-hosted tools (``web_search``, ``file_search``, ``mcp``...), ``custom`` tools and tool
+  ``namespace`` groups are skipped (the surface lists them in ``x-ep-dropped-params``): they run
+  inside OpenAI or need OpenAI's grammar support, which other providers do not have.
 * ``text.verbosity`` and ``reasoning.summary`` are dropped; ``Message.is_error`` on tool results
   and Gemini text signatures have no field; redacted thinking travels as a reasoning item with
   only ``encrypted_content``.
@@ -381,6 +384,23 @@ class _InputFolder:
             self.messages.append(Message(role=role, content=parts))
 
 
+def dropped_tools(body: dict[str, Any]) -> list[str]:
+    """``tools[i]`` entries no provider can serve (hosted tools, namespaces): skipped, not refused."""
+    raw = body.get("tools")
+    if not isinstance(raw, list):
+        return []
+    return [f"tools[{k}]" for k, tool in enumerate(raw) if isinstance(tool, dict) and tool.get("type") in _HOSTED]
+
+
+# OpenAI-hosted tools and tool groups: they run inside OpenAI, so other providers cannot serve them.
+_HOSTED = frozenset(
+    {
+        "web_search", "web_search_preview", "file_search", "code_interpreter", "computer_use_preview",
+        "image_generation", "mcp", "local_shell", "namespace", "tool_search", "custom",
+    }
+)
+
+
 def _tools_from_wire(raw: Any) -> list[ToolSpec]:
     if raw is None:
         return []
@@ -389,6 +409,8 @@ def _tools_from_wire(raw: Any) -> list[ToolSpec]:
     tools: list[ToolSpec] = []
     for k, tool in enumerate(raw):
         kind = tool.get("type") if isinstance(tool, dict) else None
+        if kind in _HOSTED:
+            continue  # reported by the surface as dropped (see dropped_tools)
         if kind != "function":
             raise UnsupportedParameterError(f"tool type {kind!r} is not supported (function tools only)",
                                             param=f"tools[{k}].type")

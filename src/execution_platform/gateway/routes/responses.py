@@ -108,6 +108,7 @@ class _State:
         self.store, self.previous, self.metadata = store, previous, metadata or {}
         self.instructions = isinstance(body.get("instructions"), str) and bool(body["instructions"])
         self.history: list[Message] = []
+        self.dropped: list[str] = []
 
     @property
     def echo(self) -> dict[str, Any]:
@@ -129,6 +130,7 @@ async def _read(request: Request) -> tuple[Any, ChatRequest, bool, _State, Respo
         raise InvalidRequestError("'stream' must be a boolean", param="stream")
     body.pop("stream_options", None)
     state = _State(body)
+    state.dropped = codec.dropped_tools(body)
     check_message_count(body, gw.limits, key="input")
     chat = decode_with(codec.decode_request, body)
     store = response_store(request)
@@ -164,7 +166,10 @@ async def create_response(request: Request) -> Response:
         payload.update(state.echo)
         if state.store:
             await asyncio.to_thread(_save, store, state, chat, payload, response.message)
-        return json_response(payload, headers=model_headers(response))
+        headers = model_headers(response)
+        if state.dropped:
+            headers["x-ep-dropped-params"] = ", ".join(state.dropped)
+        return json_response(payload, headers=headers)
     encoder = codec.StreamEncoder(chat.model, request=chat, extra=state.echo)
 
     def trailer() -> bytes:
@@ -175,7 +180,10 @@ async def create_response(request: Request) -> Response:
             _save(store, state, chat, encoder.final, answer)
         return data
 
-    return await _chat.stream(gw, chat, encode=encoder.encode, trailer=trailer, on_error=encoder.error)
+    sse = await _chat.stream(gw, chat, encode=encoder.encode, trailer=trailer, on_error=encoder.error)
+    if state.dropped:
+        sse.raw_headers = [*sse.raw_headers, (b"x-ep-dropped-params", ", ".join(state.dropped).encode())]
+    return sse
 
 
 @router.get(
