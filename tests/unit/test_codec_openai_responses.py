@@ -3,6 +3,7 @@ official ``openai`` SDK's own pydantic types accept."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import orjson
@@ -92,7 +93,7 @@ response_formats = st.none() | st.builds(ResponseFormat, type=st.sampled_from(["
 def requests(draw: st.DrawFn) -> ChatRequest:
     msgs = draw(st.lists(messages(), min_size=1, max_size=5))
     # Responses items have no turn boundaries: adjacent assistant turns are one turn on this wire.
-    assume(all(not (a.role == b.role == "assistant") for a, b in zip(msgs, msgs[1:], strict=False)))
+    assume(all(not (a.role == b.role == "assistant") for a, b in itertools.pairwise(msgs)))
     return ChatRequest(
         model=draw(st.sampled_from(["gpt-4.1", "gpt-5", "o3"])),
         messages=msgs,
@@ -187,7 +188,7 @@ def decode_bytes(raw: bytes, model: str, cut: int) -> list[StreamEvent]:
 def streamable(response: ChatResponse) -> bool:
     """A stream cannot tell two adjacent text parts (or an unsigned thought and the next) apart."""
     parts = response.message.content
-    for a, b in zip(parts, parts[1:], strict=False):
+    for a, b in itertools.pairwise(parts):
         if isinstance(a, TextPart) and isinstance(b, TextPart):
             return False
         if isinstance(a, ThinkingPart) and isinstance(b, ThinkingPart) and a.signature is None:
