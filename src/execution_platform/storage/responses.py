@@ -30,6 +30,8 @@ class StoredResponse:
 class ResponseStore(Protocol):
     def put(self, item: StoredResponse) -> None: ...
 
+    def put_many(self, items: list[StoredResponse]) -> None: ...
+
     def get(self, response_id: str, key_id: str | None) -> StoredResponse | None: ...
 
     def delete(self, response_id: str, key_id: str | None) -> bool: ...
@@ -47,11 +49,15 @@ class SQLResponseStore:
         self.engine = engine
 
     def put(self, item: StoredResponse) -> None:
+        self.put_many([item])
+
+    def put_many(self, items: list[StoredResponse]) -> None:
+        """One transaction (one fsync) for a whole batch: concurrent saves share the commit."""
+        now = datetime.now(UTC).replace(tzinfo=None)
+        rows = [{"id": i.id, "key_id": i.key_id, "created_at": now, "model": i.model, "conversation": i.conversation,
+                 "response": i.response} for i in items]
         with self.engine.begin() as conn:
-            conn.execute(responses.insert().values(
-                id=item.id, key_id=item.key_id, created_at=datetime.now(UTC).replace(tzinfo=None), model=item.model,
-                conversation=item.conversation, response=item.response,
-            ))
+            conn.execute(responses.insert(), rows)
 
     def get(self, response_id: str, key_id: str | None) -> StoredResponse | None:
         query = sa.select(responses).where(responses.c.id == response_id, _owned(key_id))
@@ -76,6 +82,10 @@ class MemoryResponseStore:
 
     def put(self, item: StoredResponse) -> None:
         self._items[item.id] = item
+
+    def put_many(self, items: list[StoredResponse]) -> None:
+        for item in items:
+            self.put(item)
 
     def get(self, response_id: str, key_id: str | None) -> StoredResponse | None:
         item = self._items.get(response_id)

@@ -23,6 +23,7 @@ from ...model import ChatRequest, ChatResponse, Message
 from ...storage.responses import MemoryResponseStore, ResponseStore, SQLResponseStore, StoredResponse
 from ..calls import complete, decode_with, model_headers, prepare, principal_of
 from ..limits import check_message_count, read_json_object
+from ..response_saver import ResponseSaver
 from ..responses import error_responses, json_body, json_response, sse_and_json
 from . import _chat
 
@@ -73,15 +74,21 @@ DELETED = {
 }
 
 
-def response_store(request: Request) -> ResponseStore:
-    """The ledger database's ``responses`` table, or process memory when the gateway has no ledger."""
+def response_saver(request: Request) -> ResponseSaver:
+    """Saves to the ledger database's ``responses`` table, or to process memory without a ledger."""
     state = request.app.state
-    store: ResponseStore | None = getattr(state, "response_store", None)
-    if store is None:
+    saver: ResponseSaver | None = getattr(state, "response_saver", None)
+    if saver is None:
         engine = getattr(getattr(_chat.gateway(request).client, "meter", None), "engine", None)
-        store = SQLResponseStore(engine) if engine is not None else MemoryResponseStore()
-        state.response_store = store
-    return store
+        store: ResponseStore = SQLResponseStore(engine) if engine is not None else MemoryResponseStore()
+        saver = state.response_saver = ResponseSaver(store)
+    return saver
+
+
+async def _lookup(request: Request, response_id: str) -> StoredResponse | None:
+    saver = response_saver(request)
+    await saver.settle(response_id)
+    return await asyncio.to_thread(saver.store.get, response_id, principal_of(request).key_id)
 
 
 def _not_found(response_id: str, param: str | None = None) -> NotFoundError:
@@ -120,7 +127,7 @@ class _State:
         return [m.model_dump(mode="json", exclude_none=True) for m in [*messages, answer]]
 
 
-async def _read(request: Request) -> tuple[Any, ChatRequest, bool, _State, ResponseStore]:
+async def _read(request: Request) -> tuple[Any, ChatRequest, bool, _State, ResponseSaver]:
     gw = _chat.gateway(request)
     body = await read_json_object(request, gw.limits)
     stream = body.pop("stream", False)
@@ -133,23 +140,21 @@ async def _read(request: Request) -> tuple[Any, ChatRequest, bool, _State, Respo
     state.dropped = codec.dropped_tools(body)
     check_message_count(body, gw.limits, key="input")
     chat = decode_with(codec.decode_request, body)
-    store = response_store(request)
+    saver = response_saver(request)
     if state.previous is not None:
-        key_id = principal_of(request).key_id
-        previous = await asyncio.to_thread(store.get, state.previous, key_id)
+        previous = await _lookup(request, state.previous)
         if previous is None:
             raise InvalidRequestError(f"Previous response with id '{state.previous}' not found.",
                                       param="previous_response_id", code="previous_response_not_found")
         history = [Message.model_validate(m) for m in previous.conversation]
         head = chat.messages[:1] if state.instructions else []
         chat.messages = [*head, *history, *chat.messages[len(head):]]
-    return gw, prepare(gw, chat, request, PARAMS), stream, state, store
+    return gw, prepare(gw, chat, request, PARAMS), stream, state, saver
 
 
-def _save(store: ResponseStore, state: _State, chat: ChatRequest, payload: dict[str, Any], answer: Message) -> None:
-    key_id = chat.metadata.key_id
-    store.put(StoredResponse(id=payload["id"], key_id=key_id, model=str(payload.get("model") or chat.model),
-                             conversation=state.conversation(chat, answer), response=payload))
+def _stored(state: _State, chat: ChatRequest, payload: dict[str, Any], answer: Message) -> StoredResponse:
+    return StoredResponse(id=payload["id"], key_id=chat.metadata.key_id, model=str(payload.get("model") or chat.model),
+                          conversation=state.conversation(chat, answer), response=payload)
 
 
 @router.post(
@@ -159,13 +164,13 @@ def _save(store: ResponseStore, state: _State, chat: ChatRequest, payload: dict[
     summary="Create a response (OpenAI Responses API), streaming or not, served by any provider",
 )
 async def create_response(request: Request) -> Response:
-    gw, chat, streaming, state, store = await _read(request)
+    gw, chat, streaming, state, saver = await _read(request)
     if not streaming:
         response: ChatResponse = await complete(gw, chat)
         payload = codec.encode_response(response, chat)
         payload.update(state.echo)
         if state.store:
-            await asyncio.to_thread(_save, store, state, chat, payload, response.message)
+            await saver.save(_stored(state, chat, payload, response.message))
         headers = model_headers(response)
         if state.dropped:
             headers["x-ep-dropped-params"] = ", ".join(state.dropped)
@@ -173,11 +178,10 @@ async def create_response(request: Request) -> Response:
     encoder = codec.StreamEncoder(chat.model, request=chat, extra=state.echo)
 
     def trailer() -> bytes:
-        # Saved before response.completed leaves, so a client may chain on it at once.
+        # The save starts before response.completed leaves; reads of this id wait for it.
         data = encoder.finish()
         if state.store and encoder.final is not None:
-            answer = codec.decode_response(encoder.final).message
-            _save(store, state, chat, encoder.final, answer)
+            saver.save_soon(_stored(state, chat, encoder.final, codec.decode_response(encoder.final).message))
         return data
 
     sse = await _chat.stream(gw, chat, encode=encoder.encode, trailer=trailer, on_error=encoder.error)
@@ -193,7 +197,7 @@ async def create_response(request: Request) -> Response:
     summary="Retrieve a stored response (only the key that created it)",
 )
 async def get_response(request: Request, response_id: str) -> Response:
-    found = await asyncio.to_thread(response_store(request).get, response_id, principal_of(request).key_id)
+    found = await _lookup(request, response_id)
     if found is None:
         raise _not_found(response_id)
     return json_response(found.response)
@@ -206,7 +210,9 @@ async def get_response(request: Request, response_id: str) -> Response:
     summary="Delete a stored response (only the key that created it)",
 )
 async def delete_response(request: Request, response_id: str) -> Response:
-    deleted = await asyncio.to_thread(response_store(request).delete, response_id, principal_of(request).key_id)
+    saver = response_saver(request)
+    await saver.settle(response_id)
+    deleted = await asyncio.to_thread(saver.store.delete, response_id, principal_of(request).key_id)
     if not deleted:
         raise _not_found(response_id)
     return json_response({"id": response_id, "object": "response", "deleted": True})
