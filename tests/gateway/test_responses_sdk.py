@@ -13,7 +13,7 @@ import pydantic
 import pytest
 
 from execution_platform.config.file import parse_config
-from tests.fakes import Reply, ToolCallSpec
+from tests.fakes import Fault, Reply, ToolCallSpec
 from tests.fakes.base import FakeUpstream
 from tests.sdk_fidelity.test_openai_sdk import no_invented_fields
 
@@ -230,3 +230,42 @@ def test_errors_in_openai_shape(gateway: GatewayServer) -> None:
     assert err.value.body["param"] == "input[0].type"
     raw = httpx.post(gateway.url + "/v1/responses", json={"model": MODELS["openai"], "input": 5})
     assert raw.status_code == 400 and set(raw.json()["error"]) == {"message", "type", "param", "code"}
+
+
+def test_hosted_tools_are_dropped_and_named(gateway: GatewayServer, fake_anthropic) -> None:
+    fake_anthropic.enqueue(Reply(text="no search here"))
+    raw = sdk(gateway).responses.with_raw_response.create(
+        model=MODELS["anthropic"], input="hi", tools=[WEATHER, {"type": "web_search"}])
+    assert raw.parse().output_text == "no search here"
+    assert raw.headers["x-ep-dropped-params"] == "tools[1]"
+    assert [t["name"] for t in fake_anthropic.requests[-1].body["tools"]] == ["get_weather"]
+
+
+def test_anthropic_thinking_travels_as_reasoning_items_and_comes_back(gateway: GatewayServer, fake_anthropic) -> None:
+    fake_anthropic.enqueue(Reply(text=None, thinking="Let me check.", thinking_signature="sig-123",
+                                 tool_calls=[ToolCallSpec("get_weather", {"city": "Oslo"})]),
+                           Reply(text="Cold."))
+    client = sdk(gateway)
+    question = [{"role": "user", "content": "Weather in Oslo?"}]
+    first = client.responses.create(model=MODELS["anthropic"], input=question, tools=[WEATHER],
+                                    reasoning={"effort": "low"})
+    reasoning = [item for item in first.output if item.type == "reasoning"]
+    assert reasoning and reasoning[0].encrypted_content == "sig-123"
+    assert reasoning[0].summary[0].text == "Let me check."
+    call = next(item for item in first.output if item.type == "function_call")
+    follow_up = [*question, *[item.model_dump(exclude_none=True) for item in first.output],
+                 {"type": "function_call_output", "call_id": call.call_id, "output": "-5C"}]
+    assert client.responses.create(model=MODELS["anthropic"], input=follow_up, tools=[WEATHER],
+                                   reasoning={"effort": "low"}).output_text == "Cold."
+    assistant = next(m for m in fake_anthropic.requests[-1].body["messages"] if m["role"] == "assistant")
+    assert assistant["content"][0] == {"type": "thinking", "thinking": "Let me check.", "signature": "sig-123"}
+
+
+def test_failure_after_the_stream_started_is_response_failed(gateway: GatewayServer, fake_anthropic) -> None:
+    fake_anthropic.enqueue(Fault("stream_error", after_chunks=2, message="upstream broke",
+                                 error_type="api_error", then=Reply(text="abcdefgh", chunks=4)))
+    events = list(sdk(gateway).responses.create(model=MODELS["anthropic"], input="x", stream=True))
+    assert events[-1].type == "response.failed"
+    assert events[-1].response.status == "failed" and events[-1].response.error is not None
+    assert "response.completed" not in [e.type for e in events]
+    assert [e.sequence_number for e in events] == list(range(len(events)))
