@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 from types import ModuleType
-from typing import Any, Literal
+from typing import Literal
 
 from ..codecs import openai_chat
 from ..model import Capabilities
+from ._http import HttpClient, Timeouts
 from ._http_provider import HTTPProvider
 
 Api = Literal["chat", "responses"]
@@ -48,8 +49,21 @@ class OpenAIProvider(HTTPProvider):
     default_base_url = "https://api.openai.com/v1"
     key_env_var = "EP_OPENAI_API_KEY"
 
-    def __init__(self, *, api: Api | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(
+        self,
+        *,
+        api: Api | None = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeouts: Timeouts | None = None,
+        http: HttpClient | None = None,
+        capabilities: dict[str, Capabilities] | None = None,
+        name: str | None = None,
+        extra_headers: dict[str, str] | None = None,
+    ) -> None:
+        # Spelled out (not **kwargs): the router passes only the options a constructor names.
+        super().__init__(api_key=api_key, base_url=base_url, timeouts=timeouts, http=http,
+                         capabilities=capabilities, name=name, extra_headers=extra_headers)
         if api not in (None, "chat", "responses"):
             raise ValueError(f"api must be chat or responses, not {api!r}")
         self.api: Api = api or "chat"
