@@ -114,7 +114,6 @@ class _State:
             raise InvalidRequestError("'metadata' must be an object of strings", param="metadata")
         self.store, self.previous, self.metadata = store, previous, metadata or {}
         self.instructions = isinstance(body.get("instructions"), str) and bool(body["instructions"])
-        self.history: list[Message] = []
         self.dropped: list[str] = []
 
     @property
