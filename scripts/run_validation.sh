@@ -10,6 +10,7 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)  # the run_command sandbox
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing Debian packages: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -29,6 +30,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip 2>&1 | { grep -v '^WARNING: Location' || true; }
 .venv/bin/python -m pip install -q -e '.[dev]' 2>&1 | { grep -v '^WARNING: Location' || true; }
+
+# --- Codex CLI for tests/gateway/test_codex_cli.py (npm package with its native binary inside) --------
+if [ ! -x .tools/node/node_modules/.bin/codex ] && command -v npm >/dev/null 2>&1; then
+  npm install --silent --no-audit --no-fund --prefix .tools/node @openai/codex@0.171.0 || \
+    echo "warning: could not install the Codex CLI; its test will be skipped"
+fi
 
 # --- checks ---------------------------------------------------------------------------------------
 .venv/bin/ruff check .

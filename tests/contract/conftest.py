@@ -44,6 +44,13 @@ class Target:
     lost_before_output: tuple[type[errors.EPError], ...] = (
         errors.UpstreamConnectionError, errors.StreamInterruptedError,
     )
+    # constructor options of the adapter (e.g. which upstream API it speaks) and the test id
+    options: Mapping[str, Any] = field(default_factory=dict)
+    label: str | None = None
+
+    @property
+    def id(self) -> str:
+        return self.label or self.provider
 
     @property
     def codec(self) -> ModuleType:
@@ -70,6 +77,8 @@ def decode_cli_run(run: CLIRun, model: str) -> ChatRequest:
 
 TARGETS = [
     Target("openai", "gpt-4o-mini", "execution_platform.codecs.openai_chat", "fake_openai", lacks=ONLY_ANTHROPIC_529),
+    Target("openai", "gpt-4.1", "execution_platform.codecs.openai_responses", "fake_openai", lacks=ONLY_ANTHROPIC_529,
+           options={"api": "responses"}, label="openai-responses"),
     Target("anthropic", "claude-sonnet-4-5", "execution_platform.codecs.anthropic_messages", "fake_anthropic"),
     Target("gemini", "gemini-2.5-flash", "execution_platform.codecs.gemini", "fake_gemini", lacks=ONLY_ANTHROPIC_529),
     Target(
@@ -134,7 +143,7 @@ def fake_claude_cli(tmp_path: Path) -> FakeClaudeCLI:
     return FakeClaudeCLI(tmp_path / "claude-cli")
 
 
-@pytest.fixture(params=TARGETS, ids=[t.provider for t in TARGETS])
+@pytest.fixture(params=TARGETS, ids=[t.id for t in TARGETS])
 async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     target: Target = request.param
     fake = request.getfixturevalue(target.fake_fixture)
@@ -151,7 +160,7 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     assert isinstance(fake, FakeUpstream)
     http = HttpClient()
     provider = provider_class(target.provider)(
-        api_key=fake.api_key, base_url=fake.base_url, timeouts=timeouts, http=http
+        api_key=fake.api_key, base_url=fake.base_url, timeouts=timeouts, http=http, **target.options
     )
     yield Harness(target, fake, provider)
     await http.aclose()

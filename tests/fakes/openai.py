@@ -140,6 +140,7 @@ class FakeOpenAI(FakeUpstream):
             web.get("/v1/models", self.list_models),
             web.get("/v1/models/{model}", self.get_model),
             web.post("/v1/embeddings", self.embeddings),
+            web.post("/v1/responses", self.responses),
         ]
 
     # -- auth -----------------------------------------------------------------------------------
@@ -227,6 +228,11 @@ class FakeOpenAI(FakeUpstream):
         return self.json_response(
             error_body(message, "invalid_request_error", None, param), status=400, headers=self._headers()
         )
+
+    async def responses(self, request: web.Request) -> web.StreamResponse:
+        from .openai_responses import serve
+
+        return await serve(self, request)
 
     # -- chat completions -------------------------------------------------------------------------
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:

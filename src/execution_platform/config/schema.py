@@ -17,6 +17,8 @@ CapabilityName = Literal[
     "tools", "parallel_tools", "vision", "json_object", "json_schema", "streaming", "system_prompt", "reasoning"
 ]
 Effort = Literal["minimal", "low", "medium", "high"]
+# Which OpenAI API the OpenAI adapter calls upstream (some models are only served by ``responses``).
+OpenAIApi = Literal["chat", "responses"]
 Period = Literal["day", "week", "month", "total"]
 _MCP_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")  # becomes the ``<name>__`` prefix of the server's tool names
 
@@ -93,6 +95,9 @@ class ProviderConfig(_Strict):
     base_url: str | None = None
     timeouts: TimeoutsConfig | None = None
     headers: dict[str, str] = Field(default_factory=dict)
+    # OpenAI adapter only: the upstream API for every model (``api``) or for named models (``model_api``).
+    api: OpenAIApi | None = None
+    model_api: dict[str, OpenAIApi] = Field(default_factory=dict)
 
 
 class Deployment(_Strict):
@@ -109,6 +114,7 @@ class Deployment(_Strict):
     breaker: BreakerConfig | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     limits: LimitsConfig | str | None = None  # RPM/TPM of this deployment; inline or a name in ``limits``
+    api: OpenAIApi | None = None  # OpenAI adapter only: call the upstream through chat or responses
 
 
 class Params(_Strict):

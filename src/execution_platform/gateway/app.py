@@ -116,9 +116,10 @@ def create_app(
     app.state.gateway = gateway
     from .routes import admin, anthropic, costs, models, native, openai
     from .routes import metrics as metrics_routes
+    from .routes import responses as responses_routes
     from .routes import tools as tool_routes
 
-    modules = (native, openai, models, anthropic, tool_routes, admin, metrics_routes, costs)
+    modules = (native, openai, models, anthropic, responses_routes, tool_routes, admin, metrics_routes, costs)
     for module in modules:
         app.include_router(module.router)
     install_handlers(app)

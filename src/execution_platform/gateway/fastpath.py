@@ -18,7 +18,7 @@ from starlette.responses import Response
 from ..errors import EPError
 from .errors import error_response, surface_for
 
-HOT_PATHS = frozenset({"/v1/chat/completions", "/v1/messages", "/chat", "/v1/embeddings"})
+HOT_PATHS = frozenset({"/v1/chat/completions", "/v1/messages", "/chat", "/v1/embeddings", "/v1/responses"})
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 

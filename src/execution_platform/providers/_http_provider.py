@@ -64,11 +64,15 @@ class HTTPProvider(Provider):
     def headers(self) -> dict[str, str]:
         raise NotImplementedError
 
+    def codec_for(self, model: str) -> ModuleType:
+        """The wire codec for ``model`` (one adapter may speak two APIs of its provider)."""
+        return self.codec
+
     def body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
-        return self.codec.encode_request(request, stream=stream)
+        return self.codec_for(request.model).encode_request(request, stream=stream)
 
     def stream_decoder(self, request: ChatRequest) -> Any:
-        return self.codec.StreamDecoder(model=request.model)
+        return self.codec_for(request.model).StreamDecoder(model=request.model)
 
     def default_capabilities(self, model: str) -> Capabilities:
         return Capabilities()
@@ -120,7 +124,7 @@ class HTTPProvider(Provider):
                 f"{self.name}: upstream answered with malformed JSON", provider=self.name, upstream_status=200
             ) from exc
         try:
-            response = self.codec.decode_response(data)
+            response = self.codec_for(request.model).decode_response(data)
         except EPError as exc:
             exc.provider = self.name
             raise

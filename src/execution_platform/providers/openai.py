@@ -1,16 +1,22 @@
 """OpenAI chat completions, and any server that speaks the same API (vLLM, Ollama, proxies).
 
 Point ``base_url`` (``EP_OPENAI_BASE_URL``) at a compatible server; like the official SDK, the base URL
-includes ``/v1``.
+includes ``/v1``. With ``api="responses"`` (config: ``api: responses`` on the provider, a model or a
+deployment) calls go to ``/v1/responses`` instead, since some OpenAI models are only served there.
 """
 
 from __future__ import annotations
 
 import re
+from types import ModuleType
+from typing import Literal
 
 from ..codecs import openai_chat
 from ..model import Capabilities
+from ._http import HttpClient, Timeouts
 from ._http_provider import HTTPProvider
+
+Api = Literal["chat", "responses"]
 
 # (model-name pattern, capabilities) — first match wins, so specific families come before general ones.
 _FAMILIES: list[tuple[re.Pattern[str], Capabilities]] = [
@@ -51,9 +57,34 @@ class OpenAIProvider(HTTPProvider):
         if model.startswith("text-embedding-"):
             return True
         return not _NOT_CHAT.search(model) and any(p.search(model) for p, _ in _FAMILIES)
+    def __init__(
+        self,
+        *,
+        api: Api | None = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeouts: Timeouts | None = None,
+        http: HttpClient | None = None,
+        capabilities: dict[str, Capabilities] | None = None,
+        name: str | None = None,
+        extra_headers: dict[str, str] | None = None,
+    ) -> None:
+        # Spelled out (not **kwargs): the router passes only the options a constructor names.
+        super().__init__(api_key=api_key, base_url=base_url, timeouts=timeouts, http=http,
+                         capabilities=capabilities, name=name, extra_headers=extra_headers)
+        if api not in (None, "chat", "responses"):
+            raise ValueError(f"api must be chat or responses, not {api!r}")
+        self.api: Api = api or "chat"
+
+    def codec_for(self, model: str) -> ModuleType:
+        if self.api == "responses":
+            from ..codecs import openai_responses
+
+            return openai_responses
+        return openai_chat
 
     def url(self, model: str, *, stream: bool) -> str:
-        return f"{self.base_url}/chat/completions"
+        return f"{self.base_url}/responses" if self.api == "responses" else f"{self.base_url}/chat/completions"
 
     def headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.api_key}"}

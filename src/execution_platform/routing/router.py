@@ -194,7 +194,10 @@ class Router:
         base_url = (dep.base_url if dep else None) or (pconf.base_url if pconf else None)
         api_key = (dep.api_key if dep else None) or (pconf.api_key if pconf else None)
         headers = {**(pconf.headers if pconf else {}), **(dep.headers if dep else {})}
-        adapter = self._adapter(provider_name, base_url=base_url, api_key=api_key, headers=headers, timeouts=timeouts)
+        api = (dep.api if dep else None) or (pconf.model_api.get(model) or pconf.api if pconf else None)
+        adapter = self._adapter(
+            provider_name, base_url=base_url, api_key=api_key, headers=headers, timeouts=timeouts, api=api
+        )
         deployment = dep.name if dep else None
         leaf = self._wrap(adapter, config, deployment) if self._wrap is not None else adapter
         endpoint = Endpoint(leaf, model=model, provider=provider_name, deployment=deployment, timeouts=timeouts)

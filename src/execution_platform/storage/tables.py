@@ -57,3 +57,17 @@ virtual_keys = sa.Table(
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("revoked_at", sa.DateTime),
 )
+
+# Stored Responses API results (``store: true``): the object ``GET /v1/responses/{id}`` returns and the
+# canonical conversation a later ``previous_response_id`` continues. ``key_id`` scopes visibility.
+responses = sa.Table(
+    "responses",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("key_id", sa.String(64)),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("model", sa.String(256), nullable=False),
+    sa.Column("conversation", sa.JSON, nullable=False),
+    sa.Column("response", sa.JSON, nullable=False),
+    sa.Index("ix_responses_key", "key_id"),
+)
