@@ -114,11 +114,11 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.gateway = gateway
-    from .routes import admin, anthropic, costs, native, openai
+    from .routes import admin, anthropic, costs, gemini, native, openai
     from .routes import metrics as metrics_routes
     from .routes import tools as tool_routes
 
-    modules = (native, openai, anthropic, tool_routes, admin, metrics_routes, costs)
+    modules = (native, openai, anthropic, gemini, tool_routes, admin, metrics_routes, costs)
     for module in modules:
         app.include_router(module.router)
     install_handlers(app)

@@ -1,0 +1,172 @@
+"""The official google-genai SDK, unmodified, against the gateway's Gemini surface (both API versions),
+served by the OpenAI and Anthropic fakes: the Gemini wire in front, any provider behind."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from google import genai
+from google.genai import errors, types
+
+from tests.fakes import Reply, ToolCallSpec
+from tests.fakes.openai import embedding as openai_embedding
+
+from .conftest import MASTER
+from .server import GatewayServer
+
+MODELS = {"openai": "openai/gpt-4o-mini", "anthropic": "anthropic/claude-sonnet-4-5"}
+_clients: list[genai.Client] = []
+
+
+def sdk(gateway: GatewayServer, api_version: str = "v1beta", key: str = "gateway-key") -> genai.Client:
+    """A client with retries off; kept referenced because a collected Client closes its transport."""
+    client = genai.Client(
+        api_key=key,
+        http_options=types.HttpOptions(
+            base_url=gateway.url, api_version=api_version, timeout=10_000,
+            retry_options=types.HttpRetryOptions(attempts=1),
+        ),
+    )
+    _clients.append(client)
+    return client
+
+
+@pytest.fixture(params=["v1beta", "v1"])
+def api_version(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_generate_content(gateway: GatewayServer, fake_openai, fake_anthropic, provider: str,
+                          api_version: str) -> None:
+    fake = {"openai": fake_openai, "anthropic": fake_anthropic}[provider]
+    fake.enqueue(Reply(text="Hello from behind.", input_tokens=11, output_tokens=5))
+    response = sdk(gateway, api_version).models.generate_content(
+        model=MODELS[provider], contents="hi",
+        config=types.GenerateContentConfig(system_instruction="Be brief.", max_output_tokens=50),
+    )
+    assert response.text == "Hello from behind."
+    assert response.candidates[0].finish_reason == types.FinishReason.STOP
+    usage = response.usage_metadata
+    assert (usage.prompt_token_count, usage.candidates_token_count, usage.total_token_count) == (11, 5, 16)
+    sent = fake.requests[-1].body
+    if provider == "anthropic":
+        assert sent["system"] in ("Be brief.", [{"type": "text", "text": "Be brief."}])
+        assert sent["max_tokens"] == 50
+    else:
+        assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_generate_content_stream(gateway: GatewayServer, fake_openai, fake_anthropic, provider: str,
+                                 api_version: str) -> None:
+    fake = {"openai": fake_openai, "anthropic": fake_anthropic}[provider]
+    fake.enqueue(Reply(text="one two three four", chunks=3, input_tokens=9, output_tokens=4))
+    chunks = list(sdk(gateway, api_version).models.generate_content_stream(model=MODELS[provider], contents="hi"))
+    assert len(chunks) >= 3
+    assert "".join(c.text or "" for c in chunks) == "one two three four"
+    assert chunks[-1].candidates[0].finish_reason == types.FinishReason.STOP
+    assert chunks[-1].usage_metadata.prompt_token_count == 9
+    assert fake.requests[-1].body["stream"] is True
+
+
+WEATHER = types.FunctionDeclaration(
+    name="get_weather", description="Weather in a city",
+    parameters_json_schema={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+)
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_function_calling_round_trip(gateway: GatewayServer, fake_openai, fake_anthropic, provider: str) -> None:
+    fake = {"openai": fake_openai, "anthropic": fake_anthropic}[provider]
+    client = sdk(gateway)
+    config = types.GenerateContentConfig(
+        tools=[types.Tool(function_declarations=[WEATHER])],
+        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+    )
+    contents: list[types.Content] = [types.Content(role="user", parts=[types.Part(text="Weather in Paris?")])]
+    fake.enqueue(Reply(text=None, tool_calls=[ToolCallSpec("get_weather", {"city": "Paris"})]))
+    first = client.models.generate_content(model=MODELS[provider], contents=contents, config=config)
+    calls = first.function_calls
+    assert [(c.name, c.args) for c in calls] == [("get_weather", {"city": "Paris"})]
+    assert calls[0].id  # the upstream's call id travels, so the result can be matched back
+    contents += [
+        first.candidates[0].content,
+        types.Content(role="user", parts=[types.Part(function_response=types.FunctionResponse(
+            id=calls[0].id, name="get_weather", response={"output": "sunny"}))]),
+    ]
+    fake.enqueue(Reply(text="It is sunny in Paris."))
+    final = client.models.generate_content(model=MODELS[provider], contents=contents, config=config)
+    assert final.text == "It is sunny in Paris."
+    sent = fake.requests[-1].body
+    if provider == "openai":
+        tool_turn = [m for m in sent["messages"] if m["role"] == "tool"]
+        assert tool_turn[0]["tool_call_id"] == calls[0].id and "sunny" in tool_turn[0]["content"]
+        assert sent["tools"][0]["function"]["name"] == "get_weather"
+    else:
+        blocks = [b for m in sent["messages"] for b in (m["content"] if isinstance(m["content"], list) else [])]
+        result = next(b for b in blocks if b["type"] == "tool_result")
+        assert result["tool_use_id"] == calls[0].id
+        assert sent["tools"][0]["name"] == "get_weather"
+
+
+def test_count_tokens_exact_from_anthropic(gateway: GatewayServer, fake_anthropic, api_version: str) -> None:
+    counted = sdk(gateway, api_version).models.count_tokens(
+        model=MODELS["anthropic"], contents="How many tokens is this sentence, please?")
+    assert fake_anthropic.requests[-1].path == "/v1/messages/count_tokens"
+    direct = httpx.post(f"{fake_anthropic.base_url}/v1/messages/count_tokens", json=fake_anthropic.requests[-1].body,
+                        headers={"x-api-key": fake_anthropic.api_key}).json()["input_tokens"]
+    assert counted.total_tokens == direct > 0
+
+
+def test_count_tokens_local_for_openai(gateway: GatewayServer, fake_openai) -> None:
+    before = len(fake_openai.requests)
+    counted = sdk(gateway).models.count_tokens(model=MODELS["openai"], contents="Hello, world!")
+    # o200k_base: "Hello, world!" is 4 tokens, the user role 1, message framing 3, reply priming 3.
+    assert counted.total_tokens == 11
+    assert len(fake_openai.requests) == before  # OpenAI has no counting endpoint: counted offline
+
+
+def test_embed_content(gateway: GatewayServer, fake_openai, api_version: str) -> None:
+    client = sdk(gateway, api_version)
+    one = client.models.embed_content(model="openai/text-embedding-3-small", contents="hello",
+                                      config=types.EmbedContentConfig(output_dimensionality=6))
+    assert one.embeddings[0].values == pytest.approx(openai_embedding("hello", 6))
+    many = client.models.embed_content(model="openai/text-embedding-3-small", contents=["a", "b"])
+    assert [e.values for e in many.embeddings] == [pytest.approx(openai_embedding(t, len(e.values)))
+                                                   for t, e in zip("ab", many.embeddings, strict=True)]
+    assert fake_openai.requests[-1].path == "/v1/embeddings"
+
+
+def test_errors_in_google_shape(gateway: GatewayServer) -> None:
+    with pytest.raises(errors.ClientError) as caught:
+        sdk(gateway).models.generate_content(model="nosuch/model", contents="hi")
+    assert caught.value.code == 404 and caught.value.status == "NOT_FOUND"
+    raw = httpx.post(f"{gateway.url}/v1beta/models/openai/gpt-4o-mini:frobnicate", json={})
+    assert raw.status_code == 404 and raw.json()["error"]["status"] == "NOT_FOUND"
+    bad = httpx.post(f"{gateway.url}/v1/models/openai/gpt-4o-mini:generateContent", json={"contents": "x"})
+    assert bad.status_code == 400 and set(bad.json()["error"]) >= {"code", "message", "status"}
+
+
+def test_key_header_and_query(make_gateway) -> None:
+    gw = make_gateway({"master_key": MASTER})
+    with pytest.raises(errors.ClientError) as caught:
+        sdk(gw, key="wrong-key-wrong-key").models.count_tokens(model=MODELS["openai"], contents="hi")
+    assert caught.value.code == 401 and caught.value.status == "UNAUTHENTICATED"
+    assert sdk(gw, key=MASTER).models.count_tokens(model=MODELS["openai"], contents="hi").total_tokens > 0
+    url = f"{gw.url}/v1beta/models/openai/gpt-4o-mini:countTokens"
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    assert httpx.post(url, params={"key": MASTER}, json=body).status_code == 200
+    assert httpx.post(url, json=body).status_code == 401
+
+
+def test_encoded_slash_and_list(gateway: GatewayServer, fake_openai) -> None:
+    fake_openai.enqueue(Reply(text="encoded"))
+    url = f"{gateway.url}/v1beta/models/openai%2Fgpt-4o-mini:generateContent"
+    answer = httpx.post(url, json={"contents": [{"role": "user", "parts": [{"text": "hi"}]}]})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["candidates"][0]["content"]["parts"][0]["text"] == "encoded"
+    listed = httpx.get(f"{gateway.url}/v1beta/models").json()
+    assert isinstance(listed["models"], list)
+    one = httpx.get(f"{gateway.url}/v1beta/models/openai/gpt-4o-mini").json()
+    assert one["name"] == "models/openai/gpt-4o-mini" and one["inputTokenLimit"] == 128_000
