@@ -170,3 +170,49 @@ def test_encoded_slash_and_list(gateway: GatewayServer, fake_openai) -> None:
     assert isinstance(listed["models"], list)
     one = httpx.get(f"{gateway.url}/v1beta/models/openai/gpt-4o-mini").json()
     assert one["name"] == "models/openai/gpt-4o-mini" and one["inputTokenLimit"] == 128_000
+
+
+def test_sdk_lists_models(make_gateway, api_version: str) -> None:
+    from execution_platform.config.file import parse_config
+
+    gw = make_gateway(config=parse_config("personas:\n  coder:\n    targets: [openai/gpt-4o-mini]\n"))
+    names = [m.name for m in sdk(gw, api_version).models.list()]
+    assert "models/persona:coder" in names
+    openai_shape = httpx.get(f"{gw.url}/v1/models").json()
+    assert openai_shape["object"] == "list"  # without a Google key header it stays OpenAI's list
+
+
+def test_persona_address(make_gateway, fake_openai) -> None:
+    from execution_platform.config.file import parse_config
+
+    gw = make_gateway(config=parse_config("personas:\n  coder:\n    targets: [openai/gpt-4o-mini]\n"
+                                          "    system_prompt: You write code.\n"))
+    fake_openai.enqueue(Reply(text="persona answer"))
+    answer = sdk(gw).models.generate_content(model="persona:coder", contents="hi")
+    assert answer.text == "persona answer"
+    assert fake_openai.requests[-1].body["messages"][0]["content"] == "You write code."
+
+
+def test_metrics_label_per_method(gateway: GatewayServer) -> None:
+    from execution_platform.gateway.metrics import route_label
+
+    assert route_label("/v1beta/models/openai/gpt-4o-mini:generateContent") == "/v1beta/models/{model}:generateContent"
+    assert route_label("/v1/models/persona:x:countTokens") == "/v1/models/{model}:countTokens"
+    assert route_label("/v1beta/models/a/b") == "/v1beta/models/{model}:get"
+    assert route_label("/v1beta/models/a:frob") == "other"
+
+
+def test_stream_error_in_google_shape(gateway: GatewayServer, fake_anthropic) -> None:
+    from tests.fakes import Fault
+
+    fake_anthropic.enqueue(Fault("stream_error", after_chunks=2, then=Reply(text="one two three four", chunks=4)))
+    url = f"{gateway.url}/v1beta/models/anthropic/claude-sonnet-4-5:streamGenerateContent"
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    with httpx.stream("POST", url, params={"alt": "sse"}, json=body, timeout=10) as response:
+        assert response.status_code == 200
+        events = [line[len("data: "):] for line in response.iter_lines() if line.startswith("data: ")]
+    import json
+
+    last = json.loads(events[-1])
+    assert set(last["error"]) >= {"code", "message", "status"} and last["error"]["code"] >= 500
+    assert "candidates" in json.loads(events[0])

@@ -177,6 +177,11 @@ def _model_info(gw: Gateway, model: str) -> dict[str, Any]:
     return info
 
 
+def wants_gemini_list(request: Request) -> bool:
+    """``GET /v1/models`` is OpenAI's list; a Google client (``x-goog-api-key``) gets Google's shape."""
+    return "x-goog-api-key" in request.headers
+
+
 async def list_models(request: Request) -> Response:
     gw = _chat.gateway(request)
     principal = principal_of(request)

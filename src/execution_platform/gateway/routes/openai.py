@@ -166,6 +166,10 @@ async def chat_completions(request: Request) -> Response:
     summary="List models (OpenAI wire format)",
 )
 async def list_models(request: Request) -> Response:
+    from . import gemini
+
+    if gemini.wants_gemini_list(request):  # google-genai with api_version v1 lists here too
+        return await gemini.list_models(request)
     gw = _chat.gateway(request)
     principal = principal_of(request)
     now = int(time.time())
