@@ -282,6 +282,9 @@ class SyncClient:
     def chat(self, **kwargs: Any) -> ChatResponse:
         return self._run(self._client.chat(**kwargs))
 
+    def count_tokens(self, request: ChatRequest) -> int:
+        return self._run(self._client.count_tokens(request))
+
     def stream(self, **kwargs: Any) -> Iterator[StreamEvent]:
         agen = self._client.stream(**kwargs)
         try:

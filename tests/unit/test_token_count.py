@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from execution_platform.model import ChatRequest
 from execution_platform.providers.token_count import count_request_tokens, text_tokens
 
@@ -59,3 +61,41 @@ def test_a_wrapper_counts_through_its_inner_provider() -> None:
     stack = RetryingProvider(Endpoint(leaf, model="own-name"))
     assert asyncio.run(stack.count_tokens(ChatRequest(model="addr", messages=[{"role": "user", "content": "x"}]))) == 42
     assert leaf.counted == "own-name"
+
+
+async def test_client_counts_upstream_where_it_can(fake_anthropic, fake_gemini, fake_openai) -> None:
+    from execution_platform import Client
+    from execution_platform.errors import AuthenticationError
+    from tests.unit.test_client import settings_for
+
+    hi = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "four words right here"}]
+    settings = settings_for(anthropic=fake_anthropic, gemini=fake_gemini, openai=fake_openai)
+    async with Client(settings) as client:
+        gemini = await client.count_tokens(Client.build_request("gemini/gemini-2.5-flash", hi))
+        anthropic = await client.count_tokens(Client.build_request("anthropic/claude-sonnet-4-5", hi))
+        openai = await client.count_tokens(Client.build_request("openai/gpt-4o-mini", hi))
+    assert gemini == 4  # the fake counts words of ``contents``
+    sent = fake_gemini.requests[-1]
+    assert sent.path == "/v1beta/models/gemini-2.5-flash:countTokens"
+    assert sent.body["generateContentRequest"]["model"] == "models/gemini-2.5-flash"
+    assert fake_anthropic.requests[-1].path == "/v1/messages/count_tokens"
+    assert "max_tokens" not in fake_anthropic.requests[-1].body  # the counting endpoint refuses it
+    assert anthropic > 0
+    assert openai == 3 + (3 + 1 + text_tokens("Be brief.")) + (3 + 1 + text_tokens("four words right here"))
+    assert fake_openai.requests == []
+    async with Client(settings_for(anthropic=fake_anthropic)) as client:
+        fake_anthropic.api_key, real = "other", fake_anthropic.api_key
+        try:
+            with pytest.raises(AuthenticationError):
+                await client.count_tokens(Client.build_request("anthropic/claude-sonnet-4-5", hi))
+        finally:
+            fake_anthropic.api_key = real
+
+
+def test_sync_client_counts(fake_openai) -> None:
+    from execution_platform import Client, SyncClient
+    from tests.unit.test_client import settings_for
+
+    with SyncClient(settings_for(openai=fake_openai)) as client:
+        request = Client.build_request("openai/gpt-4o-mini", [{"role": "user", "content": "Hello, world!"}])
+        assert client.count_tokens(request) == 11
