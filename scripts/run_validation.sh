@@ -29,6 +29,12 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip 2>&1 | { grep -v '^WARNING: Location' || true; }
 .venv/bin/python -m pip install -q -e '.[dev]' 2>&1 | { grep -v '^WARNING: Location' || true; }
 
+# --- Gemini CLI (npm) for tests/gateway/test_gemini_cli.py; the test is skipped without it ---------
+if command -v npm >/dev/null 2>&1 && [ ! -x .tools/node_modules/.bin/gemini ]; then
+  npm install --prefix .tools --no-audit --no-fund --loglevel=error @google/gemini-cli@0.61.0 >/dev/null || \
+    echo "warning: could not install the Gemini CLI; its test will be skipped"
+fi
+
 # --- checks ---------------------------------------------------------------------------------------
 .venv/bin/ruff check .
 .venv/bin/python -c 'import time, subprocess, sys; t=time.perf_counter(); subprocess.run([sys.executable, "-c", "import execution_platform"], check=True); print(f"import execution_platform (with interpreter start): {time.perf_counter()-t:.3f}s")'
