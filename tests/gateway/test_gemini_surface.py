@@ -216,3 +216,8 @@ def test_stream_error_in_google_shape(gateway: GatewayServer, fake_anthropic) ->
     last = json.loads(events[-1])
     assert set(last["error"]) >= {"code", "message", "status"} and last["error"]["code"] >= 500
     assert "candidates" in json.loads(events[0])
+
+
+def test_v1_model_path_without_method_answers_in_google_shape(gateway: GatewayServer) -> None:
+    answer = httpx.post(f"{gateway.url}/v1/models/0", json={})
+    assert answer.status_code == 404 and answer.json()["error"]["status"] == "NOT_FOUND"

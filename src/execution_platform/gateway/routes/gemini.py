@@ -23,7 +23,7 @@ from ...codecs.sse import frame
 from ...errors import EPError, InvalidRequestError, NotFoundError
 from ...model import ChatRequest
 from ..calls import capabilities, decode_with, prepare, principal_of
-from ..errors import GEMINI, error_payload
+from ..errors import GEMINI, error_payload, error_response
 from ..limits import check_message_count, read_json_object
 from ..responses import json_body, json_response
 from ..state import Gateway
@@ -97,7 +97,17 @@ def _decode(gw: Gateway, request: Request, body: dict[str, Any], model: str) -> 
 
 
 async def model_call(request: Request) -> Response:
-    """One endpoint for every ``models/{model}:method`` call, dispatched on the method."""
+    """One endpoint for every ``models/{model}:method`` call, dispatched on the method.
+
+    Errors are rendered here, in Google's shape, because ``POST /v1/models/x`` without a ``:method``
+    is not recognisable as a Gemini path by its path alone (``/v1/models/...`` is OpenAI's too)."""
+    try:
+        return await _model_call(request)
+    except EPError as err:
+        return error_response(err, GEMINI)
+
+
+async def _model_call(request: Request) -> Response:
     model, method = _split(request.path_params["target"])
     if method not in CHAT_METHODS and method not in EMBED_METHODS:
         raise NotFoundError(f"method '{method}' is not served; use one of: "
