@@ -4,6 +4,7 @@ OpenAI, and a persona counted by its first target."""
 
 from __future__ import annotations
 
+import anthropic
 import httpx
 import pytest
 from langchain_anthropic import ChatAnthropic
@@ -13,10 +14,15 @@ from execution_platform.config.file import parse_config
 from tests.fakes.base import FakeUpstream
 
 from .server import GatewayServer
-from .test_anthropic_sdk import MODELS, TOOLS, sdk
+from .test_anthropic_sdk import MODELS, TOOLS
 
 SYSTEM = "You are a helpful, pattern-following assistant that translates corporate jargon into plain English."
 QUESTION = "This late pivot means we don't have time to boil the ocean for the client deliverable."
+
+
+def sdk(gateway: GatewayServer) -> anthropic.Anthropic:
+    # Generous timeout: the first offline count in a process loads the tokenizer, slow on a loaded CI box.
+    return anthropic.Anthropic(base_url=gateway.url, api_key="gateway-key", max_retries=0, timeout=60)
 
 
 def upstream_count(fake: FakeUpstream) -> int:
@@ -86,7 +92,7 @@ def test_errors_in_anthropic_shape(gateway: GatewayServer) -> None:
 def test_langchain_anthropic_counts(gateway: GatewayServer, fake_anthropic, fake_gemini, fake_openai,
                                     provider: str) -> None:
     llm = ChatAnthropic(model=MODELS[provider], base_url=gateway.url, api_key="gateway-key", max_retries=0,
-                        timeout=10)
+                        timeout=60)
     counted = llm.get_num_tokens_from_messages([SystemMessage(SYSTEM), HumanMessage(QUESTION)])
     if provider == "openai":
         assert counted == 46

@@ -23,7 +23,7 @@ def sdk(gateway: GatewayServer, api_version: str = "v1beta", key: str = "gateway
     client = genai.Client(
         api_key=key,
         http_options=types.HttpOptions(
-            base_url=gateway.url, api_version=api_version, timeout=10_000,
+            base_url=gateway.url, api_version=api_version, timeout=60_000,
             retry_options=types.HttpRetryOptions(attempts=1),
         ),
     )

@@ -37,9 +37,13 @@ class Provider(ABC):
         inner = getattr(self, "inner", None)
         if isinstance(inner, Provider):
             return await inner.count_tokens(request)
+        import asyncio
+
         from .token_count import count_request_tokens
 
-        return count_request_tokens(request)
+        # In a thread: the first call loads the tokenizer (tenths of a second, more on a busy machine)
+        # and a long prompt takes milliseconds to encode; neither may stall the event loop.
+        return await asyncio.to_thread(count_request_tokens, request)
 
     async def aclose(self) -> None:
         """Release pooled resources (nothing by default)."""
