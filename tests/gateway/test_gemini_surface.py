@@ -221,3 +221,30 @@ def test_stream_error_in_google_shape(gateway: GatewayServer, fake_anthropic) ->
 def test_v1_model_path_without_method_answers_in_google_shape(gateway: GatewayServer) -> None:
     answer = httpx.post(f"{gateway.url}/v1/models/0", json={})
     assert answer.status_code == 404 and answer.json()["error"]["status"] == "NOT_FOUND"
+
+
+def test_virtual_key_scope_and_unsupported_embeddings(make_gateway, fake_anthropic) -> None:
+    gw = make_gateway({"master_key": MASTER})
+    created = httpx.post(gw.url + "/admin/keys", headers={"authorization": f"Bearer {MASTER}"},
+                         json={"name": "scoped", "models": [MODELS["anthropic"]]})
+    key = created.json()["key"]
+    fake_anthropic.enqueue(Reply(text="allowed"))
+    client = sdk(gw, key=key)
+    assert client.models.generate_content(model=MODELS["anthropic"], contents="hi").text == "allowed"
+    with pytest.raises(errors.ClientError) as denied:
+        client.models.generate_content(model=MODELS["openai"], contents="hi")
+    assert denied.value.code == 403 and denied.value.status == "PERMISSION_DENIED"
+    with pytest.raises(errors.ClientError) as no_embeddings:
+        client.models.embed_content(model=MODELS["anthropic"], contents="hi")
+    assert no_embeddings.value.code == 400 and "no embeddings" in no_embeddings.value.message
+
+
+def test_gemini_to_gemini_keeps_thought_signatures(gateway: GatewayServer, fake_gemini) -> None:
+    fake_gemini.enqueue(Reply(text="Answer", thinking="Reasoning here", thinking_signature="c2lnbmF0dXJl"))
+    response = sdk(gateway).models.generate_content(
+        model="gemini/gemini-2.5-flash", contents="hi",
+        config=types.GenerateContentConfig(thinking_config=types.ThinkingConfig(include_thoughts=True)))
+    parts = response.candidates[0].content.parts
+    assert [(bool(p.thought), p.text) for p in parts] == [(True, "Reasoning here"), (False, "Answer")]
+    assert any(p.thought_signature for p in parts)
+    assert fake_gemini.requests[-1].path == "/v1beta/models/gemini-2.5-flash:generateContent"
