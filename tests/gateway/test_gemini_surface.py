@@ -248,3 +248,20 @@ def test_gemini_to_gemini_keeps_thought_signatures(gateway: GatewayServer, fake_
     assert [(bool(p.thought), p.text) for p in parts] == [(True, "Reasoning here"), (False, "Answer")]
     assert any(p.thought_signature for p in parts)
     assert fake_gemini.requests[-1].path == "/v1beta/models/gemini-2.5-flash:generateContent"
+
+
+def test_raw_wire_forms(gateway: GatewayServer, fake_openai) -> None:
+    base = f"{gateway.url}/v1beta/models/openai/gpt-4o-mini"
+    hi = {"contents": [{"role": "user", "parts": [{"text": "Hello, world!"}]}]}
+    fake_openai.enqueue(Reply(text="as an array"))
+    array = httpx.post(f"{base}:streamGenerateContent", json=hi).json()  # no alt=sse: one JSON array
+    assert isinstance(array, list) and array[0]["candidates"][0]["content"]["parts"][0]["text"] == "as an array"
+    wrapped = httpx.post(f"{base}:countTokens", json={"generateContentRequest": {
+        "model": "models/openai/gpt-4o-mini", **hi, "systemInstruction": {"parts": [{"text": "Be brief."}]}}})
+    plain = httpx.post(f"{base}:countTokens", json=hi)
+    assert plain.json() == {"totalTokens": 11}
+    assert wrapped.json()["totalTokens"] > 11  # the system instruction is counted too
+    batch = httpx.post(f"{gateway.url}/v1beta/models/openai/text-embedding-3-small:batchEmbedContents", json={
+        "requests": [{"content": {"parts": [{"text": "a"}]}, "outputDimensionality": 4},
+                     {"content": {"parts": [{"text": "b"}]}, "outputDimensionality": 5}]})
+    assert batch.status_code == 400 and batch.json()["error"]["status"] == "INVALID_ARGUMENT"
