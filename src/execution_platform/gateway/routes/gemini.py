@@ -6,7 +6,7 @@ through the Gemini codec. ``{model}`` is any of our addresses: the google-genai 
 ``models/openai/gpt-4o-mini:generateContent`` verbatim (the slash unescaped, a ``%2F`` arrives decoded),
 so the route takes the rest of the path and splits the method off at the *last* colon
 (``persona:coder:generateContent`` works too). Both API versions are served because the SDK picks one
-by its options; ``GET /v1/models`` stays OpenAI's list (same path, older surface).
+by its options; ``GET /v1/models`` is OpenAI's list, except for a caller sending ``x-goog-api-key``.
 """
 
 from __future__ import annotations
