@@ -265,3 +265,10 @@ def test_raw_wire_forms(gateway: GatewayServer, fake_openai) -> None:
         "requests": [{"content": {"parts": [{"text": "a"}]}, "outputDimensionality": 4},
                      {"content": {"parts": [{"text": "b"}]}, "outputDimensionality": 5}]})
     assert batch.status_code == 400 and batch.json()["error"]["status"] == "INVALID_ARGUMENT"
+
+
+def test_control_characters_in_the_model_path(gateway: GatewayServer) -> None:
+    answer = httpx.post(f"{gateway.url}/v1/models/c%1B%0A%C3%9D:generateContent", json={"contents": []})
+    assert answer.status_code in (400, 404) and answer.json()["error"]["status"] in ("NOT_FOUND", "INVALID_ARGUMENT")
+    plain = httpx.post(f"{gateway.url}/v1/models/c%0Ax", json={})
+    assert plain.status_code == 404 and plain.json()["error"]["status"] == "NOT_FOUND"

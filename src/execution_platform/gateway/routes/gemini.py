@@ -15,6 +15,7 @@ import functools
 from typing import Any
 
 from fastapi import APIRouter
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -25,12 +26,22 @@ from ...model import ChatRequest
 from ..calls import capabilities, decode_with, prepare, principal_of
 from ..errors import GEMINI, error_payload, error_response
 from ..limits import check_message_count, read_json_object
-from ..responses import json_body, json_response
+from ..responses import error_responses, json_body, json_response
 from ..state import Gateway
 from . import _chat
 from ._catalog import model_ids
 
 router = APIRouter(tags=["Gemini"])
+
+
+class _AnyPath(PathConvertor):
+    """Like ``path`` but also across control characters (``.`` stops at a newline), so every
+    ``POST /v1/models/...`` reaches the handler below and fails in Google's shape, not OpenAI's."""
+
+    regex = "[\\s\\S]*"
+
+
+register_url_convertor("gemini_target", _AnyPath())
 
 VERSIONS = ("v1beta", "v1")
 # Canonical field → the name a Gemini client used, for "unsupported parameter" messages.
@@ -69,10 +80,10 @@ GENERATE_REQUEST = {
         "outputDimensionality": {"type": "integer"},
     },
 }
+# Every status the other surfaces document, with Google's body.
 _ERRORS = {
-    code: {"description": text, "content": {"application/json": {"schema": GOOGLE_ERROR}}}
-    for code, text in ((400, "Invalid request"), (401, "Missing or invalid key"), (403, "Model not allowed"),
-                       (404, "Unknown model or method"), (429, "Rate limited"), (502, "Upstream failed"))
+    code: {**spec, "content": {"application/json": {"schema": GOOGLE_ERROR}}}
+    for code, spec in error_responses().items()
 }
 
 
@@ -212,7 +223,7 @@ async def get_model(request: Request) -> Response:
 _MODEL_LIST = {"type": "object", "properties": {"models": {"type": "array", "items": {"type": "object"}}}}
 for _version in VERSIONS:
     router.add_api_route(
-        f"/{_version}/models/{{target:path}}",
+        f"/{_version}/models/{{target:gemini_target}}",
         model_call,
         methods=["POST"],
         openapi_extra=json_body(GENERATE_REQUEST),
@@ -230,7 +241,7 @@ router.add_api_route(
                      "content": {"application/json": {"schema": _MODEL_LIST}}}, **_ERRORS},
 )
 router.add_api_route(
-    "/v1beta/models/{model:path}", get_model, methods=["GET"], summary="Get a model (Gemini wire format)",
+    "/v1beta/models/{model:gemini_target}", get_model, methods=["GET"], summary="Get a model (Gemini wire format)",
     responses={200: {"description": "The model", "content": {"application/json": {"schema": {"type": "object"}}}},
                **_ERRORS},
 )
