@@ -36,6 +36,11 @@ if [ ! -x .tools/node/node_modules/.bin/codex ] && command -v npm >/dev/null 2>&
   npm install --silent --no-audit --no-fund --prefix .tools/node @openai/codex@0.171.0 || \
     echo "warning: could not install the Codex CLI; its test will be skipped"
 fi
+# --- Gemini CLI (npm) for tests/gateway/test_gemini_cli.py; the test is skipped without it ---------
+if command -v npm >/dev/null 2>&1 && [ ! -x .tools/node_modules/.bin/gemini ]; then
+  npm install --prefix .tools --no-audit --no-fund --loglevel=error @google/gemini-cli@0.61.0 >/dev/null || \
+    echo "warning: could not install the Gemini CLI; its test will be skipped"
+fi
 
 # --- checks ---------------------------------------------------------------------------------------
 .venv/bin/ruff check .

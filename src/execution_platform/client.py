@@ -128,6 +128,16 @@ class Client:
         finally:
             await self.meter.release(admission, error)
 
+    async def count_tokens(self, request: ChatRequest) -> int:
+        """Input tokens of a canonical request, through the same routing as :meth:`send`.
+
+        Exact where the serving provider counts (Anthropic, Gemini: their free counting endpoints), an
+        offline ``o200k_base`` count otherwise; a persona counts with its first usable target. Not
+        metered: counting is free upstream and makes no ledger row.
+        """
+        provider, resolved = self.resolve(request)
+        return await provider.count_tokens(resolved)
+
     def send_stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         """Stream the answer to a canonical request; closing the iterator cancels the upstream call.
 
@@ -250,6 +260,9 @@ class _LeafSwitch(Provider):
     def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         return self._target().stream(request)
 
+    async def count_tokens(self, request: ChatRequest) -> int:
+        return await self.inner.count_tokens(request)  # unmetered: counting is free upstream
+
     async def aclose(self) -> None:
         await self.inner.aclose()
 
@@ -268,6 +281,9 @@ class SyncClient:
 
     def chat(self, **kwargs: Any) -> ChatResponse:
         return self._run(self._client.chat(**kwargs))
+
+    def count_tokens(self, request: ChatRequest) -> int:
+        return self._run(self._client.count_tokens(request))
 
     def stream(self, **kwargs: Any) -> Iterator[StreamEvent]:
         agen = self._client.stream(**kwargs)

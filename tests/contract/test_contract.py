@@ -323,3 +323,22 @@ async def test_missing_key_fails_at_once_naming_the_variable(harness: Harness) -
     with pytest.raises(errors.ConfigurationError, match=f"EP_{harness.target.provider.upper()}_API_KEY"):
         await provider.chat(harness.request())
     assert len(harness.fake.requests) == before
+
+
+COUNTING_ENDPOINTS = {"anthropic": "/v1/messages/count_tokens", "gemini": ":countTokens"}
+
+
+async def test_count_tokens(harness: Harness) -> None:
+    """The upstream's own count where it has a counting endpoint, an offline count otherwise; never zero,
+    and a longer prompt never counts less."""
+    before = len(harness.fake.requests)
+    short = await harness.provider.count_tokens(harness.request(messages=[{"role": "user", "content": "hi"}]))
+    long = await harness.provider.count_tokens(
+        harness.request(messages=[{"role": "user", "content": "many words here " * 50}]))
+    assert 0 < short < long
+    sent = harness.fake.requests[before:]
+    endpoint = COUNTING_ENDPOINTS.get(harness.target.provider)
+    if endpoint is None:
+        assert sent == []  # nothing upstream: no call, no cost
+    else:
+        assert len(sent) == 2 and all(r.path.endswith(endpoint) for r in sent)

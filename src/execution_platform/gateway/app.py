@@ -114,12 +114,12 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.gateway = gateway
-    from .routes import admin, anthropic, costs, models, native, openai
+    from .routes import admin, anthropic, costs, gemini, models, native, openai
     from .routes import metrics as metrics_routes
     from .routes import responses as responses_routes
     from .routes import tools as tool_routes
 
-    modules = (native, openai, models, anthropic, responses_routes, tool_routes, admin, metrics_routes, costs)
+    modules = (native, openai, models, anthropic, responses_routes, gemini, tool_routes, admin, metrics_routes, costs)
     for module in modules:
         app.include_router(module.router)
     install_handlers(app)

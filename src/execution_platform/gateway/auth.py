@@ -65,7 +65,7 @@ class Authenticator:
             found = self._lookup(secret) if secret else None
             return found or OPEN
         if not secret:
-            raise AuthenticationError("missing API key: send 'Authorization: Bearer KEY' or 'x-api-key: KEY'")
+            raise AuthenticationError("missing API key: send 'Authorization: Bearer KEY', 'x-api-key: KEY' or 'x-goog-api-key: KEY'")
         if hmac.compare_digest(secret.encode(), self.master_key.encode()):
             return MASTER
         found = self._lookup(secret)
@@ -101,13 +101,20 @@ def to_principal(record: KeyRecord) -> Principal:
     )
 
 
-def presented_secret(headers: list[tuple[bytes, bytes]]) -> str | None:
-    """``Authorization: Bearer K`` or ``x-api-key: K`` from raw ASGI headers."""
+def presented_secret(headers: list[tuple[bytes, bytes]], query: bytes = b"") -> str | None:
+    """``Authorization: Bearer K``, ``x-api-key: K`` or Google's ``x-goog-api-key: K`` from raw ASGI
+    headers; failing those, Google's ``?key=K`` query parameter (pass ``query`` on Gemini routes only)."""
     for name, value in headers:
         if name == b"authorization":
             scheme, _, token = value.decode("latin-1").partition(" ")
             if scheme.lower() == "bearer" and token.strip():
                 return token.strip()
-        elif name == b"x-api-key" and value:
+        elif name in (b"x-api-key", b"x-goog-api-key") and value:
             return value.decode("latin-1").strip()
+    if query and b"key=" in query:
+        from urllib.parse import parse_qs
+
+        keys = parse_qs(query.decode("latin-1")).get("key")
+        if keys and keys[0].strip():
+            return keys[0].strip()
     return None

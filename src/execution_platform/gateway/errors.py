@@ -21,8 +21,13 @@ log = logging.getLogger("execution_platform.gateway")
 
 ANTHROPIC = "anthropic"
 OPENAI = "openai"
+GEMINI = "gemini"
 
-_CODECS = {OPENAI: "execution_platform.codecs.openai_chat", ANTHROPIC: "execution_platform.codecs.anthropic_messages"}
+_CODECS = {
+    OPENAI: "execution_platform.codecs.openai_chat",
+    ANTHROPIC: "execution_platform.codecs.anthropic_messages",
+    GEMINI: "execution_platform.codecs.gemini",
+}
 _loaded: dict[str, ModuleType] = {}
 
 
@@ -34,9 +39,16 @@ def codec_for(surface: str) -> ModuleType:
     return module
 
 
+def is_gemini_path(path: str) -> bool:
+    """Google's surface: everything under ``/v1beta/``, and ``/v1/models/{model}:method`` calls."""
+    return path.startswith("/v1beta/") or (path.startswith("/v1/models/") and ":" in path)
+
+
 def surface_for(path: str) -> str:
-    """Anthropic shape on ``/v1/messages``; OpenAI shape everywhere else (SPEC: native routes too)."""
-    return ANTHROPIC if path.startswith("/v1/messages") else OPENAI
+    """Anthropic shape on ``/v1/messages``, Google's on the Gemini routes; OpenAI shape everywhere else."""
+    if path.startswith("/v1/messages"):
+        return ANTHROPIC
+    return GEMINI if is_gemini_path(path) else OPENAI
 
 
 def error_payload(err: EPError, surface: str) -> tuple[int, dict[str, Any]]:

@@ -14,6 +14,7 @@ KNOWN_ROUTES = frozenset(
         "/v1/models",
         "/v1/embeddings",
         "/v1/messages",
+        "/v1/messages/count_tokens",
         "/v1/tools",
         "/v1/tools/invoke",
         "/metrics",
@@ -27,7 +28,17 @@ def route_label(path: str) -> str:
         return path
     if path.startswith("/admin/keys/"):
         return "/admin/keys/{id}"
+    version, _, rest = path[1:].partition("/models/")
+    if version in ("v1beta", "v1") and rest:  # Gemini: one label per method, never per model
+        method = rest.rpartition(":")[2] if ":" in rest else "get"
+        if method in _GEMINI_METHODS:
+            return f"/{version}/models/{{model}}:{method}"
     return "other"
+
+
+_GEMINI_METHODS = frozenset(
+    {"generateContent", "streamGenerateContent", "countTokens", "embedContent", "batchEmbedContents", "get"}
+)
 
 
 class Metrics:

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import EPError
 from .auth import Authenticator, presented_secret
-from .errors import error_response, internal_error, surface_for
+from .errors import error_response, internal_error, is_gemini_path, surface_for
 from .metrics import Metrics
 
 PUBLIC_PATHS = frozenset({"/health"})
@@ -50,7 +50,8 @@ class GatewayMiddleware:
                 await self.app(scope, receive, send_with_id)
                 return
             try:
-                state["principal"] = self.authenticator.authenticate(presented_secret(scope["headers"]))
+                query = scope.get("query_string", b"") if is_gemini_path(path) else b""
+                state["principal"] = self.authenticator.authenticate(presented_secret(scope["headers"], query))
             except EPError as err:
                 await error_response(err, surface_for(path))(scope, receive, send_with_id)
                 return

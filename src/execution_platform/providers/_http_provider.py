@@ -135,6 +135,26 @@ class HTTPProvider(Provider):
         response.provider = self.name
         return response
 
+    async def post_json(self, url: str, payload: dict[str, Any], *, what: str) -> Any:
+        """One authenticated JSON call beside chat (token counting); errors mapped like chat's."""
+        self._require_key()
+        session = self._http.session()
+        try:
+            async with session.post(
+                url, data=orjson.dumps(payload), headers=self._all_headers(), timeout=client_timeout(self.timeouts)
+            ) as resp:
+                raw = await resp.read()
+                if resp.status >= 400:
+                    raise self._error(resp.status, raw, resp.headers)
+        except EPError:
+            raise
+        except Exception as exc:
+            raise transport_error(exc, self.name, f"waiting for {what}") from exc
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamServerError(f"{self.name}: malformed {what} answer", provider=self.name) from exc
+
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         self._require_key()
         payload = orjson.dumps(self.body(request, stream=True))

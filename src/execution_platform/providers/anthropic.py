@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from ..codecs import anthropic_messages
-from ..model import Capabilities
+from ..errors import UpstreamServerError
+from ..model import Capabilities, ChatRequest
 from ._http_provider import HTTPProvider
 
 _CONTEXT_WINDOW = 200_000
+
+# What ``/v1/messages/count_tokens`` accepts of a Messages body (it refuses max_tokens, stream, …).
+_COUNT_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers")
 
 # (pattern on the model name, max output tokens, extended thinking, structured outputs); first match wins.
 _FAMILIES: list[tuple[re.Pattern[str], int, bool, bool]] = [
@@ -38,6 +43,16 @@ class AnthropicProvider(HTTPProvider):
 
     def headers(self) -> dict[str, str]:
         return {"x-api-key": self.api_key or "", "anthropic-version": anthropic_messages.ANTHROPIC_VERSION}
+
+    async def count_tokens(self, request: ChatRequest) -> int:
+        """Anthropic's own count (``POST /v1/messages/count_tokens``, free of charge), exact for Claude."""
+        body = self.body(request, stream=False)
+        payload: dict[str, Any] = {key: body[key] for key in _COUNT_FIELDS if key in body}
+        data = await self.post_json(f"{self.base_url}/v1/messages/count_tokens", payload, what="token count")
+        try:
+            return int(data["input_tokens"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UpstreamServerError(f"{self.name}: unexpected token count answer", provider=self.name) from exc
 
     def default_capabilities(self, model: str) -> Capabilities:
         """Every Claude 3+ model sees images, calls tools and has a 200k window; output size varies."""

@@ -39,6 +39,24 @@ class Provider(ABC):
     def capabilities(self, model: str) -> Capabilities:
         return Capabilities()
 
+    async def count_tokens(self, request: ChatRequest) -> int:
+        """Input tokens ``request`` would cost: the provider's own count where it has a counting endpoint.
+
+        A wrapper that keeps the provider it wraps in ``inner`` (retry, breaker, metering) does not
+        change the prompt, so it counts through it; a leaf without a counting endpoint counts offline
+        (see :mod:`.token_count`). Never a made-up zero.
+        """
+        inner = getattr(self, "inner", None)
+        if isinstance(inner, Provider):
+            return await inner.count_tokens(request)
+        import asyncio
+
+        from .token_count import count_request_tokens
+
+        # In a thread: the first call loads the tokenizer (tenths of a second, more on a busy machine)
+        # and a long prompt takes milliseconds to encode; neither may stall the event loop.
+        return await asyncio.to_thread(count_request_tokens, request)
+
     async def aclose(self) -> None:
         """Release pooled resources (nothing by default)."""
         return None

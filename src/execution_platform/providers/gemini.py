@@ -7,10 +7,12 @@ accepts: URLs end up in access logs and error messages, headers do not.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote
 
 from ..codecs import gemini as gemini_codec
-from ..model import Capabilities
+from ..errors import UpstreamServerError
+from ..model import Capabilities, ChatRequest
 from ._http_provider import HTTPProvider
 
 _MILLION = 1_048_576
@@ -52,11 +54,26 @@ class GeminiProvider(HTTPProvider):
         name = model.lower()
         return name.startswith(("gemini-", "gemma-")) and not any(word in name for word in _NOT_CHAT)
 
-    def url(self, model: str, *, stream: bool) -> str:
+    def _model_url(self, model: str) -> str:
         # Accept both "gemini-2.5-flash" and the resource form "models/gemini-2.5-flash".
         name = model.removeprefix("models/")
-        base = f"{self.base_url}/{self.api_version}/models/{quote(name, safe='.-_')}"
+        return f"{self.base_url}/{self.api_version}/models/{quote(name, safe='.-_')}"
+
+    def url(self, model: str, *, stream: bool) -> str:
+        base = self._model_url(model)
         return f"{base}:streamGenerateContent?alt=sse" if stream else f"{base}:generateContent"
+
+    async def count_tokens(self, request: ChatRequest) -> int:
+        """Google's own count (``:countTokens``, free); the whole request goes along, so the system
+        instruction and tools are counted too, not just ``contents``."""
+        name = request.model.removeprefix("models/")
+        body: dict[str, Any] = {"model": f"models/{name}", **self.body(request, stream=False)}
+        payload = {"generateContentRequest": body}
+        data = await self.post_json(f"{self._model_url(name)}:countTokens", payload, what="token count")
+        try:
+            return int(data["totalTokens"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UpstreamServerError(f"{self.name}: unexpected token count answer", provider=self.name) from exc
 
     def headers(self) -> dict[str, str]:
         return {"x-goog-api-key": self.api_key or ""}

@@ -79,6 +79,9 @@ class BalancedProvider(Provider):
     def stream(self, request: ChatRequest) -> RoutedStream:
         return RoutedStream(lambda routed: self._stream(routed, request))
 
+    async def count_tokens(self, request: ChatRequest) -> int:
+        return await self.order()[0].provider.count_tokens(request)
+
     async def _stream(self, routed: RoutedStream, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         last: EPError | None = None
         for member in self.order():

@@ -70,6 +70,9 @@ class Endpoint(Provider):
     def stream(self, request: ChatRequest) -> RoutedStream:
         return RoutedStream(lambda routed: self._stream(routed, request))
 
+    async def count_tokens(self, request: ChatRequest) -> int:
+        return await self.inner.count_tokens(self._own(request))
+
     async def _stream(self, routed: RoutedStream, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         started = time.monotonic()
         total_deadline = started + self.timeouts.total

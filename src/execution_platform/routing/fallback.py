@@ -117,6 +117,12 @@ class FallbackProvider(Provider):
     def stream(self, request: ChatRequest) -> RoutedStream:
         return RoutedStream(lambda routed: self._stream(routed, request))
 
+    async def count_tokens(self, request: ChatRequest) -> int:
+        """Counted by the first target able to serve the request: the one that will normally answer it."""
+        usable, _ = self.plan(request, stream=False)
+        target, prepared = usable[0]
+        return await target.provider.count_tokens(prepared)
+
     async def _stream(self, routed: RoutedStream, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         usable, skipped = self.plan(request, stream=True)
         for attempt in skipped:

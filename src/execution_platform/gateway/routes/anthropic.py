@@ -9,7 +9,7 @@ from starlette.responses import Response
 from ...codecs.sse import frame
 from ...errors import EPError
 from ..errors import ANTHROPIC, codec_for, error_payload
-from ..responses import error_responses, json_body, sse_and_json
+from ..responses import error_responses, json_body, json_response, sse_and_json
 from . import _chat
 
 router = APIRouter(tags=["Anthropic"])
@@ -77,3 +77,25 @@ async def messages(request: Request) -> Response:
         return await _chat.answer(gw, chat, codec.encode_response)
     encoder = codec.StreamEncoder(chat.model)
     return await _chat.stream(gw, chat, encode=encoder.encode, trailer=encoder.finish, on_error=_error_frame)
+
+
+COUNT_REQUEST = {
+    "type": "object",
+    "required": ["model", "messages"],
+    "properties": {k: MESSAGES_REQUEST["properties"][k] for k in ("model", "messages", "system", "tools", "tool_choice",
+                                                                   "thinking")},
+}
+TOKEN_COUNT = {"type": "object", "required": ["input_tokens"], "properties": {"input_tokens": {"type": "integer"}}}
+
+
+@router.post(
+    "/v1/messages/count_tokens",
+    openapi_extra=json_body(COUNT_REQUEST),
+    responses={200: {"description": "Input tokens of the request",
+                     "content": {"application/json": {"schema": TOKEN_COUNT}}},
+               **error_responses(anthropic=True)},
+    summary="Count input tokens (Anthropic wire format): the upstream's own count where it has one",
+)
+async def count_tokens(request: Request) -> Response:
+    gw, chat, _, _ = await _chat.read_chat(request, codec_for(ANTHROPIC).decode_request, PARAMS)
+    return json_response({"input_tokens": await gw.client.count_tokens(chat)})

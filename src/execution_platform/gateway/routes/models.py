@@ -106,6 +106,10 @@ async def list_models(
     after_id: str | None = Query(None, description="Anthropic shape only: page after this id"),
     before_id: str | None = Query(None, description="Anthropic shape only: page before this id"),
 ) -> Response:
+    from . import gemini
+
+    if gemini.wants_gemini_list(request):  # google-genai with api_version v1 lists here too
+        return await gemini.list_models(request)
     entries = visible_models(_chat.gateway(request), principal_of(request))
     if _anthropic(request):
         return json_response(anthropic_page(entries, limit, after_id, before_id))
