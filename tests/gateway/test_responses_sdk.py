@@ -269,3 +269,21 @@ def test_failure_after_the_stream_started_is_response_failed(gateway: GatewaySer
     assert events[-1].response.status == "failed" and events[-1].response.error is not None
     assert "response.completed" not in [e.type for e in events]
     assert [e.sequence_number for e in events] == list(range(len(events)))
+
+
+@pytest.mark.parametrize("upstream", ["openai", "anthropic", "gemini"])
+def test_input_tokens_are_counted_for_every_upstream(gateway: GatewayServer, fakes, upstream: str) -> None:
+    """``client.responses.input_tokens.count``: the upstream's own count for Anthropic and Gemini (the
+    fake was asked), an offline count for OpenAI (no upstream call), never zero; nothing is stored."""
+    fake = fakes[upstream]
+    before = len(fake.requests)
+    counted = sdk(gateway).responses.input_tokens.count(
+        model=MODELS[upstream], instructions="Answer briefly.",
+        input=[{"role": "user", "content": "What is the weather in Paris today?"}], tools=[WEATHER],
+    )
+    assert counted.object == "response.input_tokens"
+    assert counted.input_tokens > 0
+    if upstream == "openai":
+        assert len(fake.requests) == before
+    else:
+        assert fake.requests[-1].path.endswith("count_tokens" if upstream == "anthropic" else ":countTokens")

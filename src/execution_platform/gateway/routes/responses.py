@@ -189,6 +189,28 @@ async def create_response(request: Request) -> Response:
     return sse
 
 
+INPUT_TOKENS = {
+    "type": "object",
+    "required": ["object", "input_tokens"],
+    "properties": {"object": {"const": "response.input_tokens"}, "input_tokens": {"type": "integer"}},
+}
+
+
+@router.post(
+    "/v1/responses/input_tokens",
+    openapi_extra=json_body(RESPONSES_REQUEST),
+    responses={200: {"description": "Input tokens of the request",
+                     "content": {"application/json": {"schema": INPUT_TOKENS}}},
+               **error_responses()},
+    summary="Count input tokens (OpenAI Responses shape): the upstream's own count where it has one",
+)
+async def count_input_tokens(request: Request) -> Response:
+    """The same request ``POST /v1/responses`` would send (``previous_response_id`` included), counted
+    by the serving provider's own endpoint where it has one, offline otherwise; nothing is stored."""
+    gw, chat, _, _, _ = await _read(request)
+    return json_response({"object": "response.input_tokens", "input_tokens": await gw.client.count_tokens(chat)})
+
+
 @router.get(
     "/v1/responses/{response_id}",
     responses={200: {"description": "A stored response", "content": {"application/json": {"schema": RESPONSE}}},
