@@ -59,6 +59,7 @@ from ..model import (
     Usage,
     UsageEvent,
 )
+from .passthrough import apply_extras, drop_field, split_unknown
 from .sse import SSEEvent, frame
 
 __all__ = [
@@ -78,6 +79,7 @@ _KNOWN_KEYS = frozenset(
         "model", "messages", "tools", "tool_choice", "parallel_tool_calls", "response_format",
         "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed", "user",
         "reasoning_effort", "stream", "stream_options", "n", "functions", "function_call",
+        "frequency_penalty", "presence_penalty",
     }
 )
 _EFFORTS = ("minimal", "low", "medium", "high")
@@ -258,7 +260,7 @@ def _tool_choice_to_wire(choice: ToolChoice) -> Any:
 
 
 def encode_request(req: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
-    """Canonical request → OpenAI body. ``provider_options`` are merged last: explicit wins."""
+    """Canonical request → OpenAI body; pass-through fields only add, never override (see passthrough)."""
     body: dict[str, Any] = {"model": req.model, "messages": [_message_to_wire(m) for m in req.messages]}
     if req.tools:
         body["tools"] = [_tool_to_wire(t) for t in req.tools]
@@ -268,10 +270,12 @@ def encode_request(req: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
         body["parallel_tool_calls"] = req.parallel_tool_calls
     if req.response_format is not None:
         body["response_format"] = _response_format_to_wire(req.response_format)
-    for key in ("temperature", "top_p", "stop", "seed", "user"):
+    for key in ("temperature", "top_p", "frequency_penalty", "presence_penalty", "stop", "seed", "user"):
         value = getattr(req, key)
         if value is not None:
             body[key] = value
+    if req.top_k is not None:
+        drop_field("top_k", "openai")
     if req.max_tokens is not None:
         key = "max_completion_tokens" if _REASONING_MODEL.match(req.model) else "max_tokens"
         body[key] = req.max_tokens
@@ -280,8 +284,7 @@ def encode_request(req: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
-    body.update(req.provider_options)
-    return body
+    return apply_extras(body, req, "openai")
 
 
 def _data_url_image(url: str, detail: Any) -> ImagePart:
@@ -390,9 +393,13 @@ def _tools_from_wire(raw: Any, legacy: Any) -> list[ToolSpec]:
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
             raise _invalid("a tool needs function.name", f"tools[{k}].function.name")
         spec: dict[str, Any] = {"name": fn["name"], "description": fn.get("description"), "strict": fn.get("strict")}
-        if isinstance(fn.get("parameters"), dict):
+        if fn.get("parameters") is not None:
             spec["parameters"] = fn["parameters"]
-        tools.append(ToolSpec(**spec))
+        try:
+            tools.append(ToolSpec(**spec))
+        except ValueError:
+            raise _invalid("parameters must be a JSON Schema object (type 'object')",
+                           f"tools[{k}].function.parameters") from None
     return tools
 
 
@@ -426,7 +433,7 @@ def _response_format_from_wire(raw: Any) -> ResponseFormat | None:
 
 
 def decode_request(body: dict[str, Any]) -> ChatRequest:
-    """OpenAI body → canonical request. Unknown keys become ``provider_options``."""
+    """OpenAI body → canonical request. Unknown keys ride along as an OpenAI-only passthrough."""
     if not isinstance(body, dict):
         raise _invalid("the request body must be a JSON object", "body")
     model = body.get("model")
@@ -441,6 +448,8 @@ def decode_request(body: dict[str, Any]) -> ChatRequest:
     messages = [_message_from_wire(m, i, call_names) for i, m in enumerate(raw_messages)]
 
     options: dict[str, Any] = {k: v for k, v in body.items() if k not in _KNOWN_KEYS}
+    for key in ("max_completion_tokens", "max_tokens"):
+        _check_cap(body.get(key), key)
     reasoning = None
     effort = body.get("reasoning_effort")
     if effort in _EFFORTS:
@@ -467,13 +476,23 @@ def decode_request(body: dict[str, Any]) -> ChatRequest:
             stop=stop,
             seed=body.get("seed"),
             user=body.get("user"),
+            frequency_penalty=body.get("frequency_penalty"),
+            presence_penalty=body.get("presence_penalty"),
             reasoning=reasoning,
-            provider_options=options,
+            passthrough=split_unknown(options, "openai"),
         )
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         first = getattr(exc, "errors", lambda: [{}])()[0]
         param = ".".join(str(p) for p in first.get("loc", ())) or "body"
-        raise _invalid(f"invalid request: {first.get('msg', exc)}", param) from None
+        if param == "max_tokens" and "max_completion_tokens" in body:
+            param = "max_completion_tokens"
+        raise _invalid(f"invalid value for '{param}': {first.get('msg', exc)}", param) from None
+
+
+def _check_cap(value: Any, param: str) -> None:
+    """Both cap spellings are checked, even the one that loses, so neither carries junk."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise _invalid(f"'{param}' must be a positive integer", param)
 
 
 # ---------------------------------------------------------------------------------------------

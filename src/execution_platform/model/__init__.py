@@ -25,11 +25,13 @@ from .messages import Message, Role, ToolCall
 from .request import (
     ChatRequest,
     NamedToolChoice,
+    Passthrough,
     Reasoning,
     RequestMetadata,
     ResponseFormat,
     ToolChoice,
     ToolSpec,
+    WireFormat,
 )
 from .response import Attempt, ChatResponse, FinishReason, Usage
 
@@ -47,6 +49,7 @@ __all__ = [
     "ImagePart",
     "Message",
     "NamedToolChoice",
+    "Passthrough",
     "Reasoning",
     "RequestMetadata",
     "ResponseFormat",
@@ -66,4 +69,5 @@ __all__ = [
     "ToolSpec",
     "Usage",
     "UsageEvent",
+    "WireFormat",
 ]
