@@ -32,6 +32,7 @@ __all__ = [
     "ParamReport",
     "apply_extras",
     "check_provider_options",
+    "current_report",
     "drop",
     "drop_field",
     "normalize",
@@ -78,6 +79,10 @@ def open_report(*, strict: bool = False, names: Mapping[str, str] | None = None)
     report = ParamReport(strict=strict, names=dict(names or {}))
     _report.set(report)
     return report
+
+
+def current_report() -> ParamReport | None:
+    return _report.get()
 
 
 def drop(name: str, why: str) -> None:

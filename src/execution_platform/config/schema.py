@@ -209,6 +209,9 @@ class ServerConfig(_Strict):
     request_timeout: float | None = Field(None, gt=0)
     # Seconds a budget hold in Redis outlives a gateway that died; live holds are renewed meanwhile.
     budget_hold_ttl: float = Field(30.0, ge=0.5)
+    # A request parameter the serving upstream cannot take is a 400 naming it, instead of being
+    # dropped and listed in the x-ep-dropped-params response header.
+    strict_params: bool = False
 
 
 class Config(_Strict):

@@ -14,6 +14,7 @@ from . import _chat
 
 router = APIRouter(tags=["Anthropic"])
 
+NAMES = {"stop": "stop_sequences"}  # canonical field -> this surface's spelling, for dropped params
 PARAMS = {"reasoning": "thinking", "max_tokens": "max_tokens", "parallel_tool_calls": "tool_choice"}
 
 _BLOCKS = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]}
@@ -72,7 +73,8 @@ def _error_frame(err: EPError) -> bytes:
 )
 async def messages(request: Request) -> Response:
     codec = codec_for(ANTHROPIC)
-    gw, chat, streaming, _ = await _chat.read_chat(request, codec_for(ANTHROPIC).decode_request, PARAMS)
+    gw, chat, streaming, _ = await _chat.read_chat(request, codec_for(ANTHROPIC).decode_request, PARAMS,
+                                                  NAMES)
     if not streaming:
         return await _chat.answer(gw, chat, codec.encode_response)
     encoder = codec.StreamEncoder(chat.model)
