@@ -154,22 +154,36 @@ def _dropped_names(fields: Mapping[str, Any]) -> list[str]:
     return names
 
 
-def _add(body: dict[str, Any], extra: Mapping[str, Any], path: str) -> None:
-    """Add-only merge: nested objects merge, a value the encoder already produced is never replaced."""
+# Objects whose entries are policy too: Gemini keeps its output cap inside the generation config.
+_GUARDED = frozenset({"generationconfig"})
+
+
+def _add(body: dict[str, Any], extra: Mapping[str, Any], path: str, *, guarded: bool = True) -> None:
+    """Add-only merge: nested objects merge, a value the encoder already produced is never replaced.
+
+    Reserved names are refused at the top level and inside guarded objects; deeper down (OpenAI
+    ``metadata`` tags, say) a key called ``model`` is just data.
+    """
     for name, value in extra.items():
         where = f"{path}{name}"
-        if normalize(name) in _RESERVED:
+        inner = normalize(name) in _GUARDED
+        if guarded and normalize(name) in _RESERVED:
             drop(where, "is set by the gateway and cannot be passed through")
         elif name not in body:
-            if isinstance(value, dict):
-                body[name] = {}
-                _add(body[name], value, f"{where}.")
-            else:
-                body[name] = value
+            body[name] = _clean(value, where) if inner else value
         elif isinstance(body[name], dict) and isinstance(value, dict):
-            _add(body[name], value, f"{where}.")
+            _add(body[name], value, f"{where}.", guarded=inner)
         elif body[name] != value:
             drop(where, "conflicts with a value the gateway sets")
+
+
+def _clean(value: Any, where: str) -> Any:
+    """A guarded object without its reserved entries."""
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    _add(out, value, f"{where}.")
+    return out
 
 
 def apply_extras(body: dict[str, Any], request: ChatRequest, fmt: WireFormat) -> dict[str, Any]:
