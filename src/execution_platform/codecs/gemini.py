@@ -72,7 +72,7 @@ from ..model import (
     Usage,
     UsageEvent,
 )
-from .passthrough import apply_extras, split_unknown
+from .passthrough import apply_extras, drop_field, split_unknown
 from .sse import SSEEvent, frame
 
 SYNTH_PREFIX = "gcall_"
@@ -358,6 +358,8 @@ def encode_request(req: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
     gen = _encode_generation_config(req)
     if gen:
         body["generationConfig"] = gen
+    if req.user is not None:
+        drop_field("user", "gemini")  # generateContent has no end-user field
     return apply_extras(body, req, "gemini")
 
 

@@ -14,7 +14,7 @@ from . import _chat
 
 router = APIRouter(tags=["Anthropic"])
 
-NAMES = {"stop": "stop_sequences"}  # canonical field -> this surface's spelling, for dropped params
+NAMES = {"stop": "stop_sequences", "user": "metadata.user_id"}  # canonical field -> this surface's spelling, for dropped params
 PARAMS = {"reasoning": "thinking", "max_tokens": "max_tokens", "parallel_tool_calls": "tool_choice"}
 
 _BLOCKS = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]}
