@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 
 from ..codecs import anthropic_messages
-from ..model import Capabilities
+from ..model import Capabilities, ChatRequest, ChatResponse, StreamEvent
 from ._http_provider import HTTPProvider
+from .json_mode import chat_with, served_capabilities, stream_with
 
 _CONTEXT_WINDOW = 200_000
 
@@ -56,3 +58,14 @@ class AnthropicProvider(HTTPProvider):
             context_window=_CONTEXT_WINDOW,
             max_output_tokens=anthropic_messages.DEFAULT_MAX_TOKENS,
         )
+
+    # Claude has no JSON mode without a schema (and older models no structured output at all):
+    # both are served by a forced tool call, see :mod:`.json_mode`.
+    def capabilities(self, model: str) -> Capabilities:
+        return served_capabilities(super().capabilities(model))
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        return await chat_with(super().chat, request, super().capabilities(request.model))
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        return stream_with(super().stream, request, super().capabilities(request.model))
