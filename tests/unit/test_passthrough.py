@@ -1,0 +1,67 @@
+"""Pass-through fields: same format only, add-only, never a reserved name, every drop reported."""
+
+from __future__ import annotations
+
+import pytest
+
+from execution_platform.codecs import anthropic_messages, gemini, openai_chat
+from execution_platform.codecs.passthrough import check_provider_options, open_report, split_unknown
+from execution_platform.errors import InvalidRequestError, UnsupportedParameterError
+from execution_platform.model import ChatRequest, Message, Passthrough
+
+
+def _req(**fields: object) -> ChatRequest:
+    return ChatRequest(model="m", messages=[Message(role="user", content="hi")], **fields)  # type: ignore[arg-type]
+
+
+def test_same_format_fields_are_added_but_never_replace_what_the_encoder_set() -> None:
+    report = open_report()
+    carried = Passthrough(format="openai", fields={"logprobs": True, "temperature": 1.9, "max_tokens": 9})
+    body = openai_chat.encode_request(_req(temperature=0.1, max_tokens=5, passthrough=carried))
+    assert (body["logprobs"], body["temperature"], body["max_tokens"]) == (True, 0.1, 5)
+    assert report.dropped == ["temperature", "max_tokens"]
+
+
+def test_other_format_fields_are_dropped_and_named() -> None:
+    report = open_report()
+    carried = Passthrough(format="openai", fields={"logprobs": True, "store": True})
+    body = anthropic_messages.encode_request(_req(passthrough=carried))
+    assert "logprobs" not in body and "store" not in body
+    assert report.dropped == ["logprobs", "store"]
+
+
+def test_gemini_generation_config_extras_are_merged_without_the_cap() -> None:
+    report = open_report()
+    carried = Passthrough(format="gemini", fields={"generationConfig": {"responseLogprobs": True,
+                                                                        "maxOutputTokens": 65000}})
+    body = gemini.encode_request(_req(max_tokens=5, passthrough=carried))
+    assert body["generationConfig"]["maxOutputTokens"] == 5 and body["generationConfig"]["responseLogprobs"]
+    assert report.dropped == ["generationConfig.maxOutputTokens"]
+
+
+def test_nested_data_is_not_policy() -> None:
+    open_report()
+    carried = Passthrough(format="openai", fields={"metadata": {"model": "tag"}})
+    assert openai_chat.encode_request(_req(passthrough=carried))["metadata"] == {"model": "tag"}
+
+
+def test_strict_report_raises_naming_the_parameter() -> None:
+    open_report(strict=True, names={"top_k": "generationConfig.topK"})
+    with pytest.raises(UnsupportedParameterError) as info:
+        openai_chat.encode_request(_req(top_k=3))
+    assert info.value.param == "generationConfig.topK"
+
+
+def test_decoders_drop_foreign_policy_names() -> None:
+    report = open_report()
+    assert split_unknown({"system": "x", "maxOutputTokens": 9, "logprobs": True}, "openai") == Passthrough(
+        format="openai", fields={"logprobs": True})
+    assert report.dropped == ["system", "maxOutputTokens"]
+
+
+@pytest.mark.parametrize("name", ["model", "max_completion_tokens", "systemInstruction", "stream_options"])
+def test_provider_options_may_not_name_owned_fields(name: str) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        check_provider_options({name: 1})
+    assert info.value.param == f"provider_options.{name}"
+    check_provider_options({"safetySettings": []})
