@@ -65,3 +65,14 @@ def test_provider_options_may_not_name_owned_fields(name: str) -> None:
         check_provider_options({name: 1})
     assert info.value.param == f"provider_options.{name}"
     check_provider_options({"safetySettings": []})
+
+
+def test_claude_agent_reports_wire_fields_it_cannot_take() -> None:
+    from execution_platform.providers._claude_agent_request import check_supported
+
+    report = open_report()
+    check_supported(_req(top_k=3, passthrough=Passthrough(format="openai", fields={"logprobs": True})))
+    assert report.dropped == ["top_k", "logprobs"]
+    with pytest.raises(UnsupportedParameterError, match="web_search"):
+        check_supported(_req(passthrough=Passthrough(format="anthropic", tools=[{"type": "web_search_1",
+                                                                                 "name": "web_search"}])))

@@ -34,6 +34,7 @@ __all__ = [
     "check_provider_options",
     "current_report",
     "drop",
+    "drop_all",
     "drop_field",
     "normalize",
     "open_report",
@@ -96,7 +97,7 @@ def drop(name: str, why: str) -> None:
         report.dropped.append(name)
 
 
-def drop_field(canonical: str, upstream: WireFormat) -> None:
+def drop_field(canonical: str, upstream: str) -> None:
     """A canonical field the upstream format has no equivalent for, named as the client spelled it."""
     report = _report.get()
     name = report.names.get(canonical, canonical) if report is not None else canonical
@@ -184,6 +185,19 @@ def _clean(value: Any, where: str) -> Any:
     out: dict[str, Any] = {}
     _add(out, value, f"{where}.")
     return out
+
+
+def drop_all(request: ChatRequest, upstream: str) -> None:
+    """For upstreams that take no wire format at all (an agent CLI): report every carried field."""
+    carried = request.passthrough
+    if carried is None:
+        return
+    for tool in carried.tools:
+        raise UnsupportedParameterError(
+            f"tool '{_tool_name(tool)}' is a {carried.format} server tool; {upstream} cannot run it", param="tools"
+        )
+    for name in _dropped_names(carried.fields):
+        drop(name, f"is a {carried.format} parameter with no equivalent on {upstream}")
 
 
 def apply_extras(body: dict[str, Any], request: ChatRequest, fmt: WireFormat) -> dict[str, Any]:
