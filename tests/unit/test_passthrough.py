@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from execution_platform.codecs import anthropic_messages, gemini, openai_chat
-from execution_platform.codecs.passthrough import check_provider_options, open_report, split_unknown
+from execution_platform.codecs.passthrough import (
+    check_provider_options,
+    close_report,
+    open_report,
+    split_unknown,
+)
 from execution_platform.errors import InvalidRequestError, UnsupportedParameterError
 from execution_platform.model import ChatRequest, Message, Passthrough
+
+
+@pytest.fixture(autouse=True)
+def _closed_report() -> Iterator[None]:
+    """Tests share one context: a report left open (strict, say) would leak into the next test."""
+    yield
+    close_report()
 
 
 def _req(**fields: object) -> ChatRequest:

@@ -32,6 +32,7 @@ __all__ = [
     "ParamReport",
     "apply_extras",
     "check_provider_options",
+    "close_report",
     "current_report",
     "drop",
     "drop_all",
@@ -80,6 +81,11 @@ def open_report(*, strict: bool = False, names: Mapping[str, str] | None = None)
     report = ParamReport(strict=strict, names=dict(names or {}))
     _report.set(report)
     return report
+
+
+def close_report() -> None:
+    """Stop collecting in this context (for callers that reuse one context for many calls)."""
+    _report.set(None)
 
 
 def current_report() -> ParamReport | None:
