@@ -90,3 +90,12 @@ def test_claude_agent_reports_wire_fields_it_cannot_take() -> None:
     with pytest.raises(UnsupportedParameterError, match="web_search"):
         check_supported(_req(passthrough=Passthrough(format="anthropic", tools=[{"type": "web_search_1",
                                                                                  "name": "web_search"}])))
+
+
+def test_config_provider_options_may_not_name_owned_fields() -> None:
+    from execution_platform.config.file import parse_config
+
+    persona = "personas:\n  a:\n    targets: [openai/gpt-4o-mini]\n    params: {provider_options: {%s: 5}}\n"
+    with pytest.raises(Exception, match=r"provider_options\.max_completion_tokens"):
+        parse_config(persona % "max_completion_tokens")
+    assert parse_config(persona % "logprobs").personas["a"].params.provider_options == {"logprobs": 5}

@@ -122,6 +122,20 @@ class Params(_Strict):
     reasoning_budget_tokens: int | None = Field(None, ge=0)
     provider_options: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("provider_options")
+    @classmethod
+    def _no_owned_fields(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # The same rule as native requests: options add upstream fields, they never carry the
+        # model, prompt, tools, cap or stream flags (those have their own settings).
+        from ..codecs.passthrough import check_provider_options
+        from ..errors import InvalidRequestError
+
+        try:
+            check_provider_options(value)
+        except InvalidRequestError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
 
 class TargetConfig(Params):
     """One entry of a persona's chain: ``provider/model``, a deployment name or a ``model_name``.

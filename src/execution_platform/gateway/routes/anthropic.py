@@ -14,7 +14,8 @@ from . import _chat
 
 router = APIRouter(tags=["Anthropic"])
 
-NAMES = {"stop": "stop_sequences", "user": "metadata.user_id"}  # canonical field -> this surface's spelling, for dropped params
+# canonical field -> this surface's spelling, for naming dropped params
+NAMES = {"stop": "stop_sequences", "user": "metadata.user_id"}
 PARAMS = {"reasoning": "thinking", "max_tokens": "max_tokens", "parallel_tool_calls": "tool_choice"}
 
 _BLOCKS = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]}
@@ -37,9 +38,9 @@ MESSAGES_REQUEST = {
         "stream": {"type": "boolean"},
         "tools": {"type": "array", "items": {"type": "object"}},
         "tool_choice": {"type": "object"},
-        "temperature": {"type": "number"},
-        "top_p": {"type": "number"},
-        "top_k": {"type": "integer"},
+        "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+        "top_p": {"type": "number", "minimum": 0, "maximum": 1},
+        "top_k": {"type": "integer", "minimum": 1},
         "stop_sequences": {"type": "array", "items": {"type": "string"}},
         "thinking": {"type": "object"},
         "metadata": {"type": "object"},
