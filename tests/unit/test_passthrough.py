@@ -99,3 +99,12 @@ def test_config_provider_options_may_not_name_owned_fields() -> None:
     with pytest.raises(Exception, match=r"provider_options\.max_completion_tokens"):
         parse_config(persona % "max_completion_tokens")
     assert parse_config(persona % "logprobs").personas["a"].params.provider_options == {"logprobs": 5}
+
+
+def test_gemini_client_can_still_turn_thoughts_off() -> None:
+    report = open_report()
+    body = {"contents": [{"role": "user", "parts": [{"text": "x"}]}],
+            "generationConfig": {"thinkingConfig": {"thinkingBudget": 128}}}
+    wire = gemini.encode_request(gemini.decode_request(body, model="gemini-2.5-flash"))
+    assert wire["generationConfig"]["thinkingConfig"] == {"includeThoughts": False, "thinkingBudget": 128}
+    assert report.dropped == []

@@ -338,6 +338,20 @@ def _encode_generation_config(req: ChatRequest) -> dict[str, Any]:
     return gen
 
 
+def _keep_thoughts_choice(req: ChatRequest, gen: dict[str, Any]) -> None:
+    """A Gemini client's ``includeThoughts: false`` is its own choice, not policy: honour it.
+
+    Pass-through never replaces what the encoder set, and the encoder asks for thoughts by default.
+    """
+    carried = req.passthrough
+    if carried is None or carried.format != "gemini" or "thinkingConfig" not in gen:
+        return
+    config = carried.fields.get("generationConfig")
+    thinking = config.get("thinkingConfig") if isinstance(config, dict) else None
+    if isinstance(thinking, dict) and thinking.get("includeThoughts") is False:
+        gen["thinkingConfig"]["includeThoughts"] = False
+
+
 def encode_request(req: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
     """Canonical → ``generateContent`` body. ``stream`` changes only the URL for Gemini, not the body."""
     system, contents = _encode_contents(req.messages)
@@ -356,6 +370,7 @@ def encode_request(req: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
     if req.tool_choice is not None:
         body["toolConfig"] = _encode_tool_choice(req.tool_choice)
     gen = _encode_generation_config(req)
+    _keep_thoughts_choice(req, gen)
     if gen:
         body["generationConfig"] = gen
     if req.user is not None:
