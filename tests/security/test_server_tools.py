@@ -65,3 +65,29 @@ def test_gemini_builtin_tool_to_another_provider_is_refused(fake_servers: Any, u
     with pytest.raises(UnsupportedParameterError, match="googleSearch"):
         asyncio.run(call())
     assert fake_servers[upstream].last_body is None
+
+
+FUNCTION = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}}
+CUSTOM_GRAMMAR = {"type": "custom", "custom": {"name": "sql", "description": "raw SQL"}}
+
+
+@pytest.mark.parametrize("upstream", ["anthropic", "gemini"])
+@pytest.mark.parametrize(("extra", "named"), [
+    ({"tools": [FUNCTION, CUSTOM_GRAMMAR]}, "sql"),
+    ({"tools": [FUNCTION], "web_search_options": {}}, "web_search_options"),
+])
+def test_openai_builtin_tools_to_another_provider_are_refused(gw: Any, fake_servers: Any, upstream: str,
+                                                              extra: dict[str, Any], named: str) -> None:
+    fake_servers[upstream].reset()
+    r = post(gw, "openai", body_for("openai", UPSTREAMS[upstream], **extra))
+    assert r.status_code == 400, r.text
+    assert named in error_of("openai", r)["message"]
+    assert fake_servers[upstream].last_body is None
+
+
+def test_openai_builtin_tools_reach_openai_beside_function_tools(gw: Any, fake_openai: Any) -> None:
+    r = post(gw, "openai", body_for("openai", UPSTREAMS["openai"], tools=[FUNCTION, CUSTOM_GRAMMAR],
+                                    web_search_options={}))
+    assert r.status_code == 200, r.text
+    sent = crossed(fake_openai)
+    assert sent["tools"] == [FUNCTION, CUSTOM_GRAMMAR] and sent["web_search_options"] == {}

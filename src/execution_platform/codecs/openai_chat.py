@@ -377,7 +377,8 @@ def _message_from_wire(raw: Any, i: int, call_names: dict[str, str]) -> Message:
     return Message(role=role, content=content, tool_calls=tool_calls, name=name if isinstance(name, str) else None)
 
 
-def _tools_from_wire(raw: Any, legacy: Any) -> list[ToolSpec]:
+def _tools_from_wire(raw: Any, legacy: Any, builtin: list[dict[str, Any]]) -> list[ToolSpec]:
+    """Function tools become ToolSpecs; other tool types (``custom``…) go to ``builtin``, OpenAI-only."""
     if raw is None and legacy is not None:
         raw = [{"type": "function", "function": f} for f in legacy] if isinstance(legacy, list) else legacy
     if raw is None:
@@ -386,9 +387,11 @@ def _tools_from_wire(raw: Any, legacy: Any) -> list[ToolSpec]:
         raise _invalid("tools must be an array", "tools")
     tools: list[ToolSpec] = []
     for k, tool in enumerate(raw):
-        if not isinstance(tool, dict) or tool.get("type", "function") != "function":
-            kind = tool.get("type") if isinstance(tool, dict) else None
-            raise UnsupportedParameterError(f"tool type {kind!r} is not supported", param=f"tools[{k}].type")
+        if isinstance(tool, dict) and isinstance(tool.get("type"), str) and tool["type"] != "function":
+            builtin.append(tool)
+            continue
+        if not isinstance(tool, dict):
+            raise _invalid("a tool must be an object", f"tools[{k}]")
         fn = tool.get("function")
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
             raise _invalid("a tool needs function.name", f"tools[{k}].function.name")
@@ -446,6 +449,7 @@ def decode_request(body: dict[str, Any]) -> ChatRequest:
         raise UnsupportedParameterError("only n=1 is supported", param="n")
     call_names: dict[str, str] = {}
     messages = [_message_from_wire(m, i, call_names) for i, m in enumerate(raw_messages)]
+    builtin: list[dict[str, Any]] = []
 
     options: dict[str, Any] = {k: v for k, v in body.items() if k not in _KNOWN_KEYS}
     for key in ("max_completion_tokens", "max_tokens"):
@@ -464,7 +468,7 @@ def decode_request(body: dict[str, Any]) -> ChatRequest:
         return ChatRequest(
             model=model,
             messages=messages,
-            tools=_tools_from_wire(body.get("tools"), body.get("functions")),
+            tools=_tools_from_wire(body.get("tools"), body.get("functions"), builtin),
             tool_choice=_tool_choice_from_wire(
                 body.get("tool_choice", body.get("function_call")), "tool_choice"
             ),
@@ -479,7 +483,7 @@ def decode_request(body: dict[str, Any]) -> ChatRequest:
             frequency_penalty=body.get("frequency_penalty"),
             presence_penalty=body.get("presence_penalty"),
             reasoning=reasoning,
-            passthrough=split_unknown(options, "openai"),
+            passthrough=split_unknown(options, "openai", tools=builtin),
         )
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         first = getattr(exc, "errors", lambda: [{}])()[0]

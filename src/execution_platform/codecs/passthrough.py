@@ -50,6 +50,8 @@ _RESERVED = frozenset({
     "tools", "functions", "maxtokens", "maxcompletiontokens", "maxoutputtokens", "maxtokenstosample",
     "maxnewtokens", "stream", "streamoptions", "n", "candidatecount",
 })
+# Parameters that switch on a provider-run tool: like server tools, refused (not dropped) elsewhere.
+_SERVER_PARAMS = frozenset({"web_search_options"})
 # Names that, arriving unknown on a surface, belong to another format's policy fields: never kept.
 _FOREIGN_POLICY = _RESERVED | frozenset({
     "generationconfig", "toolchoice", "toolconfig", "functioncall", "passthrough", "provideroptions",
@@ -143,10 +145,24 @@ def check_provider_options(options: Mapping[str, Any], where: str = "provider_op
             )
 
 
+def _refuse_server_tools(carried: Passthrough, upstream: str) -> None:
+    """A provider's own tools cannot run elsewhere; silently answering without them would mislead."""
+    names = [_tool_name(tool) for tool in carried.tools] + [n for n in carried.fields if n in _SERVER_PARAMS]
+    if names:
+        raise UnsupportedParameterError(
+            f"tool '{names[0]}' is a {carried.format} server tool; the {upstream} upstream serving this call "
+            "cannot run it",
+            param="tools" if carried.tools else names[0],
+        )
+
+
 def _tool_name(tool: Mapping[str, Any]) -> str:
-    for key in ("name", "type"):
-        if isinstance(tool.get(key), str):
-            return str(tool[key])
+    """``name`` (Anthropic), ``custom.name`` (OpenAI), else the type or the only key (``googleSearch``)."""
+    kind = tool.get("type")
+    inner = tool.get(kind) if isinstance(kind, str) else None
+    for candidate in (tool.get("name"), inner.get("name") if isinstance(inner, dict) else None, kind):
+        if isinstance(candidate, str):
+            return candidate
     return next(iter(tool), "tool")
 
 
@@ -198,10 +214,7 @@ def drop_all(request: ChatRequest, upstream: str) -> None:
     carried = request.passthrough
     if carried is None:
         return
-    for tool in carried.tools:
-        raise UnsupportedParameterError(
-            f"tool '{_tool_name(tool)}' is a {carried.format} server tool; {upstream} cannot run it", param="tools"
-        )
+    _refuse_server_tools(carried, upstream)
     for name in _dropped_names(carried.fields):
         drop(name, f"is a {carried.format} parameter with no equivalent on {upstream}")
 
@@ -214,12 +227,7 @@ def apply_extras(body: dict[str, Any], request: ChatRequest, fmt: WireFormat) ->
             body.setdefault("tools", []).extend(carried.tools)
         _add(body, carried.fields, "")
     elif carried is not None:
-        for tool in carried.tools:
-            name = _tool_name(tool)
-            raise UnsupportedParameterError(
-                f"tool '{name}' is a {carried.format} server tool; the {fmt} upstream serving this call cannot run it",
-                param="tools",
-            )
+        _refuse_server_tools(carried, fmt)
         for name in _dropped_names(carried.fields):
             drop(name, f"is a {carried.format} parameter with no equivalent on the {fmt} upstream serving this call")
     if request.provider_options:
