@@ -172,3 +172,14 @@ def test_the_plain_oversized_cap_is_refused(scoped: Any, fake_openai: Any) -> No
     key = new_key(scoped, budget_usd=0.002, budget_period="total")
     r = post(scoped, "openai", body_for("openai", "openai/gpt-4o-mini", max_tokens=16000), key)
     assert r.status_code == 402 and fake_openai.last_body is None
+
+
+def test_hold_is_sized_from_the_cap_that_crosses_not_the_model_maximum(start: Any, fake_anthropic: Any) -> None:
+    # Claude requires a cap; without one the adapter sends its default (4096), so the hold is for 4096
+    # tokens ($4.10 here), not for the model's 64 000 ($64), and a $10 key can make the call.
+    gw = start("pricing:\n  anthropic/claude-sonnet-4-5: {input_per_mtok: 0, output_per_mtok: 1000}\n",
+               master_key=MASTER)
+    key = new_key(gw, budget_usd=10, budget_period="total")
+    r = post(gw, "openai", body_for("openai", "anthropic/claude-sonnet-4-5"), key)
+    assert r.status_code == 200, r.text
+    assert crossed(fake_anthropic)["max_tokens"] == 4096

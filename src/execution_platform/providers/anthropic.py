@@ -64,6 +64,11 @@ class AnthropicProvider(HTTPProvider):
     def capabilities(self, model: str) -> Capabilities:
         return served_capabilities(super().capabilities(model))
 
+    def output_cap(self, request: ChatRequest) -> int | None:
+        if request.max_tokens is not None:
+            return request.max_tokens
+        return anthropic_messages.default_max_tokens(request)
+
     async def chat(self, request: ChatRequest) -> ChatResponse:
         return await chat_with(super().chat, request, super().capabilities(request.model))
 

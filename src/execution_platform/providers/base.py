@@ -27,6 +27,14 @@ class Provider(ABC):
     def capabilities(self, model: str) -> Capabilities:
         return Capabilities()
 
+    def output_cap(self, request: ChatRequest) -> int | None:
+        """The output cap this provider will send upstream, when it is fixed before the call.
+
+        Budget holds are sized from it: an adapter that fills in a default cap (Anthropic requires
+        one) holds for that default, not for the model's maximum.
+        """
+        return request.max_tokens
+
     async def aclose(self) -> None:
         """Release pooled resources (nothing by default)."""
         return None
