@@ -77,11 +77,6 @@ GEMINI_PARAMS: list[tuple[dict[str, Any], dict[str, Any]]] = [
                                   "gemini": ("generationConfig.responseLogprobs", True)}),
     ({"candidateCount": 1}, {"openai": None, "anthropic": None, "gemini": None}),  # the default: nothing to send
 ]
-GEMINI_NAMES = {
-    "temperature": "generationConfig.temperature", "top_p": "generationConfig.topP", "top_k": "generationConfig.topK",
-    "seed": "generationConfig.seed", "frequency_penalty": "generationConfig.frequencyPenalty",
-    "presence_penalty": "generationConfig.presencePenalty", "stop": "generationConfig.stopSequences",
-}
 
 
 def _at(body: dict[str, Any], path: str) -> Any:
@@ -174,7 +169,7 @@ def test_gemini_client_parameters_to_every_upstream(fake_servers: Any, surface: 
     body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "generationConfig": dict(wire)}
 
     async def call(strict: bool) -> list[str]:
-        report = open_report(strict=strict, names=GEMINI_NAMES)
+        report = open_report(strict=strict, names=gemini_codec.PARAM_NAMES)
         client = Client(settings_for({name: fake_servers[name] for name in UPSTREAMS}))
         try:
             await client.send(gemini_codec.decode_request(body, model=UPSTREAMS[upstream]))

@@ -114,7 +114,8 @@ _GEN_FIELDS = {
     "frequencyPenalty": "frequency_penalty",
     "presencePenalty": "presence_penalty",
 }
-_WIRE_NAMES = {field: f"generationConfig.{wire}" for wire, field in _GEN_FIELDS.items()}
+# How a Gemini client spells canonical fields (bad values and dropped parameters are named this way).
+PARAM_NAMES = {field: f"generationConfig.{wire}" for wire, field in _GEN_FIELDS.items()}
 _EFFORTS = ("minimal", "low", "medium", "high")
 _GEN_KEYS = {
     "temperature",
@@ -617,7 +618,7 @@ def decode_request(body: dict[str, Any], *, model: str = "") -> ChatRequest:
     except ValueError as exc:
         first = getattr(exc, "errors", lambda: [{}])()[0]
         loc = ".".join(str(p) for p in first.get("loc", ()))
-        param = _WIRE_NAMES.get(loc, loc or "body")
+        param = PARAM_NAMES.get(loc, loc or "body")
         raise _bad(f"Invalid value at '{param}': {first.get('msg', exc)}", param) from None
 
 
