@@ -184,3 +184,19 @@ def test_gemini_client_parameters_to_every_upstream(fake_servers: Any, surface: 
         with pytest.raises(UnsupportedParameterError) as info:
             asyncio.run(call(strict=True))
         assert info.value.param == wire_names[0]
+
+
+@pytest.mark.parametrize(("wire", "upstream", "expected"), [
+    ({"top_k": 5}, "openai", DROP),
+    ({"top_k": 5}, "gemini", ("generationConfig.topK", 5)),
+    ({"frequency_penalty": 0.5}, "anthropic", DROP),
+    ({"seed": 7}, "gemini", ("generationConfig.seed", 7)),
+    ({"presence_penalty": 0.5}, "openai", ("presence_penalty", 0.5)),
+])
+@pytest.mark.parametrize("stream", [False, True])
+def test_native_canonical_fields_map_or_are_reported(lenient: Any, fake_servers: Any, wire: dict[str, Any],
+                                                     upstream: str, expected: Any, stream: bool) -> None:
+    fake_servers[upstream].reset()
+    r = post(lenient, "native", body_for("native", UPSTREAMS[upstream], stream=stream, **wire))
+    assert r.status_code == 200, r.text
+    _check(crossed(fake_servers[upstream]), expected, dropped(r), list(wire))

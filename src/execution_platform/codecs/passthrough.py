@@ -44,7 +44,8 @@ __all__ = [
 
 DROPPED_HEADER = "x-ep-dropped-params"
 
-# Names (normalized: lower case, no "_"/"-") no passthrough or option may ever set, at any depth.
+# Names (normalized: lower case, no "_"/"-") no passthrough or option may set: at the top level of a
+# body and inside guarded objects (Gemini's generation config).
 _RESERVED = frozenset({
     "model", "messages", "contents", "prompt", "system", "systeminstruction", "instructions",
     "tools", "functions", "maxtokens", "maxcompletiontokens", "maxoutputtokens", "maxtokenstosample",
