@@ -12,8 +12,6 @@ from typing import Any
 
 import pytest
 
-from execution_platform.codecs import gemini as gemini_codec
-from execution_platform.codecs.passthrough import open_report
 from execution_platform.errors import UnsupportedParameterError
 from tests.gateway.server import settings_for
 
@@ -164,6 +162,8 @@ def test_gemini_client_parameters_to_every_upstream(fake_servers: Any, surface: 
                                                     upstream: str, expected: Any) -> None:
     """Gemini-format requests (decoded by the Gemini codec) sent through the client to each fake."""
     from execution_platform.client import Client
+    from execution_platform.codecs import gemini as gemini_codec
+    from execution_platform.codecs.passthrough import open_report
 
     fake_servers[upstream].reset()
     body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "generationConfig": dict(wire)}

@@ -183,3 +183,15 @@ def test_hold_is_sized_from_the_cap_that_crosses_not_the_model_maximum(start: An
     r = post(gw, "openai", body_for("openai", "anthropic/claude-sonnet-4-5"), key)
     assert r.status_code == 200, r.text
     assert crossed(fake_anthropic)["max_tokens"] == 4096
+
+
+@pytest.mark.parametrize(("surface", "spelling"), [("openai", "system"), ("openai", "generationConfig"),
+                                                   ("openai", "max_output_tokens"), ("anthropic", "instructions"),
+                                                   ("anthropic", "max_completion_tokens")])
+def test_policy_spellings_are_400s_in_strict_mode(start: Any, fake_servers: Any, surface: str, spelling: str) -> None:
+    gw = start(PERSONA_CONFIG + "server: {strict_params: true}\n")
+    r = post(gw, surface, body_for(surface, "persona:guarded_openai", **{spelling: OVERRIDES[surface][spelling]}))
+    assert r.status_code == 400, r.text
+    error = error_of(surface, r)
+    assert f"'{spelling}'" in error["message"] and error.get("param", spelling) == spelling
+    assert fake_servers["openai"].last_body is None
