@@ -21,6 +21,7 @@ import orjson
 from aiohttp import web
 
 from .base import FakeUpstream
+from .fields import anthropic_error
 from .script import Fault, Reply
 
 _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
@@ -101,6 +102,8 @@ class FakeAnthropic(FakeUpstream):
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         body = orjson.loads(await request.read())
+        if (unknown := anthropic_error(body)) is not None:
+            return self.json_response(unknown, status=400)
         stream = bool(body.get("stream"))
         script = await self.apply_pre_fault(self.next_script())
         if isinstance(script, Fault):

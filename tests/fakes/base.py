@@ -63,6 +63,12 @@ class FakeUpstream:
             self._queue.clear()
             self.requests.clear()
 
+    @property
+    def last_body(self) -> Any:
+        """The JSON body of the last POST: exactly what crossed to this upstream."""
+        posts = [r for r in self.requests if r.method == "POST"]
+        return posts[-1].body if posts else None
+
     # -- addressing ---------------------------------------------------------------------------
     @property
     def origin(self) -> str:

@@ -18,6 +18,7 @@ import orjson
 from aiohttp import web
 
 from .base import FakeUpstream
+from .fields import gemini_error
 from .script import Fault, Reply, Script
 
 _STATUS_NAMES = {
@@ -106,6 +107,8 @@ class FakeGemini(FakeUpstream):
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         model, _, method = request.match_info["target"].partition(":")
         body = await request.json()
+        if method in ("generateContent", "streamGenerateContent") and (unknown := gemini_error(body)) is not None:
+            return self.json_response(unknown, status=400)
         if method == "streamGenerateContent" and request.query.get("alt") != "sse":
             # Without alt=sse Google streams one JSON array of response chunks.
             script = await self.apply_pre_fault(self.next_script())

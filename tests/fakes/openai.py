@@ -24,6 +24,7 @@ import orjson
 from aiohttp import web
 
 from .base import FakeUpstream
+from .fields import openai_error
 from .script import Fault, Reply, Script, ToolCallSpec
 
 MODELS = ["gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-5", "o3-mini", "text-embedding-3-small"]
@@ -239,6 +240,8 @@ class FakeOpenAI(FakeUpstream):
         body = self.requests[-1].body
         if not isinstance(body, dict):
             return self._bad_request("We could not parse the JSON body of your request.", "body")
+        if (unknown := openai_error(body)) is not None:
+            return self.json_response(unknown, status=400, headers=self._headers())
         if not isinstance(body.get("model"), str):
             return self._bad_request("you must provide a model parameter", "model")
         messages = body.get("messages")

@@ -272,3 +272,24 @@ def test_control_characters_in_the_model_path(gateway: GatewayServer) -> None:
     assert answer.status_code in (400, 404) and answer.json()["error"]["status"] in ("NOT_FOUND", "INVALID_ARGUMENT")
     plain = httpx.post(f"{gateway.url}/v1/models/c%0Ax", json={})
     assert plain.status_code == 404 and plain.json()["error"]["status"] == "NOT_FOUND"
+
+
+def test_gemini_only_fields_are_mapped_or_dropped_and_named(gateway: GatewayServer, fake_openai, fake_anthropic) -> None:
+    """The Gemini surface follows the pass-through rules: ``topK`` maps to Anthropic's ``top_k``, is
+    dropped for OpenAI (named in ``x-ep-dropped-params``), and Gemini-only fields never cross."""
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+            "generationConfig": {"topK": 5, "maxOutputTokens": 20, "responseLogprobs": True},
+            "safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}]}
+    fake_anthropic.enqueue(Reply(text="ok"))
+    answer = httpx.post(f"{gateway.url}/v1beta/models/{MODELS['anthropic']}:generateContent", json=body,
+                        headers={"x-goog-api-key": "gateway-key"}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    assert fake_anthropic.requests[-1].body["top_k"] == 5
+    assert "safetySettings" in answer.headers["x-ep-dropped-params"]
+    fake_openai.enqueue(Reply(text="ok"))
+    answer = httpx.post(f"{gateway.url}/v1beta/models/{MODELS['openai']}:generateContent", json=body,
+                        headers={"x-goog-api-key": "gateway-key"}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    sent = fake_openai.requests[-1].body
+    assert "top_k" not in sent and "safetySettings" not in sent and sent["max_tokens"] == 20
+    assert "generationConfig.topK" in answer.headers["x-ep-dropped-params"]

@@ -32,6 +32,7 @@ from execution_platform.model import (
     ImagePart,
     Message,
     NamedToolChoice,
+    Passthrough,
     Reasoning,
     ResponseFormat,
     StartEvent,
@@ -153,8 +154,9 @@ def requests(draw: st.DrawFn) -> ChatRequest:
         stop=draw(st.none() | st.lists(text, min_size=1, max_size=3)),
         user=draw(st.none() | name),
         reasoning=reasoning,
-        provider_options=draw(
-            st.fixed_dictionaries({}, optional={"top_k": st.integers(1, 500), "service_tier": st.just("auto")})
+        top_k=draw(st.none() | st.integers(1, 500)),
+        passthrough=draw(
+            st.none() | st.just(Passthrough(format="anthropic", fields={"service_tier": "auto"}))
         ),
     )
 
@@ -389,8 +391,10 @@ def test_unknown_parameters_pass_through_both_ways() -> None:
     }
     req = codec.decode_request(body)
     assert req.user == "u" and [t.name for t in req.tools] == ["f"]
-    assert req.provider_options == {"top_k": 5, "thinking": {"type": "adaptive"}, "tools": [server_tool],
-                                    "metadata": {"trace": "x"}}
+    assert req.top_k == 5 and req.provider_options == {}
+    assert req.passthrough == Passthrough(
+        format="anthropic", fields={"thinking": {"type": "adaptive"}, "metadata": {"trace": "x"}}, tools=[server_tool]
+    )
     again = codec.encode_request(req, stream=True)
     assert again == body
 

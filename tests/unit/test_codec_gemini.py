@@ -33,6 +33,7 @@ from execution_platform.model import (
     ImagePart,
     Message,
     NamedToolChoice,
+    Passthrough,
     Reasoning,
     ResponseFormat,
     StartEvent,
@@ -162,12 +163,12 @@ def requests(draw: st.DrawFn) -> ChatRequest:
                 budget_tokens=st.none() | st.integers(-1, 32_000),
             )
         ),
-        provider_options=draw(
-            st.just({})
-            | st.just(
-                {"safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}]}
-            )
-            | st.just({"generationConfig": {"topK": 40}})
+        top_k=draw(st.none() | st.integers(1, 100)),
+        passthrough=draw(
+            st.none()
+            | st.just(Passthrough(format="gemini", fields={
+                "safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}]}))
+            | st.just(Passthrough(format="gemini", fields={"generationConfig": {"responseLogprobs": True}}))
         ),
     )
 
@@ -344,14 +345,16 @@ def test_decode_request_passthrough_and_legacy_schemas() -> None:
     req = gemini.decode_request(body, model="gemini-2.5-pro")
     assert req.model == "gemini-2.5-pro"
     assert req.tools[0].parameters == {"type": "object", "properties": {"a": {"type": "string"}}}
-    assert req.tool_choice is None and req.provider_options["toolConfig"] == body["toolConfig"]
+    carried = req.passthrough
+    assert carried is not None and carried.format == "gemini"
+    assert req.tool_choice is None and carried.fields["toolConfig"] == body["toolConfig"]
     assert req.response_format == ResponseFormat(
         type="json_schema", schema={"type": "array", "items": {"type": "number"}}
     )
     assert req.reasoning == Reasoning(effort="high")
-    assert req.provider_options["tools"] == [{"googleSearch": {}}]
-    assert req.provider_options["generationConfig"] == {"topK": 3}
-    assert req.provider_options["cachedContent"] == "cachedContents/abc"
+    assert carried.tools == [{"googleSearch": {}}]
+    assert req.top_k == 3 and "generationConfig" not in carried.fields
+    assert carried.fields["cachedContent"] == "cachedContents/abc"
     out = gemini.encode_request(req)
     assert out["tools"][1] == {"googleSearch": {}}
     assert out["toolConfig"] == body["toolConfig"] and out["safetySettings"] == body["safetySettings"]
@@ -394,7 +397,7 @@ def test_decode_request_accepts_proto_field_names_but_leaves_user_data_alone() -
     assert req.tools[0].parameters == {"properties": {"snake_key": {}}}
     assert req.tool_choice == NamedToolChoice(name="f")
     assert (req.max_tokens, req.top_p, req.reasoning) == (5, 0.5, Reasoning(budget_tokens=9))
-    assert req.provider_options == {}
+    assert req.provider_options == {} and req.passthrough is None
 
 
 @pytest.mark.parametrize(

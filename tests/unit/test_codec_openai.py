@@ -21,6 +21,7 @@ from execution_platform.model import (
     ImagePart,
     Message,
     NamedToolChoice,
+    Passthrough,
     Reasoning,
     RequestMetadata,
     ResponseFormat,
@@ -123,7 +124,10 @@ response_formats = st.none() | st.builds(ResponseFormat, type=st.sampled_from(["
     description=st.none() | text,
 )
 unit = st.floats(0, 2, allow_nan=False)
-provider_options = st.dictionaries(ident.map(lambda k: "x_" + k), json_value, max_size=2)
+passthrough = st.dictionaries(ident.map(lambda k: "x_" + k), json_value, min_size=1, max_size=2).map(
+    lambda fields: Passthrough(format="openai", fields=fields)
+)
+penalty = st.floats(-2, 2, allow_nan=False)
 
 
 @st.composite
@@ -137,14 +141,16 @@ def requests(draw: st.DrawFn) -> ChatRequest:
         parallel_tool_calls=draw(st.none() | st.booleans()),
         response_format=draw(response_formats),
         temperature=draw(st.none() | unit),
-        top_p=draw(st.none() | unit),
+        top_p=draw(st.none() | st.floats(0, 1, allow_nan=False)),
+        frequency_penalty=draw(st.none() | penalty),
+        presence_penalty=draw(st.none() | penalty),
         max_tokens=draw(st.none() | st.integers(1, 200_000)),
         stop=draw(st.none() | st.lists(text, min_size=1, max_size=3)),
         seed=draw(st.none() | st.integers(-(2**63), 2**63 - 1)),
         user=draw(st.none() | text),
         reasoning=draw(st.none() | st.builds(Reasoning, effort=st.sampled_from(["minimal", "low", "medium", "high"]))),
         prompt_cache_key=draw(st.none() | ident),
-        provider_options=draw(provider_options),
+        passthrough=draw(st.none() | passthrough),
     )
 
 
@@ -319,7 +325,7 @@ def test_max_tokens_spelling_follows_model_family(model: str, key: str) -> None:
 def test_both_max_token_spellings_decode(key: str) -> None:
     body = {"model": "m", "messages": [{"role": "user", "content": "x"}], key: 42}
     req = codec.decode_request(body)
-    assert req.max_tokens == 42 and req.provider_options == {}
+    assert req.max_tokens == 42 and req.passthrough is None
 
 
 def test_stream_asks_for_usage_and_plain_does_not() -> None:
@@ -333,7 +339,7 @@ def test_our_metadata_never_goes_upstream_but_wire_metadata_passes_through() -> 
     assert "metadata" not in codec.encode_request(req)
     decoded = codec.decode_request({"model": "m", "messages": [{"role": "user", "content": "x"}],
                                     "metadata": {"k": "v"}, "logprobs": True, "stream": True})
-    assert decoded.provider_options == {"metadata": {"k": "v"}, "logprobs": True}
+    assert decoded.passthrough == Passthrough(format="openai", fields={"metadata": {"k": "v"}, "logprobs": True})
     assert codec.encode_request(decoded)["metadata"] == {"k": "v"}
 
 

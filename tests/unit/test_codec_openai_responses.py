@@ -23,6 +23,7 @@ from execution_platform.model import (
     ImagePart,
     Message,
     NamedToolChoice,
+    Passthrough,
     Reasoning,
     ResponseFormat,
     StartEvent,
@@ -43,7 +44,7 @@ from execution_platform.model import (
 from .test_codec_openai import (
     SETTINGS,
     ident,
-    provider_options,
+    json_value,
     text,
     text_parts,
     tool_calls,
@@ -57,6 +58,11 @@ from .test_codec_openai import images as any_images
 images = any_images.filter(lambda image: image.detail is not None)  # the wire always names a detail
 thinking = st.builds(ThinkingPart, text=text, signature=st.none() | text) | st.builds(
     ThinkingPart, redacted=st.just(True), data=text)
+
+
+passthrough = st.dictionaries(ident.map(lambda k: "x_" + k), json_value, min_size=1, max_size=2).map(
+    lambda fields: Passthrough(format="openai_responses", fields=fields)
+)
 
 
 @st.composite
@@ -103,11 +109,12 @@ def requests(draw: st.DrawFn) -> ChatRequest:
         parallel_tool_calls=draw(st.none() | st.booleans()),
         response_format=draw(response_formats),
         temperature=draw(st.none() | unit),
-        top_p=draw(st.none() | unit),
+        top_p=draw(st.none() | st.floats(0, 1, allow_nan=False)),
         max_tokens=draw(st.none() | st.integers(1, 200_000)),
         user=draw(st.none() | text),
         reasoning=draw(st.none() | st.builds(Reasoning, effort=st.sampled_from(["minimal", "low", "medium", "high"]))),
-        provider_options=draw(provider_options),
+        prompt_cache_key=draw(st.none() | ident),
+        passthrough=draw(st.none() | passthrough),
     )
 
 
@@ -245,7 +252,8 @@ def test_server_state_fields_are_not_forwarded_but_unknown_ones_are() -> None:
     req = codec.decode_request({"model": "m", "input": "x", "store": True, "previous_response_id": "resp_1",
                                 "include": ["reasoning.encrypted_content"], "prompt_cache_key": "k",
                                 "metadata": {"a": "b"}, "truncation": "auto", "x_custom": 1})
-    assert req.provider_options == {"x_custom": 1}
+    assert req.passthrough == Passthrough(format="openai_responses", fields={"x_custom": 1})
+    assert req.prompt_cache_key == "k"
 
 
 def test_hosted_tools_are_dropped_and_named() -> None:

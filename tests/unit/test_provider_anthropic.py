@@ -216,7 +216,8 @@ def test_capabilities_by_family() -> None:
     assert provider.capabilities("claude-3-7-sonnet-latest").reasoning
     assert provider.capabilities("claude-opus-4-1-20250805").max_output_tokens == 32000
     sonnet45 = provider.capabilities("claude-sonnet-4-5")
-    assert sonnet45.max_output_tokens == 64000 and sonnet45.json_schema and not sonnet45.json_object
+    assert sonnet45.max_output_tokens == 64000 and sonnet45.json_schema
+    assert sonnet45.json_object  # served by a forced tool call (providers.json_mode)
     assert sonnet45.context_window == 200_000 and sonnet45.tools
     assert provider.capabilities("claude-opus-4-5").max_output_tokens == 64000
     assert provider.url("anything", stream=True) == "https://api.anthropic.com/v1/messages"

@@ -14,9 +14,9 @@ Wire facts this codec is built around:
 * Streams are typed SSE events (``message_start`` … ``message_stop``) with ``ping`` keep-alives and an
   in-band ``event: error``; usage arrives in ``message_start`` and (cumulatively) in ``message_delta``.
 * Structured output is ``output_config.format = {type: json_schema, schema}``; effort is
-  ``output_config.effort``. Anthropic has no JSON mode without a schema and no ``seed``: a
-  ``json_object`` request is refused (the provider advertises ``json_object=False`` so routing can pick
-  another target) and ``seed`` is not sent, as it is only a best-effort hint elsewhere.
+  ``output_config.effort``. Anthropic has no JSON mode without a schema (the provider serves
+  ``json_object`` by emulation, see :mod:`execution_platform.providers.json_mode`) and no ``seed`` or
+  penalties: those are dropped and reported like any parameter without an equivalent.
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ from ..model import (
     Usage,
     UsageEvent,
 )
+from .passthrough import apply_extras, drop_field, split_unknown
 from .sse import SSEEvent, frame
 
 __all__ = [
@@ -93,7 +94,7 @@ PROVIDER = "anthropic"
 
 _KNOWN_REQUEST_KEYS = {
     "model", "messages", "system", "max_tokens", "temperature", "top_p", "stop_sequences", "metadata",
-    "thinking", "tools", "tool_choice", "output_config", "stream",
+    "thinking", "tools", "tool_choice", "output_config", "stream", "top_k",
 }
 _EFFORTS = {"low", "medium", "high"}
 
@@ -165,6 +166,11 @@ def encode_request(request: ChatRequest, *, stream: bool = False) -> dict[str, A
         body["temperature"] = request.temperature
     if request.top_p is not None:
         body["top_p"] = request.top_p
+    if request.top_k is not None:
+        body["top_k"] = request.top_k
+    for name in ("frequency_penalty", "presence_penalty", "seed"):
+        if getattr(request, name) is not None:
+            drop_field(name, "anthropic")
     if request.stop:
         body["stop_sequences"] = list(request.stop)
     if request.user is not None:
@@ -194,20 +200,10 @@ def encode_request(request: ChatRequest, *, stream: bool = False) -> dict[str, A
         output_config["format"] = {"type": "json_schema", "schema": fmt.json_schema}
     if output_config:
         body["output_config"] = output_config
-    for key, value in request.provider_options.items():
-        body[key] = _merge_option(body.get(key), value)
+    apply_extras(body, request, "anthropic")
     if stream:
         body["stream"] = True
     return body
-
-
-def _merge_option(current: Any, extra: Any) -> Any:
-    """Pass-through options extend what the codec produced (dicts merge, lists append) or replace it."""
-    if isinstance(current, dict) and isinstance(extra, dict):
-        return {**current, **extra}
-    if isinstance(current, list) and isinstance(extra, list):
-        return current + extra
-    return extra
 
 
 def _with_cache(block: dict[str, Any], cache: CacheControl | None) -> dict[str, Any]:
@@ -333,7 +329,7 @@ def _encode_tool_choice(choice: ToolChoice | None, parallel: bool | None) -> dic
 # requests: wire -> canonical
 # ---------------------------------------------------------------------------------------------
 def decode_request(body: dict[str, Any]) -> ChatRequest:
-    """A served ``/v1/messages`` body as a canonical request; unknown fields go to provider_options."""
+    """A served ``/v1/messages`` body as a canonical request; unknown fields ride along Anthropic-only."""
     if not isinstance(body, dict):
         raise InvalidRequestError("request body must be a JSON object", param="body")
     model = body.get("model")
@@ -358,7 +354,7 @@ def decode_request(body: dict[str, Any]) -> ChatRequest:
     messages.extend(turns)
     options: dict[str, Any] = {k: v for k, v in body.items() if k not in _KNOWN_REQUEST_KEYS}
     fields: dict[str, Any] = {"model": model, "messages": messages}
-    for key in ("max_tokens", "temperature", "top_p"):
+    for key in ("max_tokens", "temperature", "top_p", "top_k"):
         if body.get(key) is not None:
             fields[key] = body[key]
     if body.get("stop_sequences") is not None:
@@ -366,22 +362,24 @@ def decode_request(body: dict[str, Any]) -> ChatRequest:
         if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
             raise InvalidRequestError("stop_sequences must be a list of strings", param="stop_sequences")
         fields["stop"] = stops
-    _decode_metadata(body.get("metadata"), fields, options)
-    _decode_thinking(body.get("thinking"), fields, options)
-    _decode_output_config(body.get("output_config"), fields, options)
+    leftovers: dict[str, Any] = {}
+    _decode_metadata(body.get("metadata"), fields, leftovers)
+    _decode_thinking(body.get("thinking"), fields, leftovers)
+    _decode_output_config(body.get("output_config"), fields, leftovers)
     tools, server_tools = _decode_tools(body.get("tools"))
     if tools:
         fields["tools"] = tools
-    if server_tools:
-        options["tools"] = server_tools
-    _decode_tool_choice(body.get("tool_choice"), fields, options)
-    fields["provider_options"] = options
+    _decode_tool_choice(body.get("tool_choice"), fields, leftovers)
+    fields["passthrough"] = split_unknown(options, "anthropic", leftovers=leftovers, tools=server_tools)
     try:
         return ChatRequest(**fields)
     except EPError:
         raise
     except ValueError as exc:
-        raise InvalidRequestError(f"invalid request: {exc}", param=None) from exc
+        first = getattr(exc, "errors", lambda: [{}])()[0]
+        param = ".".join(str(p) for p in first.get("loc", ())) or "body"
+        param = {"stop": "stop_sequences"}.get(param, param)
+        raise InvalidRequestError(f"{param}: {first.get('msg', exc)}", param=param) from None
 
 
 def _decode_system(system: Any) -> Message:
@@ -597,15 +595,17 @@ def _decode_tools(tools: Any) -> tuple[list[ToolSpec], list[Any]]:
         schema = tool["input_schema"]
         if not isinstance(schema, dict):
             raise InvalidRequestError(f"tools.{i}.input_schema: must be an object", param=f"tools.{i}.input_schema")
-        specs.append(
-            ToolSpec(
-                name=tool["name"],
-                description=tool.get("description"),
-                parameters=schema,
-                strict=tool.get("strict"),
-                cache_control=_decode_cache(tool, f"tools.{i}"),
+        try:
+            specs.append(
+                ToolSpec(
+                    name=tool["name"], description=tool.get("description"), parameters=schema,
+                    strict=tool.get("strict"), cache_control=_decode_cache(tool, f"tools.{i}"),
+                )
             )
-        )
+        except ValueError:
+            raise InvalidRequestError(
+                f"tools.{i}.input_schema: must be a JSON Schema with type 'object'", param=f"tools.{i}.input_schema"
+            ) from None
     return specs, server
 
 

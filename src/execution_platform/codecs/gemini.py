@@ -40,6 +40,7 @@ from ..errors import (
     OverloadedError,
     PermissionDeniedError,
     RateLimitError,
+    UnsupportedParameterError,
     UpstreamTimeoutError,
     error_for_status,
     parse_retry_after,
@@ -71,6 +72,7 @@ from ..model import (
     Usage,
     UsageEvent,
 )
+from .passthrough import apply_extras, drop_field, split_unknown
 from .sse import SSEEvent, frame
 
 SYNTH_PREFIX = "gcall_"
@@ -101,6 +103,19 @@ _FINISH_TO_WIRE: dict[str, str] = {
     "error": "OTHER",
 }
 _MODES_TO_WIRE = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
+# generationConfig entry -> canonical field, and the reverse for naming a bad value.
+_GEN_FIELDS = {
+    "temperature": "temperature",
+    "topP": "top_p",
+    "topK": "top_k",
+    "maxOutputTokens": "max_tokens",
+    "stopSequences": "stop",
+    "seed": "seed",
+    "frequencyPenalty": "frequency_penalty",
+    "presencePenalty": "presence_penalty",
+}
+# How a Gemini client spells canonical fields (bad values and dropped parameters are named this way).
+PARAM_NAMES = {field: f"generationConfig.{wire}" for wire, field in _GEN_FIELDS.items()}
 _EFFORTS = ("minimal", "low", "medium", "high")
 _GEN_KEYS = {
     "temperature",
@@ -108,6 +123,10 @@ _GEN_KEYS = {
     "maxOutputTokens",
     "stopSequences",
     "seed",
+    "topK",
+    "frequencyPenalty",
+    "presencePenalty",
+    "candidateCount",
     "responseMimeType",
     "responseSchema",
     "responseJsonSchema",
@@ -150,19 +169,6 @@ def _camel(obj: Any) -> Any:
 
 def _bad(message: str, param: str) -> InvalidRequestError:
     return InvalidRequestError(message, param=param)
-
-
-def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """Merge pass-through options into the body: nested dicts merge, ``tools`` lists concatenate."""
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        elif key == "tools" and isinstance(value, list) and isinstance(out.get(key), list):
-            out[key] = [*out[key], *value]
-        else:
-            out[key] = value
-    return out
 
 
 def _openapi_to_json_schema(schema: Any) -> Any:
@@ -312,6 +318,12 @@ def _encode_generation_config(req: ChatRequest) -> dict[str, Any]:
         gen["stopSequences"] = list(req.stop)
     if req.seed is not None:
         gen["seed"] = req.seed
+    if req.top_k is not None:
+        gen["topK"] = req.top_k
+    if req.frequency_penalty is not None:
+        gen["frequencyPenalty"] = req.frequency_penalty
+    if req.presence_penalty is not None:
+        gen["presencePenalty"] = req.presence_penalty
     fmt = req.response_format
     if fmt is not None:
         gen["responseMimeType"] = "text/plain" if fmt.type == "text" else "application/json"
@@ -325,6 +337,20 @@ def _encode_generation_config(req: ChatRequest) -> dict[str, Any]:
             thinking["thinkingLevel"] = req.reasoning.effort.upper()
         gen["thinkingConfig"] = thinking
     return gen
+
+
+def _keep_thoughts_choice(req: ChatRequest, gen: dict[str, Any]) -> None:
+    """A Gemini client's ``includeThoughts: false`` is its own choice, not policy: honour it.
+
+    Pass-through never replaces what the encoder set, and the encoder asks for thoughts by default.
+    """
+    carried = req.passthrough
+    if carried is None or carried.format != "gemini" or "thinkingConfig" not in gen:
+        return
+    config = carried.fields.get("generationConfig")
+    thinking = config.get("thinkingConfig") if isinstance(config, dict) else None
+    if isinstance(thinking, dict) and thinking.get("includeThoughts") is False:
+        gen["thinkingConfig"]["includeThoughts"] = False
 
 
 def encode_request(req: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
@@ -345,9 +371,12 @@ def encode_request(req: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
     if req.tool_choice is not None:
         body["toolConfig"] = _encode_tool_choice(req.tool_choice)
     gen = _encode_generation_config(req)
+    _keep_thoughts_choice(req, gen)
     if gen:
         body["generationConfig"] = gen
-    return _deep_merge(body, req.provider_options) if req.provider_options else body
+    if req.user is not None:
+        drop_field("user", "gemini")  # generateContent has no end-user field
+    return apply_extras(body, req, "gemini")
 
 
 # -- requests: wire -> canonical ------------------------------------------------------------------------
@@ -465,11 +494,10 @@ def _decode_contents(contents: Any) -> list[Message]:
     return messages
 
 
-def _decode_tools(tools: Any, options: dict[str, Any]) -> list[ToolSpec]:
+def _decode_tools(tools: Any, other: list[dict[str, Any]]) -> list[ToolSpec]:
     if not isinstance(tools, list):
         raise _bad("tools must be a list", "tools")
     specs: list[ToolSpec] = []
-    other: list[Any] = []
     for i, tool in enumerate(tools):
         if not isinstance(tool, dict):
             raise _bad(f"tools[{i}] must be an object", f"tools[{i}]")
@@ -491,9 +519,11 @@ def _decode_tools(tools: Any, options: dict[str, Any]) -> list[ToolSpec]:
             kwargs: dict[str, Any] = {"name": decl["name"], "description": decl.get("description")}
             if params is not None:
                 kwargs["parameters"] = params
-            specs.append(ToolSpec(**kwargs))
-    if other:
-        options["tools"] = other
+            try:
+                specs.append(ToolSpec(**kwargs))
+            except ValueError:
+                where = f"tools[{i}].functionDeclarations[{j}].parameters"
+                raise _bad(f"{where} must be a JSON Schema with type 'object'", where) from None
     return specs
 
 
@@ -523,15 +553,11 @@ def _decode_generation_config(gen: Any, fields: dict[str, Any], options: dict[st
         raise _bad("generationConfig must be an object", "generationConfig")
     gen = _camel(gen)
     passthrough = {k: v for k, v in gen.items() if k not in _GEN_KEYS}
-    for wire, name in (
-        ("temperature", "temperature"),
-        ("topP", "top_p"),
-        ("maxOutputTokens", "max_tokens"),
-        ("stopSequences", "stop"),
-        ("seed", "seed"),
-    ):
+    for wire, name in _GEN_FIELDS.items():
         if wire in gen:
             fields[name] = gen[wire]
+    if gen.get("candidateCount") not in (None, 1):
+        raise UnsupportedParameterError("only candidateCount 1 is supported", param="generationConfig.candidateCount")
     mime = gen.get("responseMimeType")
     schema = gen.get("responseJsonSchema")
     if schema is None and gen.get("responseSchema") is not None:
@@ -565,7 +591,7 @@ def _decode_generation_config(gen: Any, fields: dict[str, Any], options: dict[st
 
 
 def decode_request(body: dict[str, Any], *, model: str = "") -> ChatRequest:
-    """``generateContent`` body (model from the URL path) → canonical. Unknown keys go to provider_options."""
+    """``generateContent`` body (model from the URL path) → canonical. Unknown keys ride along Gemini-only."""
     if not isinstance(body, dict):
         raise _bad("request body must be a JSON object", "body")
     body = _camel(body)
@@ -575,22 +601,25 @@ def decode_request(body: dict[str, Any], *, model: str = "") -> ChatRequest:
     messages.extend(_decode_contents(body.get("contents", [])))
     options: dict[str, Any] = {}
     fields: dict[str, Any] = {}
+    server_tools: list[dict[str, Any]] = []
     if body.get("tools") is not None:
-        fields["tools"] = _decode_tools(body["tools"], options)
+        fields["tools"] = _decode_tools(body["tools"], server_tools)
     if body.get("toolConfig") is not None:
         fields["tool_choice"] = _decode_tool_choice(body["toolConfig"], options)
     if body.get("generationConfig") is not None:
         _decode_generation_config(body["generationConfig"], fields, options)
     known = {"contents", "systemInstruction", "tools", "toolConfig", "generationConfig", "model"}
-    for key, value in body.items():
-        if key not in known:
-            options[key] = value
+    unknown = {key: value for key, value in body.items() if key not in known}
+    passthrough = split_unknown(unknown, "gemini", leftovers=options, tools=server_tools)
     try:
         return ChatRequest(
-            model=model or str(body.get("model", "")), messages=messages, provider_options=options, **fields
+            model=model or str(body.get("model", "")), messages=messages, passthrough=passthrough, **fields
         )
     except ValueError as exc:
-        raise _bad(f"invalid request: {exc}", "body") from exc
+        first = getattr(exc, "errors", lambda: [{}])()[0]
+        loc = ".".join(str(p) for p in first.get("loc", ()))
+        param = PARAM_NAMES.get(loc, loc or "body")
+        raise _bad(f"Invalid value at '{param}': {first.get('msg', exc)}", param) from None
 
 
 # -- responses ------------------------------------------------------------------------------------------

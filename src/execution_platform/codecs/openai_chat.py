@@ -64,6 +64,7 @@ from ..model import (
     Usage,
     UsageEvent,
 )
+from .passthrough import apply_extras, drop_field, split_unknown
 from .sse import SSEEvent, frame
 
 __all__ = [
@@ -83,6 +84,7 @@ _KNOWN_KEYS = frozenset(
         "model", "messages", "tools", "tool_choice", "parallel_tool_calls", "response_format",
         "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed", "user",
         "reasoning_effort", "stream", "stream_options", "n", "functions", "function_call", "prompt_cache_key",
+        "frequency_penalty", "presence_penalty",
     }
 )
 _EFFORTS = ("minimal", "low", "medium", "high")
@@ -263,7 +265,7 @@ def _tool_choice_to_wire(choice: ToolChoice) -> Any:
 
 
 def encode_request(req: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
-    """Canonical request → OpenAI body. ``provider_options`` are merged last: explicit wins."""
+    """Canonical request → OpenAI body; pass-through fields only add, never override (see passthrough)."""
     body: dict[str, Any] = {"model": req.model, "messages": [_message_to_wire(m) for m in req.messages]}
     if req.tools:
         body["tools"] = [_tool_to_wire(t) for t in req.tools]
@@ -273,10 +275,13 @@ def encode_request(req: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
         body["parallel_tool_calls"] = req.parallel_tool_calls
     if req.response_format is not None:
         body["response_format"] = _response_format_to_wire(req.response_format)
-    for key in ("temperature", "top_p", "stop", "seed", "user", "prompt_cache_key"):
+    for key in ("temperature", "top_p", "frequency_penalty", "presence_penalty", "stop", "seed", "user",
+                "prompt_cache_key"):
         value = getattr(req, key)
         if value is not None:
             body[key] = value
+    if req.top_k is not None:
+        drop_field("top_k", "openai")
     if req.max_tokens is not None:
         key = "max_completion_tokens" if _REASONING_MODEL.match(req.model) else "max_tokens"
         body[key] = req.max_tokens
@@ -285,8 +290,7 @@ def encode_request(req: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
-    body.update(req.provider_options)
-    return body
+    return apply_extras(body, req, "openai")
 
 
 def _data_url_image(url: str, detail: Any) -> ImagePart:
@@ -393,7 +397,8 @@ def _message_from_wire(raw: Any, i: int, call_names: dict[str, str]) -> Message:
     return Message(role=role, content=content, tool_calls=tool_calls, name=name if isinstance(name, str) else None)
 
 
-def _tools_from_wire(raw: Any, legacy: Any) -> list[ToolSpec]:
+def _tools_from_wire(raw: Any, legacy: Any, builtin: list[dict[str, Any]]) -> list[ToolSpec]:
+    """Function tools become ToolSpecs; other tool types (``custom``…) go to ``builtin``, OpenAI-only."""
     if raw is None and legacy is not None:
         raw = [{"type": "function", "function": f} for f in legacy] if isinstance(legacy, list) else legacy
     if raw is None:
@@ -402,16 +407,22 @@ def _tools_from_wire(raw: Any, legacy: Any) -> list[ToolSpec]:
         raise _invalid("tools must be an array", "tools")
     tools: list[ToolSpec] = []
     for k, tool in enumerate(raw):
-        if not isinstance(tool, dict) or tool.get("type", "function") != "function":
-            kind = tool.get("type") if isinstance(tool, dict) else None
-            raise UnsupportedParameterError(f"tool type {kind!r} is not supported", param=f"tools[{k}].type")
+        if isinstance(tool, dict) and isinstance(tool.get("type"), str) and tool["type"] != "function":
+            builtin.append(tool)
+            continue
+        if not isinstance(tool, dict):
+            raise _invalid("a tool must be an object", f"tools[{k}]")
         fn = tool.get("function")
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
             raise _invalid("a tool needs function.name", f"tools[{k}].function.name")
         spec: dict[str, Any] = {"name": fn["name"], "description": fn.get("description"), "strict": fn.get("strict")}
-        if isinstance(fn.get("parameters"), dict):
+        if fn.get("parameters") is not None:
             spec["parameters"] = fn["parameters"]
-        tools.append(ToolSpec(**spec))
+        try:
+            tools.append(ToolSpec(**spec))
+        except ValueError:
+            raise _invalid("parameters must be a JSON Schema object (type 'object')",
+                           f"tools[{k}].function.parameters") from None
     return tools
 
 
@@ -445,7 +456,7 @@ def _response_format_from_wire(raw: Any) -> ResponseFormat | None:
 
 
 def decode_request(body: dict[str, Any]) -> ChatRequest:
-    """OpenAI body → canonical request. Unknown keys become ``provider_options``."""
+    """OpenAI body → canonical request. Unknown keys ride along as an OpenAI-only passthrough."""
     if not isinstance(body, dict):
         raise _invalid("the request body must be a JSON object", "body")
     model = body.get("model")
@@ -458,8 +469,11 @@ def decode_request(body: dict[str, Any]) -> ChatRequest:
         raise UnsupportedParameterError("only n=1 is supported", param="n")
     call_names: dict[str, str] = {}
     messages = [_message_from_wire(m, i, call_names) for i, m in enumerate(raw_messages)]
+    builtin: list[dict[str, Any]] = []
 
     options: dict[str, Any] = {k: v for k, v in body.items() if k not in _KNOWN_KEYS}
+    for key in ("max_completion_tokens", "max_tokens"):
+        _check_cap(body.get(key), key)
     reasoning = None
     effort = body.get("reasoning_effort")
     if effort in _EFFORTS:
@@ -474,7 +488,7 @@ def decode_request(body: dict[str, Any]) -> ChatRequest:
         return ChatRequest(
             model=model,
             messages=messages,
-            tools=_tools_from_wire(body.get("tools"), body.get("functions")),
+            tools=_tools_from_wire(body.get("tools"), body.get("functions"), builtin),
             tool_choice=_tool_choice_from_wire(
                 body.get("tool_choice", body.get("function_call")), "tool_choice"
             ),
@@ -486,14 +500,24 @@ def decode_request(body: dict[str, Any]) -> ChatRequest:
             stop=stop,
             seed=body.get("seed"),
             user=body.get("user"),
+            frequency_penalty=body.get("frequency_penalty"),
+            presence_penalty=body.get("presence_penalty"),
             reasoning=reasoning,
             prompt_cache_key=body.get("prompt_cache_key"),
-            provider_options=options,
+            passthrough=split_unknown(options, "openai", tools=builtin),
         )
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         first = getattr(exc, "errors", lambda: [{}])()[0]
         param = ".".join(str(p) for p in first.get("loc", ())) or "body"
-        raise _invalid(f"invalid request: {first.get('msg', exc)}", param) from None
+        if param == "max_tokens" and "max_completion_tokens" in body:
+            param = "max_completion_tokens"
+        raise _invalid(f"invalid value for '{param}': {first.get('msg', exc)}", param) from None
+
+
+def _check_cap(value: Any, param: str) -> None:
+    """Both cap spellings are checked, even the one that loses, so neither carries junk."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise _invalid(f"'{param}' must be a positive integer", param)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -66,6 +66,7 @@ from ..model import (
 )
 from . import openai_chat
 from .openai_chat import arguments_text, parse_arguments
+from .passthrough import apply_extras, split_unknown
 from .sse import SSEEvent, frame
 
 __all__ = [
@@ -87,7 +88,7 @@ encode_error = openai_chat.encode_error
 _KNOWN_KEYS = frozenset(
     {
         "model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "text",
-        "temperature", "top_p", "max_output_tokens", "reasoning", "user", "stream",
+        "temperature", "top_p", "max_output_tokens", "reasoning", "user", "stream", "prompt_cache_key",
     }
 )
 # Server-state and presentation fields with no canonical meaning: ignored by the codec (the serving
@@ -95,7 +96,7 @@ _KNOWN_KEYS = frozenset(
 IGNORED_KEYS = frozenset(
     {
         "store", "previous_response_id", "metadata", "include", "truncation", "background",
-        "service_tier", "prompt_cache_key", "prompt_cache_retention", "safety_identifier", "top_logprobs",
+        "service_tier", "prompt_cache_retention", "safety_identifier", "top_logprobs",
         "stream_options", "conversation", "max_tool_calls", "client_metadata",
     }
 )
@@ -270,7 +271,7 @@ def encode_request(req: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
         body["parallel_tool_calls"] = req.parallel_tool_calls
     if req.response_format is not None:
         body["text"] = {"format": _format_to_wire(req.response_format)}
-    for key in ("temperature", "top_p", "user"):
+    for key in ("temperature", "top_p", "user", "prompt_cache_key"):
         value = getattr(req, key)
         if value is not None:
             body[key] = value
@@ -282,8 +283,7 @@ def encode_request(req: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
     body["store"] = False
     if stream:
         body["stream"] = True
-    body.update(req.provider_options)
-    return body
+    return apply_extras(body, req, "openai_responses")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -466,7 +466,7 @@ def _reasoning_from_wire(raw: Any, options: dict[str, Any]) -> Reasoning | None:
 
 
 def decode_request(body: dict[str, Any]) -> ChatRequest:
-    """A Responses API body → canonical request. Unknown keys become ``provider_options``."""
+    """A Responses API body → canonical request. Unknown keys are kept for a Responses upstream only (``Passthrough``)."""
     if not isinstance(body, dict):
         raise _invalid("the request body must be a JSON object", "body")
     model = body.get("model")
@@ -500,8 +500,9 @@ def decode_request(body: dict[str, Any]) -> ChatRequest:
             top_p=body.get("top_p"),
             max_tokens=body.get("max_output_tokens"),
             user=body.get("user"),
+            prompt_cache_key=body.get("prompt_cache_key"),
             reasoning=reasoning,
-            provider_options=options,
+            passthrough=split_unknown(options, "openai_responses"),
         )
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         first = getattr(exc, "errors", lambda: [{}])()[0]

@@ -129,6 +129,20 @@ class Params(_Strict):
     reasoning_budget_tokens: int | None = Field(None, ge=0)
     provider_options: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("provider_options")
+    @classmethod
+    def _no_owned_fields(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # The same rule as native requests: options add upstream fields, they never carry the
+        # model, prompt, tools, cap or stream flags (those have their own settings).
+        from ..codecs.passthrough import check_provider_options
+        from ..errors import InvalidRequestError
+
+        try:
+            check_provider_options(value)
+        except InvalidRequestError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
 
 class TargetConfig(Params):
     """One entry of a persona's chain: ``provider/model``, a deployment name or a ``model_name``.
@@ -216,6 +230,9 @@ class ServerConfig(_Strict):
     request_timeout: float | None = Field(None, gt=0)
     # Seconds a budget hold in Redis outlives a gateway that died; live holds are renewed meanwhile.
     budget_hold_ttl: float = Field(30.0, ge=0.5)
+    # A request parameter the serving upstream cannot take is a 400 naming it, instead of being
+    # dropped and listed in the x-ep-dropped-params response header.
+    strict_params: bool = False
 
 
 class Config(_Strict):

@@ -25,11 +25,13 @@ from .messages import Message, Role, ToolCall
 from .request import (
     ChatRequest,
     NamedToolChoice,
+    Passthrough,
     Reasoning,
     RequestMetadata,
     ResponseFormat,
     ToolChoice,
     ToolSpec,
+    WireFormat,
 )
 from .response import Attempt, ChatResponse, FinishReason, Usage
 
@@ -48,6 +50,7 @@ __all__ = [
     "ImagePart",
     "Message",
     "NamedToolChoice",
+    "Passthrough",
     "Reasoning",
     "RequestMetadata",
     "ResponseFormat",
@@ -67,4 +70,5 @@ __all__ = [
     "ToolSpec",
     "Usage",
     "UsageEvent",
+    "WireFormat",
 ]

@@ -1,6 +1,6 @@
 """The canonical chat request."""
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -17,6 +17,15 @@ class ToolSpec(CanonicalModel):
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
     strict: bool | None = None
     cache_control: CacheControl | None = None
+
+    @field_validator("parameters")
+    @classmethod
+    def _object_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # Every provider wants an object schema for arguments; anything else used to be silently
+        # replaced by an empty one, so a malformed tool reached the model without its arguments.
+        if value.get("type", "object") != "object":
+            raise ValueError("tool parameters must be a JSON Schema with type 'object'")
+        return value
 
 
 class NamedToolChoice(CanonicalModel):
@@ -55,13 +64,36 @@ class RequestMetadata(CanonicalModel):
     tags: dict[str, str] = Field(default_factory=dict)
 
 
+# Strict types: "100" or true are not token counts, -1e308 is not a temperature. Values are
+# checked once here, at decode on every surface, before policy (budgets, caps) reads them.
+PositiveInt = Annotated[int, Field(strict=True, gt=0)]
+Temperature = Annotated[float, Field(strict=True, ge=0, le=2, allow_inf_nan=False)]
+Probability = Annotated[float, Field(strict=True, ge=0, le=1, allow_inf_nan=False)]
+Penalty = Annotated[float, Field(strict=True, ge=-2, le=2, allow_inf_nan=False)]
+WireFormat = Literal["openai", "anthropic", "gemini", "openai_responses"]
+
+
+class Passthrough(CanonicalModel):
+    """Request fields the canonical model does not know, tagged with the wire format they came in.
+
+    An encoder copies them only into a body of the same format, and never over a field the gateway
+    owns; across formats they are dropped and reported. ``tools`` holds that format's server or
+    built-in tools (web search, code execution…), which no other provider can run.
+    """
+
+    format: WireFormat
+    fields: dict[str, Any] = Field(default_factory=dict)
+    tools: list[dict[str, Any]] = Field(default_factory=list)
+
+
 class ChatRequest(CanonicalModel):
     """A provider-neutral chat request.
 
     ``model`` is whatever address the caller used (``openai/gpt-4o``, a deployment, ``persona:x``);
-    providers receive it already resolved to their own model name. ``provider_options`` carries
-    provider-specific parameters through untouched (merged into the upstream body), so nothing a
-    caller asks for is silently dropped.
+    providers receive it already resolved to their own model name. ``provider_options`` are
+    explicit options for whichever upstream serves the call (native callers and config); they may
+    add fields but never set one the gateway owns. ``passthrough`` carries a wire client's unknown
+    fields to an upstream of the same format only.
     """
 
     model: str
@@ -70,17 +102,21 @@ class ChatRequest(CanonicalModel):
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
     response_format: ResponseFormat | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    max_tokens: int | None = None
+    temperature: Temperature | None = None
+    top_p: Probability | None = None
+    top_k: PositiveInt | None = None
+    frequency_penalty: Penalty | None = None
+    presence_penalty: Penalty | None = None
+    max_tokens: PositiveInt | None = None
     stop: list[str] | None = None
-    seed: int | None = None
+    seed: Annotated[int, Field(strict=True)] | None = None
     user: str | None = None
     reasoning: Reasoning | None = None
     # OpenAI's ``prompt_cache_key``: groups requests that share a prefix; a hint other upstreams ignore.
     prompt_cache_key: str | None = None
     metadata: RequestMetadata = Field(default_factory=RequestMetadata)
     provider_options: dict[str, Any] = Field(default_factory=dict)
+    passthrough: Passthrough | None = None
 
     @field_validator("stop", mode="before")
     @classmethod

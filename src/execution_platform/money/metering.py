@@ -186,8 +186,10 @@ class MeteredProvider(Provider):
         return ctx, scoped
 
     def _max_output(self, ctx: CallContext, request: ChatRequest) -> int:
-        if request.max_tokens is not None:
-            return request.max_tokens
+        output_cap = getattr(self.inner, "output_cap", None)
+        cap = output_cap(request) if output_cap is not None else request.max_tokens
+        if cap is not None:  # what will cross, after pass-through rules and the adapter's own default
+            return cap
         if ctx.max_output_tokens is not None:
             return ctx.max_output_tokens
         return self.inner.capabilities(request.model).max_output_tokens or self.default_max_output_tokens

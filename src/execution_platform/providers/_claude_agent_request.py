@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from ..codecs.passthrough import drop_all, drop_field
 from ..errors import InvalidRequestError, UnsupportedParameterError
 from ..model import ChatRequest, ImagePart, Message
 
@@ -62,6 +63,10 @@ def check_supported(request: ChatRequest) -> None:
         )
     if request.stop:
         raise UnsupportedParameterError("claude_agent does not support stop sequences", param="stop")
+    for name in ("top_k", "frequency_penalty", "presence_penalty", "seed"):
+        if getattr(request, name) is not None:
+            drop_field(name, "claude_agent")
+    drop_all(request, "claude_agent")
     unknown = sorted(set(request.provider_options) - OPTION_KEYS)
     if unknown:
         raise UnsupportedParameterError(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 from ..codecs import anthropic_messages
 from ..errors import UpstreamServerError
-from ..model import Capabilities, ChatRequest
+from ..model import Capabilities, ChatRequest, ChatResponse, StreamEvent
 from ._http_provider import HTTPProvider
+from .json_mode import chat_with, served_capabilities, stream_with
 
 _CONTEXT_WINDOW = 200_000
 
@@ -75,3 +77,19 @@ class AnthropicProvider(HTTPProvider):
             context_window=_CONTEXT_WINDOW,
             max_output_tokens=anthropic_messages.DEFAULT_MAX_TOKENS,
         )
+
+    # Claude has no JSON mode without a schema (and older models no structured output at all):
+    # both are served by a forced tool call, see :mod:`.json_mode`.
+    def capabilities(self, model: str) -> Capabilities:
+        return served_capabilities(super().capabilities(model))
+
+    def output_cap(self, request: ChatRequest) -> int | None:
+        if request.max_tokens is not None:
+            return request.max_tokens
+        return anthropic_messages.default_max_tokens(request)
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        return await chat_with(super().chat, request, super().capabilities(request.model))
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        return stream_with(super().stream, request, super().capabilities(request.model))

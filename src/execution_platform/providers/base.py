@@ -57,6 +57,14 @@ class Provider(ABC):
         # and a long prompt takes milliseconds to encode; neither may stall the event loop.
         return await asyncio.to_thread(count_request_tokens, request)
 
+    def output_cap(self, request: ChatRequest) -> int | None:
+        """The output cap this provider will send upstream, when it is fixed before the call.
+
+        Budget holds are sized from it: an adapter that fills in a default cap (Anthropic requires
+        one) holds for that default, not for the model's maximum.
+        """
+        return request.max_tokens
+
     async def aclose(self) -> None:
         """Release pooled resources (nothing by default)."""
         return None

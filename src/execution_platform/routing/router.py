@@ -298,8 +298,10 @@ def _tool_allowed(name: str, allowed: list[str]) -> bool:
 def _apply_persona(request: ChatRequest, name: str, persona: Persona) -> ChatRequest:
     """Prepend the persona's system prompt, fill in its parameters and tag the call with the persona.
 
-    The caller's explicit parameters win over the persona's defaults; the persona's tool allow-list is
-    enforced (a tool outside it is refused rather than silently dropped).
+    The caller's explicit parameters win over the persona's defaults, except the output cap, which
+    is a ceiling (a caller may ask for fewer tokens, never more), and the persona's provider options,
+    which are policy. The persona's tool allow-list is enforced (a tool outside it is refused rather
+    than silently dropped).
     """
     if persona.tools is not None:
         refused = [t.name for t in request.tools if not _tool_allowed(t.name, persona.tools)]
@@ -316,10 +318,12 @@ def _apply_persona(request: ChatRequest, name: str, persona: Persona) -> ChatReq
     for f in _PARAM_FIELDS:
         if getattr(request, f) is None and getattr(params, f) is not None:
             update[f] = getattr(params, f)
+    if params.max_tokens is not None and request.max_tokens is not None:
+        update["max_tokens"] = min(request.max_tokens, params.max_tokens)
     if request.reasoning is None:
         reasoning = _reasoning(params.reasoning_effort, params.reasoning_budget_tokens)
         if reasoning is not None:
             update["reasoning"] = reasoning
     if params.provider_options:
-        update["provider_options"] = {**params.provider_options, **request.provider_options}
+        update["provider_options"] = {**request.provider_options, **params.provider_options}
     return request.model_copy(update=update)

@@ -8,6 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ...codecs.passthrough import DROPPED_HEADER, current_report, open_report
 from ...errors import EPError, InvalidRequestError
 from ...model import ChatRequest, ChatResponse, StreamEvent
 from ..calls import complete, decode_with, open_stream, prepare, stream_headers
@@ -22,11 +23,31 @@ def gateway(request: Request) -> Gateway:
     return request.app.state.gateway
 
 
+def strict_params(gw: Gateway) -> bool:
+    server = gw.config.get("server") if isinstance(gw.config, dict) else getattr(gw.config, "server", None)
+    value = server.get("strict_params") if isinstance(server, dict) else getattr(server, "strict_params", False)
+    return bool(value)
+
+
+def dropped_headers() -> dict[str, str]:
+    """``x-ep-dropped-params`` naming what this call's upstream did not receive (empty: no header)."""
+    report = current_report()
+    return {DROPPED_HEADER: report.header()} if report is not None and report.dropped else {}
+
+
 async def read_chat(
-    request: Request, decode: Callable[[dict[str, Any]], ChatRequest], params: dict[str, str] | None = None
+    request: Request,
+    decode: Callable[[dict[str, Any]], ChatRequest],
+    params: dict[str, str] | None = None,
+    names: dict[str, str] | None = None,
 ) -> tuple[Gateway, ChatRequest, bool, dict[str, Any]]:
-    """Body → checked canonical request; returns the stream flag and the stripped transport options."""
+    """Body → checked canonical request; returns the stream flag and the stripped transport options.
+
+    Opens the call's dropped-parameter report first: decoding and the upstream encoder both add to it.
+    ``names`` spells canonical fields the way this surface's clients do.
+    """
     gw = gateway(request)
+    open_report(strict=strict_params(gw), names=names)
     body = await read_json_object(request, gw.limits)
     stream = body.pop("stream", False)
     if stream is None:
@@ -43,7 +64,7 @@ async def answer(
     gw: Gateway, chat: ChatRequest, encode_response: Callable[[ChatResponse], dict[str, Any]]
 ) -> Response:
     response = await complete(gw, chat)
-    return json_response(encode_response(response), headers=headers_of(response))
+    return json_response(encode_response(response), headers={**headers_of(response), **dropped_headers()})
 
 
 async def stream(
@@ -60,6 +81,6 @@ async def stream(
         encode=encode,
         trailer=trailer,
         on_error=on_error,
-        headers=stream_headers(head, chat),
+        headers=[*stream_headers(head, chat), *((k.encode(), v.encode()) for k, v in dropped_headers().items())],
         keepalive=gw.keepalive,
     )

@@ -14,6 +14,8 @@ from . import _chat
 
 router = APIRouter(tags=["Anthropic"])
 
+# canonical field -> this surface's spelling, for naming dropped params
+NAMES = {"stop": "stop_sequences", "user": "metadata.user_id"}
 PARAMS = {"reasoning": "thinking", "max_tokens": "max_tokens", "parallel_tool_calls": "tool_choice"}
 
 _BLOCKS = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]}
@@ -36,9 +38,9 @@ MESSAGES_REQUEST = {
         "stream": {"type": "boolean"},
         "tools": {"type": "array", "items": {"type": "object"}},
         "tool_choice": {"type": "object"},
-        "temperature": {"type": "number"},
-        "top_p": {"type": "number"},
-        "top_k": {"type": "integer"},
+        "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+        "top_p": {"type": "number", "minimum": 0, "maximum": 1},
+        "top_k": {"type": "integer", "minimum": 1},
         "stop_sequences": {"type": "array", "items": {"type": "string"}},
         "thinking": {"type": "object"},
         "metadata": {"type": "object"},
@@ -72,7 +74,8 @@ def _error_frame(err: EPError) -> bytes:
 )
 async def messages(request: Request) -> Response:
     codec = codec_for(ANTHROPIC)
-    gw, chat, streaming, _ = await _chat.read_chat(request, codec_for(ANTHROPIC).decode_request, PARAMS)
+    gw, chat, streaming, _ = await _chat.read_chat(request, codec_for(ANTHROPIC).decode_request, PARAMS,
+                                                  NAMES)
     if not streaming:
         return await _chat.answer(gw, chat, codec.encode_response)
     encoder = codec.StreamEncoder(chat.model)

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ...codecs import gemini as codec
+from ...codecs.passthrough import open_report
 from ...codecs.sse import frame
 from ...errors import EPError, InvalidRequestError, NotFoundError
 from ...model import ChatRequest
@@ -124,6 +125,7 @@ async def _model_call(request: Request) -> Response:
         raise NotFoundError(f"method '{method}' is not served; use one of: "
                             + ", ".join(CHAT_METHODS + EMBED_METHODS), code="route_not_found")
     gw = _chat.gateway(request)
+    open_report(strict=_chat.strict_params(gw), names=codec.PARAM_NAMES)
     body = await read_json_object(request, gw.limits)
     if method in EMBED_METHODS:
         return await _embed(gw, request, body, model, batch=method == "batchEmbedContents")

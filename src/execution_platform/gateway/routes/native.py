@@ -8,8 +8,9 @@ from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ...codecs.passthrough import check_provider_options
 from ...codecs.sse import frame
-from ...errors import EPError, NotFoundError
+from ...errors import EPError, InvalidRequestError, NotFoundError
 from ...model import ChatRequest, ChatResponse, StreamEvent
 from ..calls import PERSONA, capabilities, principal_of
 from ..responses import error_responses, json_body, json_response, sse_and_json
@@ -21,6 +22,7 @@ router = APIRouter(tags=["Native"])
 _NATIVE_REQUEST = ChatRequest.model_json_schema(ref_template="#/components/schemas/{model}")
 _NATIVE_RESPONSE = ChatResponse.model_json_schema(ref_template="#/components/schemas/{model}")
 _NATIVE_DEFS = {**_NATIVE_REQUEST.pop("$defs", {}), **_NATIVE_RESPONSE.pop("$defs", {})}
+_NATIVE_REQUEST["properties"].pop("passthrough", None)  # filled by wire decoders, refused on /chat
 _NATIVE_REQUEST["properties"]["stream"] = {"type": "boolean", "description": "answer with SSE of canonical events"}
 
 
@@ -30,6 +32,12 @@ def native_components() -> dict[str, Any]:
 
 
 def _decode(body: dict[str, Any]) -> ChatRequest:
+    """Native bodies are canonical; their ``provider_options`` may add fields, never policy ones."""
+    if body.get("passthrough") is not None:
+        raise InvalidRequestError("'passthrough' is set by wire decoders; use provider_options", param="passthrough")
+    options = body.get("provider_options")
+    if isinstance(options, dict):
+        check_provider_options(options)
     return ChatRequest.model_validate(body)
 
 

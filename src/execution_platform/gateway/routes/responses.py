@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ...codecs import openai_responses as codec
+from ...codecs.passthrough import drop, open_report
 from ...errors import InvalidRequestError, NotFoundError
 from ...model import ChatRequest, ChatResponse, Message
 from ...storage.responses import MemoryResponseStore, ResponseStore, SQLResponseStore, StoredResponse
@@ -114,7 +115,6 @@ class _State:
             raise InvalidRequestError("'metadata' must be an object of strings", param="metadata")
         self.store, self.previous, self.metadata = store, previous, metadata or {}
         self.instructions = isinstance(body.get("instructions"), str) and bool(body["instructions"])
-        self.dropped: list[str] = []
 
     @property
     def echo(self) -> dict[str, Any]:
@@ -128,6 +128,7 @@ class _State:
 
 async def _read(request: Request) -> tuple[Any, ChatRequest, bool, _State, ResponseSaver]:
     gw = _chat.gateway(request)
+    open_report(strict=_chat.strict_params(gw), names=PARAMS)
     body = await read_json_object(request, gw.limits)
     stream = body.pop("stream", False)
     if stream is None:
@@ -136,7 +137,8 @@ async def _read(request: Request) -> tuple[Any, ChatRequest, bool, _State, Respo
         raise InvalidRequestError("'stream' must be a boolean", param="stream")
     body.pop("stream_options", None)
     state = _State(body)
-    state.dropped = codec.dropped_tools(body)
+    for name in codec.dropped_tools(body):
+        drop(name, "is a tool hosted by OpenAI; no provider behind this gateway can run it")
     check_message_count(body, gw.limits, key="input")
     chat = decode_with(codec.decode_request, body)
     saver = response_saver(request)
@@ -170,10 +172,7 @@ async def create_response(request: Request) -> Response:
         payload.update(state.echo)
         if state.store:
             await saver.save(_stored(state, chat, payload, response.message))
-        headers = model_headers(response)
-        if state.dropped:
-            headers["x-ep-dropped-params"] = ", ".join(state.dropped)
-        return json_response(payload, headers=headers)
+        return json_response(payload, headers={**model_headers(response), **_chat.dropped_headers()})
     encoder = codec.StreamEncoder(chat.model, request=chat, extra=state.echo)
 
     def trailer() -> bytes:
@@ -183,10 +182,7 @@ async def create_response(request: Request) -> Response:
             saver.save_soon(_stored(state, chat, encoder.final, codec.decode_response(encoder.final).message))
         return data
 
-    sse = await _chat.stream(gw, chat, encode=encoder.encode, trailer=trailer, on_error=encoder.error)
-    if state.dropped:
-        sse.raw_headers = [*sse.raw_headers, (b"x-ep-dropped-params", ", ".join(state.dropped).encode())]
-    return sse
+    return await _chat.stream(gw, chat, encode=encoder.encode, trailer=trailer, on_error=encoder.error)
 
 
 INPUT_TOKENS = {
