@@ -1,0 +1,200 @@
+"""What the gateway records about each request: metrics, the access log line and error attribution.
+
+The middleware opens a request (start time), :func:`~.money.bind` attaches the request's
+``CallContext`` (attribution, upstream timing, outcome) to the ASGI scope state, every upstream attempt
+reports its settled ledger row through :meth:`Observer.attempt_hook`, and the middleware closes the
+request with :meth:`Observer.finish`. Nothing here sees message content; the log line carries ids,
+counts and timings only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import (
+    BudgetExceededError,
+    EPError,
+    OverloadedError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    RateLimitError,
+    StreamInterruptedError,
+    UpstreamConnectionError,
+    UpstreamServerError,
+    UpstreamTimeoutError,
+)
+from .errors import surface_for
+from .metrics import BREAKER_STATES, Metrics
+
+access_log = logging.getLogger("execution_platform.access")
+
+MODEL_CALL_PATHS = frozenset({"/v1/chat/completions", "/v1/messages", "/chat", "/v1/embeddings"})
+_PROVIDER_ERRORS = (UpstreamServerError, UpstreamTimeoutError, UpstreamConnectionError, StreamInterruptedError,
+                    OverloadedError)
+_CALLER_TYPES = frozenset({"invalid_request_error", "context_length_exceeded", "unsupported_parameter",
+                           "content_filtered", "authentication_error", "not_found_error", "capability_missing"})
+
+
+def fault_domain(err: EPError) -> str:
+    """Whose fault: ``caller`` (bad input, bad key), ``policy`` (our budgets, limits, scopes),
+    ``provider`` (an upstream failed or refused) or ``gateway`` (our configuration or a bug)."""
+    if isinstance(err, _PROVIDER_ERRORS):
+        return "provider"
+    if isinstance(err, RateLimitError):
+        return "policy" if getattr(err, "before_upstream", False) or err.upstream_status is None else "provider"
+    if isinstance(err, BudgetExceededError | PermissionDeniedError | PayloadTooLargeError):
+        return "policy"
+    if err.upstream_status is not None:
+        return "provider"
+    if err.type in _CALLER_TYPES or 400 <= err.status_code < 500:
+        return "caller"
+    return "gateway"
+
+
+def note_error(scope: dict[str, Any], err: EPError) -> None:
+    """Remember the error a request is answered with (for its metrics and log line)."""
+    scope.setdefault("state", {})["error"] = err
+
+
+def session_of(headers: Any) -> str | None:
+    """``X-EP-Session-Id``, else the session ids Claude Code and Codex CLI send on every request."""
+    for name in ("x-ep-session-id", "x-claude-code-session-id", "session_id", "conversation_id",
+                 "x-codex-session-id"):
+        value = headers.get(name)
+        if value and len(value) <= 128 and value.isprintable() and value.isascii():
+            return value
+    return None
+
+
+def _trace_id(scope: dict[str, Any]) -> str | None:
+    state = scope.get("state", {})
+    span = state.get("span")
+    if span is not None:
+        return format(span.get_span_context().trace_id, "032x")
+    for name, value in scope.get("headers", ()):
+        if name == b"traceparent":
+            parts = value.decode("latin-1").split("-")
+            return parts[1] if len(parts) >= 4 and len(parts[1]) == 32 else None
+    return None
+
+
+class Observer:
+    """Per-app recorder; cheap on the hot path (cached label children, the log line built only when
+    the access logger is enabled)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self._routes: dict[str, str] = {}
+
+    # -- per attempt -------------------------------------------------------------------------------
+    def attempt_hook(self, rows: list[Any]) -> Callable[[Any, float], None]:
+        """A callback for one request's attempts: metrics per attempt, and each settled row appended to
+        ``rows`` (the previous one tells a retry of the same target from a fallback to another)."""
+        m = self.metrics
+
+        def on_attempt(row: Any, started: float) -> None:
+            provider, model, persona = row.provider, row.model, row.persona or ""
+            if rows:
+                last = rows[-1]
+                same = last.provider == provider and last.model == model
+                (m.retries if same else m.fallbacks)(provider, model).inc()
+            rows.append(row)
+            m.attempts(provider, model, row.status).inc()
+            if row.latency_ms is not None:
+                m.upstream(provider, model).observe(row.latency_ms / 1000)
+            if row.input_tokens:
+                m.tokens(provider, model, persona, "input").inc(row.input_tokens)
+            if row.output_tokens:
+                m.tokens(provider, model, persona, "output").inc(row.output_tokens)
+            if row.cached_input_tokens:
+                m.tokens(provider, model, persona, "cached_input").inc(row.cached_input_tokens)
+            if row.reasoning_tokens:
+                m.tokens(provider, model, persona, "reasoning").inc(row.reasoning_tokens)
+            if row.cost_usd:
+                m.cost(provider, model, persona).inc(row.cost_usd)
+
+        return on_attempt
+
+    # -- per request -------------------------------------------------------------------------------
+    def route(self, scope: dict[str, Any]) -> str:
+        """The route template (bounded cardinality): hot paths as-is, others from the matched route."""
+        path: str = scope["path"]
+        if path in MODEL_CALL_PATHS:
+            return path
+        matched = scope.get("route")
+        template = getattr(matched, "path", None)
+        return template if isinstance(template, str) else "other"
+
+    def finish(self, scope: dict[str, Any], status: int, started: float, overhead: float | None) -> None:
+        ended = time.perf_counter()
+        state = scope.get("state", {})
+        route = self.route(scope)
+        ctx = state.get("call")
+        model_call = ctx is not None or route in MODEL_CALL_PATHS
+        surface = ("native" if route == "/chat" else surface_for(route)) if model_call else "none"
+        m = self.metrics
+        m.observe(route, status, surface, ended - started)
+        if overhead is not None:
+            m.overhead(route).observe(max(0.0, overhead))
+        err: EPError | None = state.get("error")
+        domain = None
+        if err is not None:
+            domain = fault_domain(err)
+            m.errors(domain, err.type).inc()
+        elif status == 499:
+            domain = "caller"
+            m.errors(domain, "client_disconnected").inc()
+        rows: list[Any] = state.get("attempts") or []
+        served = rows[-1] if rows else None
+        if ctx is not None and ctx.first_token_at is not None and served is not None:
+            m.ttft(served.provider, served.model).observe(ctx.first_token_at - started)
+            if ctx.token_events > 1 and ctx.last_token_at is not None:
+                gap = (ctx.last_token_at - ctx.first_token_at) / (ctx.token_events - 1)
+                m.inter_token(served.provider, served.model).observe(gap)
+        if access_log.isEnabledFor(logging.INFO):
+            access_log.info("request", extra={"ep": self._line(scope, route, status, started, ended, overhead,
+                                                               ctx, rows, err, domain)})
+
+    def _line(self, scope: dict[str, Any], route: str, status: int, started: float, ended: float,
+              overhead: float | None, ctx: Any, rows: list[Any], err: EPError | None,
+              domain: str | None) -> dict[str, Any]:
+        state = scope.get("state", {})
+        served = rows[-1] if rows else None
+        line: dict[str, Any] = {
+            "request_id": state.get("request_id"),
+            "trace_id": _trace_id(scope),
+            "method": scope.get("method"),
+            "route": route,
+            "status": status,
+            "latency_ms": round((ended - started) * 1000, 3),
+        }
+        if overhead is not None:
+            line["overhead_ms"] = round(overhead * 1000, 3)
+        if ctx is not None:
+            line.update(
+                key_id=ctx.key_id, team=ctx.team, persona=ctx.persona, run_id=ctx.run_id, session_id=ctx.session_id,
+                attempts=len(rows),
+            )
+        if served is not None:
+            line.update(
+                key_id=served.key_id, team=served.team, persona=served.persona, run_id=served.run_id,
+                session_id=served.session_id, provider=served.provider, model=served.model,
+                input_tokens=sum(r.input_tokens for r in rows), output_tokens=sum(r.output_tokens for r in rows),
+                cost_usd=round(sum(r.cost_usd or 0.0 for r in rows), 9),
+            )
+        if err is not None:
+            line.update(error_type=err.type, fault_domain=domain)
+        return line
+
+    # -- at scrape time ----------------------------------------------------------------------------
+    def refresh(self, gateway: Any) -> None:
+        """Gauges read from live state: breakers of this process (a scrape in multiprocess mode sees the
+        worst state any worker reported)."""
+        router = getattr(gateway.client, "router", None)
+        breakers = getattr(router, "_breakers", None) or {}
+        for target, breaker in list(breakers.items()):
+            self.metrics.breaker_state.labels(target).set(BREAKER_STATES.get(breaker.state, 0))
+
