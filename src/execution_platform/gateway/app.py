@@ -74,7 +74,9 @@ def create_app(
     keys = key_store if key_store is not None else open_key_store(settings)
     meter = money.open_meter(settings, config, keys, client)  # ledger/budgets/limits; opened at start-up
     metrics = Metrics()
-    observer = Observer(metrics)
+    from .. import tracing
+
+    observer = Observer(metrics, tracing.tracer())
     gateway = Gateway(
         settings=settings,
         config=config,

@@ -39,6 +39,8 @@ class GatewayMiddleware:
         started_response = [False]
         overhead: float | None = None
         path: str = scope["path"]
+        if self.observer.tracer is not None:
+            state["span"] = self.observer.start_span(scope)
 
         async def send_with_id(message: dict[str, Any]) -> None:
             nonlocal status, overhead

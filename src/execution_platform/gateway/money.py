@@ -57,7 +57,9 @@ def bind(request: Request, principal: Any, chat: ChatRequest, session_id: str | 
     """Make this request's payer current for the rest of the request's task (and tasks it starts), and
     attach it to the request's state, where the middleware reads its timing and outcome."""
     state = request.scope.setdefault("state", {})
+    observer = request.app.state.gateway.observer
     rows: list[Any] = []
+    starts: list[float] = []
     ctx = CallContext(
         request_id=state.get("request_id"),
         key_id=principal.key_id,
@@ -65,10 +67,18 @@ def bind(request: Request, principal: Any, chat: ChatRequest, session_id: str | 
         session_id=session_id,
         budgets=principal.budgets,
         request_limits=principal.limits,
-        on_attempt=request.app.state.gateway.observer.attempt_hook(rows),
+        on_attempt=observer.attempt_hook(rows, starts),
     )
     state["call"] = ctx
     state["attempts"] = rows
+    state["attempt_starts"] = starts
+    if observer.tracer is not None:  # what the server span reports about the request
+        state["request_model"] = chat.model
+        state["max_tokens"] = chat.max_tokens
+        if observer.capture_content:
+            import orjson
+
+            state["input_messages"] = orjson.dumps([m.model_dump(mode="json") for m in chat.messages]).decode()
     set_context(ctx)
     return ctx
 

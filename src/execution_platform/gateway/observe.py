@@ -85,17 +85,24 @@ class Observer:
     """Per-app recorder; cheap on the hot path (cached label children, the log line built only when
     the access logger is enabled)."""
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, tracer: Any = None) -> None:
         self.metrics = metrics
-        self._routes: dict[str, str] = {}
+        self.tracer = tracer  # None: tracing off, no span work at all
+        self.capture_content = False
+        if tracer is not None:
+            from .. import tracing
+
+            self.capture_content = tracing.capture_content()
 
     # -- per attempt -------------------------------------------------------------------------------
-    def attempt_hook(self, rows: list[Any]) -> Callable[[Any, float], None]:
+    def attempt_hook(self, rows: list[Any], starts: list[float]) -> Callable[[Any, float], None]:
         """A callback for one request's attempts: metrics per attempt, and each settled row appended to
-        ``rows`` (the previous one tells a retry of the same target from a fallback to another)."""
+        ``rows`` with its start in ``starts`` (the previous row tells a retry of the same target from a
+        fallback to another; spans are made from both when the request ends)."""
         m = self.metrics
 
         def on_attempt(row: Any, started: float) -> None:
+            starts.append(started)
             provider, model, persona = row.provider, row.model, row.persona or ""
             if rows:
                 last = rows[-1]
@@ -154,6 +161,9 @@ class Observer:
             if ctx.token_events > 1 and ctx.last_token_at is not None:
                 gap = (ctx.last_token_at - ctx.first_token_at) / (ctx.token_events - 1)
                 m.inter_token(served.provider, served.model).observe(gap)
+        span = state.get("span")
+        if span is not None:
+            self._end_spans(span, scope, route, status, ended, overhead, ctx, rows, err, model_call)
         if access_log.isEnabledFor(logging.INFO):
             access_log.info("request", extra={"ep": self._line(scope, route, status, started, ended, overhead,
                                                                ctx, rows, err, domain)})
@@ -188,6 +198,99 @@ class Observer:
         if err is not None:
             line.update(error_type=err.type, fault_domain=domain)
         return line
+
+    # -- traces ------------------------------------------------------------------------------------
+    def start_span(self, scope: dict[str, Any]) -> Any:
+        """The server span of a request, continuing an incoming ``traceparent``."""
+        from .. import tracing
+
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope.get("headers", ())}
+        method, path = scope.get("method", ""), scope["path"]
+        return self.tracer.start_span(
+            f"{method} {path}", context=tracing.extract(headers), kind=tracing.kind("SERVER"),
+            attributes={"http.request.method": method, "url.path": path},
+        )
+
+    def _end_spans(self, span: Any, scope: dict[str, Any], route: str, status: int, ended: float,
+                   overhead: float | None, ctx: Any, rows: list[Any], err: EPError | None, model_call: bool) -> None:
+        """Attributes on the server span, one client span per upstream attempt (siblings, so retries and
+        fallbacks show side by side), then end the server span."""
+        from .. import tracing
+
+        state = scope.get("state", {})
+        method = scope.get("method", "")
+        span.update_name(f"{method} {route}")
+        span.set_attribute("http.route", route)
+        span.set_attribute("http.response.status_code", status)
+        if overhead is not None:
+            span.set_attribute("ep.overhead_ms", round(max(0.0, overhead) * 1000, 3))
+        if model_call:
+            span.set_attribute("gen_ai.operation.name", "chat")
+            requested = state.get("request_model")
+            if requested:
+                span.set_attribute("gen_ai.request.model", requested)
+            if state.get("max_tokens") is not None:
+                span.set_attribute("gen_ai.request.max_tokens", state["max_tokens"])
+            if state.get("input_messages") is not None:
+                span.set_attribute("gen_ai.input.messages", state["input_messages"])
+        if ctx is not None:
+            served = rows[-1] if rows else None
+            for name, value in (("ep.key_id", ctx.key_id), ("ep.team", ctx.team), ("ep.session_id", ctx.session_id),
+                                ("ep.persona", served.persona if served else ctx.persona),
+                                ("ep.run_id", served.run_id if served else ctx.run_id)):
+                if value:
+                    span.set_attribute(name, value)
+            span.set_attribute("ep.attempts", len(rows))
+            span.set_attribute("ep.cost_usd", sum(r.cost_usd or 0.0 for r in rows))
+            if served is not None:
+                span.set_attribute("gen_ai.provider.name", tracing.PROVIDER_NAMES.get(served.provider, served.provider))
+                span.set_attribute("gen_ai.response.model", ctx.response_model or served.model)
+                span.set_attribute("gen_ai.usage.input_tokens", sum(r.input_tokens for r in rows))
+                span.set_attribute("gen_ai.usage.output_tokens", sum(r.output_tokens for r in rows))
+                if served.status == "ok":
+                    if ctx.response_id:
+                        span.set_attribute("gen_ai.response.id", ctx.response_id)
+                    if ctx.finish_reason:
+                        span.set_attribute("gen_ai.response.finish_reasons", [ctx.finish_reason])
+            starts: list[float] = state.get("attempt_starts") or []
+            now_pc, now_ns = time.perf_counter(), time.time_ns()
+
+            def ns(pc: float) -> int:
+                return now_ns - int((now_pc - pc) * 1e9)
+
+            context = tracing.parent(span)
+            for i, (row, started) in enumerate(zip(rows, starts, strict=False)):
+                last = i == len(rows) - 1
+                attrs: dict[str, Any] = {
+                    "gen_ai.operation.name": "chat",
+                    "gen_ai.provider.name": tracing.PROVIDER_NAMES.get(row.provider, row.provider),
+                    "gen_ai.request.model": row.model,
+                    "gen_ai.response.model": (ctx.response_model if last and ctx.response_model else row.model),
+                    "gen_ai.usage.input_tokens": row.input_tokens,
+                    "gen_ai.usage.output_tokens": row.output_tokens,
+                    "ep.attempt": row.attempt,
+                    "ep.status": row.status,
+                    "ep.cost_usd": row.cost_usd or 0.0,
+                }
+                if state.get("max_tokens") is not None:
+                    attrs["gen_ai.request.max_tokens"] = state["max_tokens"]
+                if row.deployment:
+                    attrs["ep.deployment"] = row.deployment
+                if last and row.status == "ok":
+                    if ctx.response_id:
+                        attrs["gen_ai.response.id"] = ctx.response_id
+                    if ctx.finish_reason:
+                        attrs["gen_ai.response.finish_reasons"] = [ctx.finish_reason]
+                child = self.tracer.start_span(f"chat {row.model}", context=context, kind=tracing.kind("CLIENT"),
+                                               start_time=ns(started), attributes=attrs)
+                if row.error_type:
+                    tracing.mark_error(child, row.error_type)
+                child.end(end_time=ns(started + (row.latency_ms or 0.0) / 1000))
+        if err is not None:
+            tracing.mark_error(span, err.type, err.message)
+        elif status >= 500:
+            tracing.mark_error(span, str(status))
+        span.end(end_time=time.time_ns() - int((time.perf_counter() - ended) * 1e9))
 
     # -- at scrape time ----------------------------------------------------------------------------
     def refresh(self, gateway: Any) -> None:

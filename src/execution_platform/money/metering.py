@@ -42,6 +42,7 @@ from ..model import (
     Capabilities,
     ChatRequest,
     ChatResponse,
+    FinishEvent,
     StartEvent,
     StreamEvent,
     TextDelta,
@@ -95,6 +96,10 @@ class CallContext:
     first_token_at: float | None = None  # first content event of the serving stream
     last_token_at: float | None = None
     token_events: int = 0
+    # what the upstream answered (for traces): its response id, model and finish reason
+    response_id: str | None = None
+    response_model: str | None = None
+    finish_reason: str | None = None
 
     def upstream_seconds(self, now: float) -> float:
         """Upstream time so far, counting a running attempt that has not produced its first event yet."""
@@ -318,6 +323,8 @@ class MeteredProvider(Provider):
         except BaseException as exc:
             await self._finish_shielded(call, "error", Usage(), error=exc)
             raise
+        if call.scoped is not None:
+            _answered(call.scoped, response.id, response.model, response.finish_reason)
         cost = await self._finish_shielded(call, "ok", response.usage, response.cost_usd)
         response.cost_usd = cost
         return response
@@ -353,16 +360,22 @@ class MeteredProvider(Provider):
         if isinstance(event, UsageEvent):
             call.usage = event.usage
             call.reported_cost = event.cost_usd
-        elif not isinstance(event, StartEvent):
+        elif isinstance(event, StartEvent):
+            if call.scoped is not None:
+                _answered(call.scoped, event.id, event.model, None)
+        else:
             now = time.perf_counter()
             if call.ttft_ms is None:
                 call.ttft_ms = (now - call.started) * 1000
             scoped = call.scoped
             if scoped is not None:
-                if scoped.first_token_at is None:
-                    scoped.first_token_at = now
-                scoped.last_token_at = now
-                scoped.token_events += 1
+                if isinstance(event, FinishEvent):
+                    scoped.finish_reason = event.reason
+                elif isinstance(event, TextDelta | ThinkingDelta | ToolCallStart | ToolCallDelta):
+                    if scoped.first_token_at is None:
+                        scoped.first_token_at = now
+                    scoped.last_token_at = now
+                    scoped.token_events += 1
             if isinstance(event, TextDelta | ThinkingDelta):
                 call.output_text.append(event.text)
             elif isinstance(event, ToolCallDelta):
@@ -381,6 +394,10 @@ class MeteredProvider(Provider):
             input_tokens=prompt_tokens_estimate(call.request),
             output_tokens=min(estimate_text_tokens("".join(call.output_text)), call.max_output),
         )
+
+
+def _answered(ctx: CallContext, response_id: str | None, model: str | None, finish: str | None) -> None:
+    ctx.response_id, ctx.response_model, ctx.finish_reason = response_id, model, finish
 
 
 def _report(call: _Call, **outcome: object) -> None:
