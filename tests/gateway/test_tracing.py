@@ -6,22 +6,17 @@ caller's ``traceparent``) and two sibling attempt spans with the GenAI semantic-
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
 
 from execution_platform import tracing
 from execution_platform.config.file import parse_config
 from tests.fakes.script import Fault, Reply
+from tests.otlp_receiver import Receiver
 
 CONFIG = """
 routing:
@@ -34,58 +29,6 @@ personas:
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 PARENT_ID = "b7ad6b7169203331"
 CONTENT = "a message that must not reach a span by default"
-
-
-def _value(any_value: Any) -> Any:
-    kind = any_value.WhichOneof("value")
-    if kind == "array_value":
-        return [_value(v) for v in any_value.array_value.values]
-    return getattr(any_value, kind) if kind else None
-
-
-class Receiver:
-    """OTLP/HTTP trace endpoint on a free loopback port; keeps every span it is sent."""
-
-    def __init__(self) -> None:
-        self.spans: list[dict[str, Any]] = []
-        spans = self.spans
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                request = ExportTraceServiceRequest()
-                request.ParseFromString(body)
-                for resource_spans in request.resource_spans:
-                    for scope_spans in resource_spans.scope_spans:
-                        for span in scope_spans.spans:
-                            spans.append({
-                                "name": span.name, "kind": span.kind, "trace_id": span.trace_id.hex(),
-                                "span_id": span.span_id.hex(), "parent": span.parent_span_id.hex(),
-                                "start": span.start_time_unix_nano, "end": span.end_time_unix_nano,
-                                "status": span.status.code,
-                                "attrs": {a.key: _value(a.value) for a in span.attributes},
-                            })
-                payload = ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("content-type", "application/x-protobuf")
-                self.send_header("content-length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
