@@ -123,8 +123,9 @@ def create_app(
     from .routes import admin, anthropic, costs, native, openai
     from .routes import metrics as metrics_routes
     from .routes import tools as tool_routes
+    from .routes import ui as ui_routes
 
-    modules = (native, openai, anthropic, tool_routes, admin, metrics_routes, costs)
+    modules = (native, openai, anthropic, tool_routes, admin, metrics_routes, costs, ui_routes)
     for module in modules:
         app.include_router(module.router)
     install_handlers(app)

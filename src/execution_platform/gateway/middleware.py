@@ -17,7 +17,7 @@ from .auth import Authenticator, presented_secret
 from .errors import error_response, internal_error, surface_for
 from .observe import MODEL_CALL_PATHS, Observer, note_error
 
-PUBLIC_PATHS = frozenset({"/health"})
+PUBLIC_PATHS = frozenset({"/health", "/ui", "/ui/static/app.js", "/ui/static/app.css"})  # the page asks for a key
 
 
 class GatewayMiddleware:

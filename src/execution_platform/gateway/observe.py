@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -89,6 +90,10 @@ class Observer:
         self.metrics = metrics
         self.tracer = tracer  # None: tracing off, no span work at all
         self.capture_content = False
+        # The latest model calls of this process (time, latency, overhead, fault domain): the dashboard's
+        # live view, without a database read.
+        self.recent: deque[tuple[float, float, float | None, str | None]] = deque(maxlen=4096)
+        self.started = time.time()
         if tracer is not None:
             from .. import tracing
 
@@ -154,6 +159,8 @@ class Observer:
         elif status == 499:
             domain = "caller"
             m.errors(domain, "client_disconnected").inc()
+        if model_call:
+            self.recent.append((time.time(), ended - started, overhead, domain))
         rows: list[Any] = state.get("attempts") or []
         served = rows[-1] if rows else None
         if ctx is not None and ctx.first_token_at is not None and served is not None:
@@ -292,6 +299,28 @@ class Observer:
             tracing.mark_error(span, str(status))
         span.end(end_time=time.time_ns() - int((time.perf_counter() - ended) * 1e9))
 
+    # -- live view ---------------------------------------------------------------------------------
+    def live(self, window: float = 60.0) -> dict[str, Any]:
+        """Requests/s, p50/p99 latency and overhead (ms) and errors by fault domain over the last
+        ``window`` seconds, for this process."""
+        now = time.time()
+        items = [item for item in list(self.recent) if item[0] >= now - window]
+        span = max(1.0, min(window, now - self.started))
+        latencies = sorted(item[1] for item in items)
+        overheads = sorted(item[2] for item in items if item[2] is not None)
+        errors: dict[str, int] = {}
+        for item in items:
+            if item[3] is not None:
+                errors[item[3]] = errors.get(item[3], 0) + 1
+        return {
+            "window_s": window,
+            "requests": len(items),
+            "rps": round(len(items) / span, 3),
+            "latency_ms": {"p50": _quantile(latencies, 0.5), "p99": _quantile(latencies, 0.99)},
+            "overhead_ms": {"p50": _quantile(overheads, 0.5), "p99": _quantile(overheads, 0.99)},
+            "errors": errors,
+        }
+
     # -- at scrape time ----------------------------------------------------------------------------
     def refresh(self, gateway: Any) -> None:
         """Gauges read from live state: breakers of this process (a scrape in multiprocess mode sees the
@@ -301,3 +330,8 @@ class Observer:
         for target, breaker in list(breakers.items()):
             self.metrics.breaker_state.labels(target).set(BREAKER_STATES.get(breaker.state, 0))
 
+
+def _quantile(ordered: list[float], q: float) -> float | None:
+    if not ordered:
+        return None
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 3)

@@ -443,6 +443,40 @@ class Ledger:
             raise ValueError(f"unknown budget scope {scope!r}")
         return float(self.costs_sync(since=since, where={scope: name})["total_usd"])
 
+    def series_sync(
+        self, group: str, *, since: datetime | None = None, until: datetime | None = None,
+        where: dict[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Spend per day and ``group`` (whole days, from the roll-up): the dashboard's stacked chart."""
+        if group not in DAILY:
+            raise ValueError(f"group must be one of {', '.join(DAILY)}")
+        d = ledger_daily.c
+        key = DAILY[group]
+        clauses: list[Any] = []
+        if since is not None:
+            clauses.append(d.day >= _day_text(_floor_day(_naive_utc(since))))  # type: ignore[arg-type]
+        if until is not None:
+            clauses.append(d.day < _day_text(_ceil_day(_naive_utc(until))))  # type: ignore[arg-type]
+        for name, value in (where or {}).items():
+            clauses.append(DAILY[name] == (value or ""))
+        query = (sa.select(d.day, key, sa.func.sum(d.cost_usd), sa.func.sum(d.requests))
+                 .where(*clauses).group_by(d.day, key).order_by(d.day, key))
+        with self.engine.connect() as conn:
+            return [{"day": day, "group": name or None, "cost_usd": float(cost or 0.0), "requests": int(n or 0)}
+                    for day, name, cost, n in conn.execute(query)]
+
+    def recent_sync(self, limit: int = 50, where: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """The latest rows, newest first (served by the ``ts`` and ``(key_id, ts)`` indexes)."""
+        t = ledger_table.c
+        query = (sa.select(t.ts, t.request_id, t.attempt, t.key_id, t.persona, t.session_id, t.provider, t.model,
+                           t.status, t.error_type, t.latency_ms, t.ttft_ms, t.input_tokens, t.output_tokens,
+                           t.cost_usd)
+                 .where(*self._filters(None, None, None, where)).order_by(t.ts.desc()).limit(limit))
+        with self.engine.connect() as conn:
+            # str() keys: SQLAlchemy's are a str subclass that strict JSON encoders refuse
+            return [{**{str(k): v for k, v in row._asdict().items()}, "ts": row.ts.isoformat() + "Z"}
+                    for row in conn.execute(query)]
+
     def prune_sync(self, now: datetime | None = None) -> int:
         """Delete raw rows older than ``retention_days`` (the roll-up keeps their totals); returns the count."""
         if self.retention_days is None:
