@@ -126,6 +126,7 @@ def test_failover_counts_a_fallback_and_the_persona(gw: Any, fake_openai: Any, f
     assert value(found, "ep_gateway_upstream_attempts_total", provider="openai", status="error") == 1
     assert value(found, "ep_gateway_tokens_total", provider="anthropic", persona="failover", kind="input") > 0
     assert value(found, "ep_gateway_breaker_state", target="openai/gpt-4o-mini") == 0
+    assert value(found, "ep_gateway_budget_remaining_usd", budget="persona:coder") == pytest.approx(0.000001)
 
 
 def test_overhead_header_excludes_the_upstream_wait(gw: Any, fake_openai: Any) -> None:

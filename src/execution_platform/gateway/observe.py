@@ -330,6 +330,18 @@ class Observer:
         for target, breaker in list(breakers.items()):
             self.metrics.breaker_state.labels(target).set(BREAKER_STATES.get(breaker.state, 0))
 
+    async def refresh_budgets(self, gateway: Any) -> None:
+        """USD left in the current period of each configured persona and team budget (keys' budgets are
+        not labels: key ids never are)."""
+        meter = getattr(gateway.client, "meter", None)
+        if meter is None or meter.budgets is None:
+            return
+        router = getattr(gateway.client, "router", None)
+        policy = meter.policy(getattr(router, "config", None) or gateway.config)
+        for budget in [*policy.persona_budgets.values(), *policy.team_budgets.values()]:
+            spent, _ = await meter.budgets.usage(budget)
+            self.metrics.budget_remaining.labels(f"{budget.scope}:{budget.name}").set(budget.limit_usd - spent)
+
 
 def _quantile(ordered: list[float], q: float) -> float | None:
     if not ordered:

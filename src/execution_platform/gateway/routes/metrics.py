@@ -23,4 +23,5 @@ async def metrics(request: Request) -> Response:
 
     gw = _chat.gateway(request)
     gw.observer.refresh(gw)
+    await gw.observer.refresh_budgets(gw)
     return Response(exposition(gw.metrics), media_type=CONTENT_TYPE_LATEST)
