@@ -276,3 +276,19 @@ def test_ep_serve_with_two_workers_one_scrape_sees_every_request(fake_openai: An
     served = [line for line in lines if line.get("route") == "/v1/chat/completions"]
     assert len(served) == sent and {line["status"] for line in served} == {200}
     assert len({line["request_id"] for line in served}) == sent
+
+
+def test_ep_keys_list_is_a_table_and_json_on_request(tmp_path: Any, monkeypatch: Any) -> None:
+    from execution_platform.cli import app as cli_app
+
+    monkeypatch.setenv("EP_DATABASE_URL", f"sqlite:///{tmp_path / 'keys.db'}")
+    monkeypatch.setenv("COLUMNS", "120")
+    runner = CliRunner()
+    created = json.loads(runner.invoke(cli_app, ["keys", "create", "--name", "ci-bot", "--budget-usd", "5",
+                                                 "--budget-period", "day"]).output)
+    table = runner.invoke(cli_app, ["keys", "list"])
+    assert table.exit_code == 0, table.output
+    assert "Virtual keys" in table.output and created["id"] in table.output and "ci-bot" in table.output
+    assert "$5.00 / day" in table.output and created["key"] not in table.output
+    lines = runner.invoke(cli_app, ["keys", "list", "--format", "json"]).output.splitlines()
+    assert [json.loads(line)["id"] for line in lines] == [created["id"]]
