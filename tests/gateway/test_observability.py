@@ -292,3 +292,12 @@ def test_ep_keys_list_is_a_table_and_json_on_request(tmp_path: Any, monkeypatch:
     assert "$5.00 / day" in table.output and created["key"] not in table.output
     lines = runner.invoke(cli_app, ["keys", "list", "--format", "json"]).output.splitlines()
     assert [json.loads(line)["id"] for line in lines] == [created["id"]]
+
+
+def test_embeddings_carry_the_overhead_header_and_the_session(gw: Any, fake_openai: Any) -> None:
+    r = _post(gw, "/v1/embeddings", {"model": "openai/text-embedding-3-small", "input": "hello"},
+              **{"x-ep-session-id": "emb-1"})
+    assert r.status_code == 200, r.text
+    assert 0 <= float(r.headers["x-ep-overhead-ms"]) < 5000
+    rows = gw.gateway.client.meter.ledger.rows_sync()
+    assert [row["session_id"] for row in rows] == ["emb-1"]

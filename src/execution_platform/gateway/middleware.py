@@ -8,6 +8,7 @@ event), so it is known before the first byte and needs no trailer.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from typing import Any
@@ -16,6 +17,8 @@ from ..errors import EPError
 from .auth import Authenticator, presented_secret
 from .errors import error_response, internal_error, surface_for
 from .observe import MODEL_CALL_PATHS, Observer, note_error
+
+log = logging.getLogger("execution_platform.gateway")
 
 PUBLIC_PATHS = frozenset({"/health", "/ui", "/ui/static/app.js", "/ui/static/app.css"})  # the page asks for a key
 
@@ -76,4 +79,7 @@ class GatewayMiddleware:
                 note_error(scope, err)
                 await error_response(err, surface_for(path))(scope, receive, send_with_id)
         finally:
-            self.observer.finish(scope, status, started, overhead)
+            try:
+                self.observer.finish(scope, status, started, overhead)
+            except Exception as exc:  # recording must never break a response that is already out
+                log.error("recording the request failed: %s", type(exc).__name__)
