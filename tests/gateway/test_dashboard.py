@@ -163,3 +163,20 @@ def test_dashboard_in_headless_chromium(seeded: Any, tmp_path: Path) -> None:
     assert sorted(path.name for path in shots.iterdir()) == ["master-model.png", "master-persona.png",
                                                             "virtual-key.png"]
     print(f"screenshots: {shots}")
+
+
+def test_ep_top_prints_the_dashboard_numbers(seeded: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from execution_platform.cli import app as cli_app
+
+    gw, key, key_id, _ = seeded
+    monkeypatch.setenv("COLUMNS", "160")
+    everything = CliRunner().invoke(cli_app, ["top", "--url", gw.url, "--key", MASTER, "--once"])
+    assert everything.exit_code == 0, everything.output
+    assert "all spend" in everything.output and "$9.0000" in everything.output  # 6 rows, $9 in all
+    assert "writer" in everything.output and "req/s" in everything.output
+    own = CliRunner().invoke(cli_app, ["top", "--url", gw.url, "--key", key, "--once", "--group", "provider"])
+    assert f"key {key_id}" in own.output and "$3.5000" in own.output and "req/s" not in own.output
+    refused = CliRunner().invoke(cli_app, ["top", "--url", gw.url, "--key", "not-a-key-123456789", "--once"])
+    assert "HTTP 401" in refused.output
