@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import EPError
 from .auth import Authenticator, presented_secret
 from .errors import error_response, internal_error, surface_for
-from .observe import MODEL_CALL_PATHS, Observer, note_error
+from .observe import Observer, note_error
 
 log = logging.getLogger("execution_platform.gateway")
 
@@ -42,6 +42,7 @@ class GatewayMiddleware:
         started_response = [False]
         overhead: float | None = None
         path: str = scope["path"]
+        model_paths = self.observer.model_paths
         if self.observer.tracer is not None:
             state["span"] = self.observer.start_span(scope)
 
@@ -51,7 +52,7 @@ class GatewayMiddleware:
                 started_response[0] = True
                 status = message["status"]
                 ctx = state.get("call")
-                if ctx is not None or path in MODEL_CALL_PATHS:
+                if ctx is not None or path in model_paths:
                     now = time.perf_counter()
                     overhead = now - started - (ctx.upstream_seconds(now) if ctx is not None else 0.0)
                     ms = f"{max(0.0, overhead) * 1000:.3f}".encode()

@@ -32,6 +32,8 @@ from .metrics import BREAKER_STATES, Metrics
 
 access_log = logging.getLogger("execution_platform.access")
 
+# Model-call routes served by exact path (the hot routes, see fastpath.HOT_PATHS, which Observer adds):
+# labelled by their path, as FastAPI's route matching (which names other routes) is skipped for them.
 MODEL_CALL_PATHS = frozenset({"/v1/chat/completions", "/v1/messages", "/chat", "/v1/embeddings"})
 _PROVIDER_ERRORS = (UpstreamServerError, UpstreamTimeoutError, UpstreamConnectionError, StreamInterruptedError,
                     OverloadedError)
@@ -87,7 +89,10 @@ class Observer:
     the access logger is enabled)."""
 
     def __init__(self, metrics: Metrics, tracer: Any = None) -> None:
+        from .fastpath import HOT_PATHS
+
         self.metrics = metrics
+        self.model_paths = MODEL_CALL_PATHS | HOT_PATHS
         self.tracer = tracer  # None: tracing off, no span work at all
         self.capture_content = False
         # The latest model calls of this process (time, latency, overhead, fault domain): the dashboard's
@@ -134,7 +139,7 @@ class Observer:
     def route(self, scope: dict[str, Any]) -> str:
         """The route template (bounded cardinality): hot paths as-is, others from the matched route."""
         path: str = scope["path"]
-        if path in MODEL_CALL_PATHS:
+        if path in self.model_paths:
             return path
         matched = scope.get("route")
         template = getattr(matched, "path", None)
@@ -145,7 +150,7 @@ class Observer:
         state = scope.get("state", {})
         route = self.route(scope)
         ctx = state.get("call")
-        model_call = ctx is not None or route in MODEL_CALL_PATHS
+        model_call = ctx is not None or route in self.model_paths
         surface = ("native" if route == "/chat" else surface_for(route)) if model_call else "none"
         m = self.metrics
         m.observe(route, status, surface, ended - started)
