@@ -301,3 +301,13 @@ def test_embeddings_carry_the_overhead_header_and_the_session(gw: Any, fake_open
     assert 0 <= float(r.headers["x-ep-overhead-ms"]) < 5000
     rows = gw.gateway.client.meter.ledger.rows_sync()
     assert [row["session_id"] for row in rows] == ["emb-1"]
+
+
+def test_a_stream_that_breaks_after_its_headers_counts_as_a_provider_error(gw: Any, fake_openai: Any) -> None:
+    fake_openai.enqueue(Fault(kind="disconnect", after_chunks=2, then=Reply(text="a b c d e f", chunks=6)))
+    r = _chat(gw, stream=True)
+    assert r.status_code == 200 and "error" in r.text  # the failure arrives inside the stream
+    found = scrape(gw, "ep_gateway_requests_total", 1, route="/v1/chat/completions")
+    errors = {labels: v for (name, labels), v in found.items() if name == "ep_gateway_errors_total" and v}
+    assert list(errors.values()) == [1.0]
+    assert dict(next(iter(errors)))["domain"] == "provider"

@@ -57,6 +57,21 @@ def fault_domain(err: EPError) -> str:
     return "gateway"
 
 
+_PROVIDER_TYPES = frozenset({"upstream_error", "timeout_error", "connection_error", "stream_interrupted",
+                             "overloaded_error", "circuit_open", "insufficient_quota"})
+
+
+def domain_of_type(error_type: str) -> str:
+    """The fault domain of an attempt's recorded error type (a stream that failed after its headers)."""
+    if error_type in _PROVIDER_TYPES:
+        return "provider"
+    if error_type in _CALLER_TYPES:
+        return "caller"
+    if error_type in ("budget_exceeded", "rate_limit_error", "permission_denied", "request_too_large"):
+        return "policy"
+    return "gateway"
+
+
 def note_error(scope: dict[str, Any], err: EPError) -> None:
     """Remember the error a request is answered with (for its metrics and log line)."""
     scope.setdefault("state", {})["error"] = err
@@ -157,6 +172,8 @@ class Observer:
         if overhead is not None:
             m.overhead(route).observe(max(0.0, overhead))
         err: EPError | None = state.get("error")
+        rows: list[Any] = state.get("attempts") or []
+        served = rows[-1] if rows else None
         domain = None
         if err is not None:
             domain = fault_domain(err)
@@ -164,10 +181,13 @@ class Observer:
         elif status == 499:
             domain = "caller"
             m.errors(domain, "client_disconnected").inc()
+        elif served is not None and served.status != "ok" and status < 400:
+            # the answer had started (headers out) when it failed: an in-stream error or a disconnect
+            kind = "client_disconnected" if served.status == "cancelled" else (served.error_type or "api_error")
+            domain = "caller" if served.status == "cancelled" else domain_of_type(kind)
+            m.errors(domain, kind).inc()
         if model_call:
             self.recent.append((time.time(), ended - started, overhead, domain))
-        rows: list[Any] = state.get("attempts") or []
-        served = rows[-1] if rows else None
         if ctx is not None and ctx.first_token_at is not None and served is not None:
             m.ttft(served.provider, served.model).observe(ctx.first_token_at - started)
             if ctx.token_events > 1 and ctx.last_token_at is not None:
