@@ -105,6 +105,15 @@ def queries(engine: Any) -> list[tuple[str, float]]:
             return conn.execute(sa.select(t.persona, sa.func.sum(t.cost_usd), sa.func.count())
                                 .group_by(t.persona)).all()
 
+    def overview(where: dict[str, str] | None = None) -> Any:
+        """What ``GET /ui/api/overview`` reads (14 days, master or one key)."""
+        since = END - timedelta(days=14)
+        tops = ("key", "team", "session") if where is None else ("session",)
+        return (ledger.series_sync("persona", since=since, until=END, where=where),
+                ledger.costs_sync(None, since=since, until=END, where=where),
+                [ledger.costs_sync(by, since=since, until=END, where=where) for by in tops],
+                ledger.recent_sync(25, where=where))
+
     cases: list[tuple[str, Callable[[], Any]]] = [
         ("/costs (total, all time)", lambda: ledger.costs_sync()),
         ("/costs?by=persona", lambda: ledger.costs_sync("persona")),
@@ -117,6 +126,8 @@ def queries(engine: Any) -> list[tuple[str, float]]:
             "provider", since=END - timedelta(days=14), until=END)),
         ("dashboard recent requests (25)", lambda: ledger.recent_sync(25)),
         ("dashboard recent requests of one key", lambda: ledger.recent_sync(25, where={"key": "key_0042"})),
+        ("/ui/api/overview, master key (all its queries)", lambda: overview()),
+        ("/ui/api/overview, one virtual key", lambda: overview({"key": "key_0042"})),
         ("budget spent (persona, this month)", lambda: ledger.spent_sync("persona", "persona-07", END.replace(day=1))),
         ("for comparison: raw full scan by persona", raw_by_persona),
     ]

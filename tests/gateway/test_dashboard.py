@@ -153,7 +153,7 @@ def test_dashboard_in_headless_chromium(seeded: Any, tmp_path: Path) -> None:
             mine = [r for r in rows if r.key_id == key_id]
             assert float(page.get_attribute("#chart", "data-total-usd")) == pytest.approx(sum(r.cost_usd for r in mine))
             assert legend() == pytest.approx(_totals(mine, "persona"))
-            assert not page.is_visible("#top-key") and not page.is_visible("#live")
+            assert not page.is_visible("#top-key-card") and not page.is_visible("#admin-only")
             assert len(page.query_selector_all("#recent tbody tr")) == len(mine)
             assert page.inner_text("#scope") == f"spend of key {key_id}"
             page.screenshot(path=str(shots / "virtual-key.png"), full_page=True)
