@@ -311,3 +311,22 @@ def test_a_stream_that_breaks_after_its_headers_counts_as_a_provider_error(gw: A
     errors = {labels: v for (name, labels), v in found.items() if name == "ep_gateway_errors_total" and v}
     assert list(errors.values()) == [1.0]
     assert dict(next(iter(errors)))["domain"] == "provider"
+
+
+def test_log_format_defaults_to_json_off_a_terminal_and_text_renders_the_fields(monkeypatch: Any) -> None:
+    import sys
+
+    from execution_platform.gateway import logs
+
+    monkeypatch.delenv(logs.ENV, raising=False)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
+    assert logs.default_format() == "json"
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert logs.default_format() == "text"
+    record = logging.LogRecord("execution_platform.access", logging.INFO, __file__, 1, "request", None, None)
+    record.ep = {"request_id": "abc", "status": 200, "provider": None}
+    text = logs.TextFormatter().format(record)
+    assert text.endswith("request request_id=abc status=200")
+    assert json.loads(logs.JsonFormatter().format(record))["request_id"] == "abc"
+    with pytest.raises(ValueError):
+        logs.configure("xml")
