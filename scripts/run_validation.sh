@@ -11,6 +11,7 @@ compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgres
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)  # the run_command sandbox
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)  # the dashboard test drives it with Playwright
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing Debian packages: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -71,7 +71,7 @@ def test_metrics_exposes_request_counters(gateway: GatewayServer) -> None:
     httpx.get(gateway.url + "/health")
     r = httpx.get(gateway.url + "/metrics")
     assert r.status_code == 200
-    assert 'ep_gateway_requests_total{route="/health",status="200"}' in r.text
+    assert 'ep_gateway_requests_total{route="/health",status="200",surface="none"}' in r.text
 
 
 def test_provider_without_key_is_503_naming_the_variable(make_gateway) -> None:

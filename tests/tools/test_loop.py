@@ -259,3 +259,32 @@ async def test_system_prompt_is_prepended_once(registry: ToolRegistry) -> None:
 def test_bad_parameters_fail_up_front(registry: ToolRegistry) -> None:
     with pytest.raises(ValueError):
         Agent(ScriptedProvider(), "m", registry, temperature="hot")
+
+
+async def test_with_tracing_on_the_run_its_steps_and_tool_calls_are_spans(
+    registry: ToolRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from execution_platform import tracing
+    from tests.otlp_receiver import Receiver
+
+    receiver = Receiver()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+    tracing.reset()
+    try:
+        result = await run(two_step_script(), "m", "How much warmer is Paris than Oslo?", registry=registry)
+        assert result.stop_reason == "final_answer"
+        tracing.flush()
+        spans = {s["name"]: s for s in receiver.spans}
+        agent = spans["invoke_agent m"]
+        steps = [spans[f"step {i}"] for i in (1, 2, 3)]
+        assert {s["parent"] for s in steps} == {agent["span_id"]}
+        tools = [s for s in receiver.spans if s["name"].startswith("execute_tool ")]
+        assert sorted((s["attrs"]["gen_ai.tool.name"], s["attrs"]["gen_ai.tool.call.id"]) for s in tools) == [
+            ("difference", "c3"), ("temperature", "c1"), ("temperature", "c2")]
+        by_call = {s["attrs"]["gen_ai.tool.call.id"]: s for s in tools}
+        assert by_call["c1"]["parent"] == by_call["c2"]["parent"] == steps[0]["span_id"]
+        assert by_call["c3"]["parent"] == steps[1]["span_id"]
+        assert all(s["attrs"]["gen_ai.operation.name"] == "execute_tool" for s in tools)
+    finally:
+        tracing.reset()
+        receiver.close()

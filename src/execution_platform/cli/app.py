@@ -13,4 +13,4 @@ app = typer.Typer(
 )
 
 # Sub-command modules attach themselves to ``app`` on import, so they come after it.
-from . import chat, costs, keys, serve, validate  # noqa: E402,F401
+from . import chat, costs, keys, serve, top, validate  # noqa: E402,F401

@@ -12,7 +12,7 @@ from .app import app
 
 @app.command()
 def costs(
-    by: str | None = typer.Option(None, "--by", help="persona, provider, model, key, team, deployment, run or day"),
+    by: str | None = typer.Option(None, "--by", help="persona, provider, model, key, team, deployment, run, session or day"),
     since: str | None = typer.Option(None, "--since", help="YYYY-MM-DD or ISO date-time (UTC), inclusive"),
     until: str | None = typer.Option(None, "--until", help="YYYY-MM-DD (that day included) or ISO date-time"),
     status: str | None = typer.Option(None, "--status", help="ok, error, cancelled or partial (comma-separated)"),

@@ -47,10 +47,34 @@ def create(
 
 
 @keys_app.command("list")
-def list_keys() -> None:
-    """List keys (never their secrets) as JSON lines."""
-    for record in _repository().list():
-        typer.echo(json.dumps(record.to_dict()))
+def list_keys(
+    output: str = typer.Option("table", "--format", help="table or json (one JSON object per line)"),
+) -> None:
+    """List keys (never their secrets)."""
+    if output not in ("table", "json"):
+        raise typer.BadParameter("--format must be table or json")
+    records = [record.to_dict() for record in _repository().list()]
+    if output == "json":
+        for record in records:
+            typer.echo(json.dumps(record))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Virtual keys", title_justify="left")
+    table.add_column("id", no_wrap=True, style="bold")
+    table.add_column("name", no_wrap=True)
+    for name in ("team", "may use", "budget", "rpm / tpm", "created", "state"):
+        table.add_column(name, no_wrap=name in ("budget", "created"))
+    for r in records:
+        scope = ", ".join([*(r.get("models") or []), *(f"persona:{p}" for p in r.get("personas") or [])]) or "anything"
+        budget = f"${r['budget_usd']:,.2f} / {r.get('budget_period') or 'total'}" if r.get("budget_usd") is not None else "-"
+        limits = f"{r.get('rpm') or '-'} / {r.get('tpm') or '-'}"
+        state = "revoked" if r.get("revoked") else "active"
+        table.add_row(r["id"], r.get("name") or "", r.get("team") or "", scope, budget, limits,
+                      (r.get("created_at") or "")[:10], state,
+                      style="dim" if r.get("revoked") else None)
+    Console().print(table)
 
 
 @keys_app.command("revoke")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -27,6 +28,9 @@ def serve(
     config: Path | None = typer.Option(None, "--config", help="YAML config file (else EP_CONFIG)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
+    log_format: str | None = typer.Option(
+        None, "--log-format", help="json or text (default: json unless stdout is a terminal); one line per request."
+    ),
 ) -> None:
     """Start the gateway (native, OpenAI- and Anthropic-compatible APIs on one port)."""
     from ..config.settings import Settings
@@ -56,9 +60,38 @@ def serve(
 
     if (reason := sandbox_unavailable()) is not None:  # fail closed, but say so where the operator looks
         typer.secho(f"WARNING: {reason}", fg=typer.colors.YELLOW, err=True)
+    from ..gateway.logs import ENV, FORMATS, default_format
+
+    fmt = log_format or os.environ.get(ENV) or default_format()
+    if fmt not in FORMATS:
+        raise typer.BadParameter("--log-format must be json or text")
+    os.environ[ENV] = fmt
+    multiproc = _multiprocess_metrics(workers)
 
     import uvicorn
 
+    try:
+        _run(uvicorn, host, port, workers, log_level)
+    finally:
+        if multiproc is not None:
+            import shutil
+
+            shutil.rmtree(multiproc, ignore_errors=True)
+
+
+def _multiprocess_metrics(workers: int) -> str | None:
+    """With several workers, Prometheus values go to a private temporary directory all workers share,
+    so one scrape (answered by any worker) sees the sum. Returns the directory to remove at exit."""
+    if workers <= 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="ep-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    return path
+
+
+def _run(uvicorn: Any, host: str, port: int, workers: int, log_level: str) -> None:
     uvicorn.run(
         "execution_platform.gateway.app:create_app_from_env",
         factory=True,

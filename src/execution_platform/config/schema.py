@@ -235,6 +235,11 @@ class ServerConfig(_Strict):
     strict_params: bool = False
 
 
+class LedgerConfig(_Strict):
+    # Raw ledger rows older than this many days are deleted; the daily roll-up keeps totals exact.
+    retention_days: int | None = Field(None, ge=1)
+
+
 class Config(_Strict):
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     deployments: list[Deployment] = Field(default_factory=list)
@@ -246,6 +251,7 @@ class Config(_Strict):
     pricing: dict[str, PricingOverride] = Field(default_factory=dict)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     mcp_servers: dict[str, MCPServer] = Field(default_factory=dict)
 
     @field_validator(

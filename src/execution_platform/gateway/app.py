@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import inspect
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,6 +24,7 @@ from .keys import KeyStore, MemoryKeyStore
 from .limits import Limits
 from .metrics import Metrics
 from .middleware import GatewayMiddleware
+from .observe import Observer
 from .state import Gateway
 
 
@@ -72,6 +74,9 @@ def create_app(
     keys = key_store if key_store is not None else open_key_store(settings)
     meter = money.open_meter(settings, config, keys, client)  # ledger/budgets/limits; opened at start-up
     metrics = Metrics()
+    from .. import tracing
+
+    observer = Observer(metrics, tracing.tracer())
     gateway = Gateway(
         settings=settings,
         config=config,
@@ -80,6 +85,7 @@ def create_app(
         keys=keys,
         authenticator=Authenticator(settings.secret("master_key"), keys),
         metrics=metrics,
+        observer=observer,
         tools=tools,
         extra_models=extra_models,
         first_event_wait=first_event_wait,
@@ -118,14 +124,16 @@ def create_app(
     from .routes import metrics as metrics_routes
     from .routes import responses as responses_routes
     from .routes import tools as tool_routes
+    from .routes import ui as ui_routes
 
-    modules = (native, openai, models, anthropic, responses_routes, gemini, tool_routes, admin, metrics_routes, costs)
+    modules = (native, openai, models, anthropic, responses_routes, gemini, tool_routes, admin, metrics_routes, costs,
+               ui_routes)
     for module in modules:
         app.include_router(module.router)
     install_handlers(app)
     hot = hot_endpoints(route for module in modules for route in module.router.routes)
     app.add_middleware(HotRoutes, endpoints=hot)  # inside GatewayMiddleware: id, auth, metrics still apply
-    app.add_middleware(GatewayMiddleware, authenticator=gateway.authenticator, metrics=metrics)
+    app.add_middleware(GatewayMiddleware, authenticator=gateway.authenticator, observer=observer)
     _publish_native_schemas(app, native.native_components())
     return app
 
@@ -158,7 +166,10 @@ def _publish_native_schemas(app: FastAPI, components: dict[str, Any]) -> None:
 def create_app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` (one app per worker), configured from ``EP_*`` and ``EP_CONFIG``."""
     from ..config.settings import Settings
+    from .logs import ENV, configure
 
+    if os.environ.get(ENV):  # set by ``ep serve`` for its workers
+        configure(os.environ[ENV])
     settings = Settings()
     return create_app(settings, load_config(settings), config_path=settings.config)
 

@@ -18,6 +18,7 @@ from .auth import OPEN, Principal
 from .limits import check_message_sizes
 from .money import bind as bind_payer
 from .money import rate_headers
+from .observe import session_of
 from .state import Gateway
 from .streaming import StreamHead
 
@@ -73,7 +74,7 @@ def prepare(gw: Gateway, chat: ChatRequest, request: Request, params: dict[str, 
         caps = capabilities(gw, chat.model)
         if caps is not None:
             check_supported(chat, caps, params or {})
-    bind_payer(request, principal, chat)
+    bind_payer(request, principal, chat, session_of(headers))
     return chat
 
 
@@ -162,15 +163,8 @@ def stream_headers(head: StreamHead, chat: ChatRequest) -> list[tuple[bytes, byt
 
 
 async def complete(gw: Gateway, chat: ChatRequest) -> ChatResponse:
-    try:
-        response: ChatResponse = await gw.client.send(chat)
-    except EPError as err:
-        gw.metrics.model_calls.labels(err.provider or "", "error").inc()
-        raise
-    provider = response.provider or ""
-    gw.metrics.model_calls.labels(provider, "ok").inc()
-    if response.cost_usd:
-        gw.metrics.cost.labels(provider).inc(response.cost_usd)
+    """The call; its attempts are counted by the request's ``on_attempt`` hook (see :mod:`.observe`)."""
+    response: ChatResponse = await gw.client.send(chat)
     return response
 
 

@@ -87,8 +87,11 @@ def install_handlers(app: Any) -> None:
     from starlette.exceptions import HTTPException
     from starlette.requests import Request
 
+    from .observe import note_error
+
     async def on_ep_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, EPError)
+        note_error(request.scope, exc)
         return error_response(exc, surface_for(request.url.path))
 
     async def on_validation(request: Request, exc: Exception) -> Response:
@@ -98,7 +101,9 @@ def install_handlers(app: Any) -> None:
         loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
         param = ".".join(loc) or None
         message = f"invalid request: {first.get('msg', 'invalid value')}" + (f" at '{param}'" if param else "")
-        return error_response(InvalidRequestError(message, param=param), surface_for(request.url.path))
+        invalid = InvalidRequestError(message, param=param)
+        note_error(request.scope, invalid)
+        return error_response(invalid, surface_for(request.url.path))
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -111,6 +116,7 @@ def install_handlers(app: Any) -> None:
         else:
             err = InvalidRequestError(str(exc.detail))
             err.status_code = exc.status_code  # type: ignore[misc]
+        note_error(request.scope, err)
         return error_response(err, surface_for(request.url.path), headers=dict(exc.headers or {}))
 
     app.add_exception_handler(EPError, on_ep_error)

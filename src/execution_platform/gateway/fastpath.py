@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from ..errors import EPError
 from .errors import error_response, surface_for
+from .observe import note_error
 
 HOT_PATHS = frozenset({"/v1/chat/completions", "/v1/messages", "/chat", "/v1/embeddings", "/v1/responses"})
 
@@ -48,5 +49,6 @@ class HotRoutes:
         try:
             response = await endpoint(Request(scope, receive, send))
         except EPError as err:
+            note_error(scope, err)
             response = error_response(err, surface_for(scope["path"]))
         await response(scope, receive, send)

@@ -53,31 +53,52 @@ def key_limits(key_id: str | None, rpm: int | None, tpm: int | None) -> tuple[Ra
     return (RateLimit("key", key_id, rpm=rpm, tpm=tpm),)
 
 
-def bind(request: Request, principal: Any, chat: ChatRequest) -> CallContext:
-    """Make this request's payer current for the rest of the request's task (and tasks it starts)."""
-    state = request.scope.get("state", {})
+def bind(request: Request, principal: Any, chat: ChatRequest, session_id: str | None = None) -> CallContext:
+    """Make this request's payer current for the rest of the request's task (and tasks it starts), and
+    attach it to the request's state, where the middleware reads its timing and outcome."""
+    state = request.scope.setdefault("state", {})
+    observer = request.app.state.gateway.observer
+    rows: list[Any] = []
+    starts: list[float] = []
     ctx = CallContext(
         request_id=state.get("request_id"),
         key_id=principal.key_id,
         team=chat.metadata.team,
+        session_id=session_id,
         budgets=principal.budgets,
         request_limits=principal.limits,
+        on_attempt=observer.attempt_hook(rows, starts),
     )
+    state["call"] = ctx
+    state["attempts"] = rows
+    state["attempt_starts"] = starts
+    if observer.tracer is not None:  # what the server span reports about the request
+        state["request_model"] = chat.model
+        state["max_tokens"] = chat.max_tokens
+        if observer.capture_content:
+            import orjson
+
+            state["input_messages"] = orjson.dumps([m.model_dump(mode="json") for m in chat.messages]).decode()
     set_context(ctx)
     return ctx
 
 
 def payer(request: Request, principal: Any) -> CallContext:
     """Who pays for a call outside the chat path (embeddings): the key, its team or ``X-EP-Team``."""
-    state = request.scope.get("state", {})
-    return CallContext(
+    from .observe import session_of
+
+    state = request.scope.setdefault("state", {})
+    ctx = CallContext(
         request_id=state.get("request_id"),
         key_id=principal.key_id,
         team=principal.team or request.headers.get("x-ep-team"),
         run_id=request.headers.get("x-ep-run-id"),
+        session_id=session_of(request.headers),
         budgets=principal.budgets,
         request_limits=principal.limits,
     )
+    state["call"] = ctx
+    return ctx
 
 
 def rate_headers() -> dict[str, str]:

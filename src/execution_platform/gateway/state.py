@@ -10,6 +10,7 @@ from .auth import Authenticator
 from .keys import KeyStore
 from .limits import Limits
 from .metrics import Metrics
+from .observe import Observer
 
 
 @dataclass(slots=True)
@@ -21,6 +22,7 @@ class Gateway:
     keys: KeyStore
     authenticator: Authenticator
     metrics: Metrics
+    observer: Observer
     tools: Any = None
     # Seconds to wait for the first upstream event before committing stream headers.
     first_event_wait: float = 10.0

@@ -75,6 +75,7 @@ async def metered_embedding(
         exc.before_upstream = True  # type: ignore[attr-defined]
         raise
     started = time.perf_counter()
+    ctx.upstream_open = started
     status: Status = "cancelled"
     error: BaseException | None = None
     tokens = 0
@@ -99,6 +100,9 @@ async def _finish(
     meter: Meter, ctx: CallContext, policy: Any, provider: str, model: str, tokens: int, status: Status,
     error: BaseException | None, started: float, reservation: Any, lease: Any,
 ) -> None:
+    ended = time.perf_counter()
+    ctx.upstream_s += ended - started  # the gateway's x-ep-overhead-ms leaves this out
+    ctx.upstream_open = None
     cost = policy.prices.cost(provider, model, Usage(input_tokens=tokens)) if tokens else 0.0
     ctx.cost_usd, ctx.status, ctx.tokens = cost, status, ctx.tokens + tokens
     if reservation is not None and meter.budgets is not None:
@@ -112,11 +116,12 @@ async def _finish(
                 key_id=ctx.key_id,
                 team=ctx.team,
                 run_id=ctx.run_id,
+                session_id=ctx.session_id,
                 provider=provider,
                 model=model,
                 input_tokens=tokens,
                 cost_usd=cost,
-                latency_ms=(time.perf_counter() - started) * 1000,
+                latency_ms=(ended - started) * 1000,
                 status=status,
                 error_type=error_type(error),
             )

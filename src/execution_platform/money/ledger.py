@@ -28,12 +28,13 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ..storage.tables import ROLLUP_DIMENSIONS, ROLLUP_MEASURES, ledger_daily
 from ..storage.tables import ledger as ledger_table
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,9 @@ GROUPS = {
     "team": ledger_table.c.team,
     "deployment": ledger_table.c.deployment,
     "run": ledger_table.c.run_id,
+    "session": ledger_table.c.session_id,
 }
+DAILY = {name: ledger_daily.c[column.name] for name, column in GROUPS.items()}
 GROUP_NAMES = (*GROUPS, "day")
 SCOPE_COLUMNS = {"key": ledger_table.c.key_id, "persona": ledger_table.c.persona, "team": ledger_table.c.team}
 
@@ -69,6 +72,7 @@ class LedgerRow:
     team: str | None = None
     persona: str | None = None
     run_id: str | None = None
+    session_id: str | None = None
     deployment: str | None = None
     input_tokens: int = 0
     output_tokens: int = 0
@@ -93,9 +97,12 @@ def _naive_utc(value: datetime | None) -> datetime | None:
 class Ledger:
     """Async, group-committing writer plus the spend queries. ``start()`` before use, ``aclose()`` after."""
 
-    def __init__(self, engine: Engine, *, max_batch: int = 1000) -> None:
+    def __init__(self, engine: Engine, *, max_batch: int = 1000, retention_days: int | None = None) -> None:
         self.engine = engine
         self.max_batch = max_batch
+        self.retention_days = retention_days
+        self._pruner: asyncio.Task[None] | None = None
+        self._rollup_sql: str | None = None
         self._queue: asyncio.Queue[tuple[tuple[Any, ...], asyncio.Future[None]]] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._thread: ThreadPoolExecutor | None = None  # the one thread that owns ``_raw``
@@ -109,12 +116,19 @@ class Ledger:
             self._queue = asyncio.Queue()
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="ledger-writer")
             self._writer = asyncio.create_task(self._run(), name="ledger-writer")
+            if self.retention_days is not None:
+                self._pruner = asyncio.create_task(self._prune_forever(), name="ledger-retention")
 
     async def aclose(self) -> None:
         """Flush what is queued, then stop the writer."""
         if self._writer is None or self._queue is None:
             return
         await self._queue.join()
+        if self._pruner is not None:
+            self._pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pruner
+            self._pruner = None
         self._writer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._writer
@@ -203,9 +217,61 @@ class Ledger:
             self._insert_sql = (compiled.string, params)
         return self._insert_sql
 
+    def _prepared_rollup(self) -> str:
+        """``INSERT ... ON CONFLICT DO UPDATE`` adding a batch's per-day sums to the roll-up (SQLite and
+        PostgreSQL both have it), compiled once for positional parameters in ROLLUP_DIMENSIONS +
+        ROLLUP_MEASURES order."""
+        if self._rollup_sql is None:
+            dialect = self.engine.dialect
+            if dialect.name == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert
+            names = (*ROLLUP_DIMENSIONS, *ROLLUP_MEASURES)
+            stmt = insert(ledger_daily).values({name: sa.bindparam(name) for name in names})
+            stmt = stmt.on_conflict_do_update(
+                index_elements=list(ROLLUP_DIMENSIONS),
+                set_={name: ledger_daily.c[name] + stmt.excluded[name] for name in ROLLUP_MEASURES},
+            )
+            compiled = stmt.compile(dialect=dialect)
+            order = list(compiled.positiontup or ()) if compiled.positional else None
+            sql = compiled.string
+            if order is not None and order != list(names):
+                raise RuntimeError("unexpected parameter order in the roll-up statement")
+            self._rollup_sql = sql
+        return self._rollup_sql
+
+    def _rollup_params(self, rows: list[tuple[Any, ...]]) -> list[Any]:
+        """A batch summed per roll-up key (one statement row per key, not per ledger row)."""
+        index = {name: i for i, name in enumerate(ROW_FIELDS)}
+        dims = [index[name] for name in ROLLUP_DIMENSIONS[1:]]
+        ts, n_in, n_out = index["ts"], index["input_tokens"], index["output_tokens"]
+        n_cached, n_write = index["cached_input_tokens"], index["cache_write_tokens"]
+        n_reasoning, n_cost = index["reasoning_tokens"], index["cost_usd"]
+        sums: dict[tuple[Any, ...], list[Any]] = {}
+        for row in rows:
+            stamp = _naive_utc(row[ts])
+            key = (stamp.strftime("%Y-%m-%d") if stamp else "", *[row[i] or "" for i in dims])
+            acc = sums.get(key)
+            if acc is None:
+                acc = sums[key] = [0, 0, 0, 0, 0, 0, 0.0]
+            acc[0] += 1
+            acc[1] += row[n_in] or 0
+            acc[2] += row[n_out] or 0
+            acc[3] += row[n_cached] or 0
+            acc[4] += row[n_write] or 0
+            acc[5] += row[n_reasoning] or 0
+            acc[6] += row[n_cost] or 0.0
+        if self.engine.dialect.paramstyle in ("named", "pyformat"):
+            names = (*ROLLUP_DIMENSIONS, *ROLLUP_MEASURES)
+            return [dict(zip(names, (*key, *acc), strict=True)) for key, acc in sums.items()]
+        return [(*key, *acc) for key, acc in sums.items()]
+
     def _insert(self, rows: list[tuple[Any, ...]]) -> None:
-        """One batch: one executemany, one commit (one fsync), on the writer thread's connection."""
+        """One batch: the rows and their roll-up in one transaction (one commit, one fsync), on the
+        writer thread's connection."""
         sql, params = self._prepared_insert()
+        rollup = self._prepared_rollup()
         if self._raw is None:
             self._raw = self.engine.raw_connection()
         raw = self._raw
@@ -213,6 +279,7 @@ class Ledger:
             cursor = raw.cursor()
             try:
                 cursor.executemany(sql, params(rows))
+                cursor.executemany(rollup, self._rollup_params(rows))
             finally:
                 cursor.close()
             raw.commit()
@@ -258,6 +325,52 @@ class Ledger:
             return sa.func.substr(sa.cast(ledger_table.c.ts, sa.String), 1, 10)
         return sa.func.to_char(ledger_table.c.ts, "YYYY-MM-DD")
 
+    def _raw_groups(
+        self, conn: Any, by: str | None, clauses: list[Any]
+    ) -> list[tuple[Any, list[Any]]]:
+        t = ledger_table.c
+        measures = [sa.func.count(), sa.func.sum(t.input_tokens), sa.func.sum(t.output_tokens),
+                    sa.func.sum(t.cached_input_tokens), sa.func.sum(t.cache_write_tokens), sa.func.sum(t.reasoning_tokens),
+                    sa.func.sum(t.cost_usd)]
+        key = None if by is None else (self._day() if by == "day" else GROUPS[by])
+        query = sa.select(*([key] if key is not None else []), *measures).where(*clauses)
+        if key is not None:
+            query = query.group_by(key)
+        out = []
+        for row in conn.execute(query):
+            values = list(row)
+            group = values.pop(0) if key is not None else None
+            if values[0]:
+                out.append((group, values))
+        return out
+
+    def _daily_groups(
+        self, conn: Any, by: str | None, first_day: str | None, end_day: str | None,
+        statuses: list[str] | None, where: dict[str, str] | None,
+    ) -> list[tuple[Any, list[Any]]]:
+        d = ledger_daily.c
+        measures = [sa.func.sum(d[name]) for name in ROLLUP_MEASURES]
+        clauses: list[Any] = []
+        if first_day is not None:
+            clauses.append(d.day >= first_day)
+        if end_day is not None:
+            clauses.append(d.day < end_day)
+        if statuses:
+            clauses.append(d.status.in_(statuses))
+        for name, value in (where or {}).items():
+            clauses.append(DAILY[name] == (value or ""))
+        key = None if by is None else (d.day if by == "day" else DAILY[by])
+        query = sa.select(*([key] if key is not None else []), *measures).where(*clauses)
+        if key is not None:
+            query = query.group_by(key)
+        out = []
+        for row in conn.execute(query):
+            values = list(row)
+            group = values.pop(0) if key is not None else None
+            if values[0]:
+                out.append((None if group == "" else group, values))
+        return out
+
     def costs_sync(
         self,
         by: str | None = None,
@@ -267,33 +380,53 @@ class Ledger:
         status: str | Sequence[str] | None = None,
         where: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """``{"total_usd", "requests", "input_tokens", "output_tokens", "groups": [...]}`` (SPEC /costs)."""
+        """``{"total_usd", "requests", "input_tokens", "output_tokens", "groups": [...]}`` (SPEC /costs).
+
+        Whole days come from the daily roll-up (fast at millions of rows, exact after retention has
+        pruned raw rows); only the partial days at the edges of a range given to the second are read
+        from raw rows, through the ``(column, ts)`` indexes.
+        """
         if by is not None and by not in GROUP_NAMES:
             raise ValueError(f"by must be one of {', '.join(GROUP_NAMES)}")
-        t = ledger_table.c
-        measures = [
-            sa.func.coalesce(sa.func.sum(t.cost_usd), 0.0).label("cost_usd"),
-            sa.func.count().label("requests"),
-            sa.func.coalesce(sa.func.sum(t.input_tokens), 0).label("input_tokens"),
-            sa.func.coalesce(sa.func.sum(t.output_tokens), 0).label("output_tokens"),
-            sa.func.coalesce(sa.func.sum(t.cached_input_tokens), 0).label("cached_input_tokens"),
-            sa.func.coalesce(sa.func.sum(t.cache_write_tokens), 0).label("cache_write_tokens"),
-            sa.func.coalesce(sa.func.sum(t.reasoning_tokens), 0).label("reasoning_tokens"),
-        ]
-        clauses = self._filters(since, until, status, where)
+        for name in where or {}:
+            if name not in GROUPS:
+                raise ValueError(f"cannot filter on {name!r}")
+        since, until = _naive_utc(since), _naive_utc(until)
+        statuses = None if not status else ([status] if isinstance(status, str) else list(status))
+        full_from = None if since is None else _ceil_day(since)
+        full_to = None if until is None else _floor_day(until)
+        parts: list[tuple[Any, list[Any]]] = []
         with self.engine.connect() as conn:
-            total = conn.execute(sa.select(*measures).where(*clauses)).one()._asdict()
-            groups: list[dict[str, Any]] = []
-            if by is not None:
-                key = (self._day() if by == "day" else GROUPS[by]).label("group")
-                query = sa.select(key, *measures).where(*clauses).group_by(key)
-                query = query.order_by(key) if by == "day" else query.order_by(sa.desc("cost_usd"), key)
-                groups = [row._asdict() for row in conn.execute(query)]
-        for row in [total, *groups]:
-            row["cost_usd"] = float(row["cost_usd"])
-            for name in ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens",
-                         "reasoning_tokens"):
-                row[name] = int(row[name])
+            if full_from is not None and full_to is not None and full_from >= full_to:
+                parts += self._raw_groups(conn, by, self._filters(since, until, statuses, where))
+            else:
+                parts += self._daily_groups(conn, by, _day_text(full_from), _day_text(full_to), statuses, where)
+                if since is not None and full_from is not None and since < full_from:
+                    parts += self._raw_groups(conn, by, self._filters(since, full_from, statuses, where))
+                if until is not None and full_to is not None and full_to < until:
+                    parts += self._raw_groups(conn, by, self._filters(full_to, until, statuses, where))
+        merged: dict[Any, list[Any]] = {}
+        for group, values in parts:
+            acc = merged.get(group)
+            if acc is None:
+                merged[group] = [int(v or 0) for v in values[:6]] + [float(values[6] or 0.0)]
+            else:
+                for i in range(6):
+                    acc[i] += int(values[i] or 0)
+                acc[6] += float(values[6] or 0.0)
+        names = ("requests", "input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens",
+                 "reasoning_tokens", "cost_usd")
+        rows = [{"group": group, **dict(zip(names, values, strict=True))} for group, values in merged.items()]
+        total = {name: sum(row[name] for row in rows) for name in names}
+        total["cost_usd"] = float(total["cost_usd"])
+        groups: list[dict[str, Any]] = []
+        if by is not None:
+            groups = [{"group": row["group"], "cost_usd": row["cost_usd"],
+                       **{name: row[name] for name in names[:6]}} for row in rows]
+            if by == "day":
+                groups.sort(key=lambda row: row["group"] or "")
+            else:
+                groups.sort(key=lambda row: (-row["cost_usd"], row["group"] is None, str(row["group"] or "")))
         return {
             "total_usd": total["cost_usd"],
             "requests": total["requests"],
@@ -310,15 +443,65 @@ class Ledger:
         return await asyncio.to_thread(lambda: self.costs_sync(by, **filters))
 
     def spent_sync(self, scope: str, name: str, since: datetime | None = None) -> float:
-        """USD recorded for one budget scope (key/persona/team) since a period start."""
-        clauses = [SCOPE_COLUMNS[scope] == name]
+        """USD recorded for one budget scope (key/persona/team) since a period start (roll-up backed, so
+        retention never lowers what a budget has spent)."""
+        if scope not in SCOPE_COLUMNS:
+            raise ValueError(f"unknown budget scope {scope!r}")
+        return float(self.costs_sync(since=since, where={scope: name})["total_usd"])
+
+    def series_sync(
+        self, group: str, *, since: datetime | None = None, until: datetime | None = None,
+        where: dict[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Spend per day and ``group`` (whole days, from the roll-up): the dashboard's stacked chart."""
+        if group not in DAILY:
+            raise ValueError(f"group must be one of {', '.join(DAILY)}")
+        d = ledger_daily.c
+        key = DAILY[group]
+        clauses: list[Any] = []
         if since is not None:
-            clauses.append(ledger_table.c.ts >= _naive_utc(since))
+            clauses.append(d.day >= _day_text(_floor_day(_naive_utc(since))))  # type: ignore[arg-type]
+        if until is not None:
+            clauses.append(d.day < _day_text(_ceil_day(_naive_utc(until))))  # type: ignore[arg-type]
+        for name, value in (where or {}).items():
+            clauses.append(DAILY[name] == (value or ""))
+        query = (sa.select(d.day, key, sa.func.sum(d.cost_usd), sa.func.sum(d.requests))
+                 .where(*clauses).group_by(d.day, key).order_by(d.day, key))
         with self.engine.connect() as conn:
-            value = conn.execute(
-                sa.select(sa.func.coalesce(sa.func.sum(ledger_table.c.cost_usd), 0.0)).where(*clauses)
-            ).scalar_one()
-        return float(value)
+            return [{"day": day, "group": name or None, "cost_usd": float(cost or 0.0), "requests": int(n or 0)}
+                    for day, name, cost, n in conn.execute(query)]
+
+    def recent_sync(self, limit: int = 50, where: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """The latest rows, newest first (served by the ``ts`` and ``(key_id, ts)`` indexes)."""
+        t = ledger_table.c
+        query = (sa.select(t.ts, t.request_id, t.attempt, t.key_id, t.persona, t.session_id, t.provider, t.model,
+                           t.status, t.error_type, t.latency_ms, t.ttft_ms, t.input_tokens, t.output_tokens,
+                           t.cost_usd)
+                 .where(*self._filters(None, None, None, where)).order_by(t.ts.desc()).limit(limit))
+        with self.engine.connect() as conn:
+            # str() keys: SQLAlchemy's are a str subclass that strict JSON encoders refuse
+            return [{**{str(k): v for k, v in row._asdict().items()}, "ts": row.ts.isoformat() + "Z"}
+                    for row in conn.execute(query)]
+
+    def prune_sync(self, now: datetime | None = None) -> int:
+        """Delete raw rows older than ``retention_days`` (the roll-up keeps their totals); returns the count."""
+        if self.retention_days is None:
+            return 0
+        cutoff = _floor_day((now or utcnow()) - timedelta(days=self.retention_days))
+        with self.engine.begin() as conn:
+            result = conn.execute(sa.delete(ledger_table).where(ledger_table.c.ts < cutoff))
+        return int(result.rowcount or 0)
+
+    async def _prune_forever(self, every: float = 3600.0) -> None:
+        while True:
+            try:
+                removed = await asyncio.to_thread(self.prune_sync)
+                if removed:
+                    log.info("ledger retention: %d raw row(s) older than %d days removed", removed,
+                             self.retention_days)
+            except Exception:
+                log.exception("ledger retention failed")
+            await asyncio.sleep(every)
 
     async def spent(self, scope: str, name: str, since: datetime | None = None) -> float:
         return await asyncio.to_thread(self.spent_sync, scope, name, since)
@@ -330,6 +513,19 @@ class Ledger:
             query = query.limit(limit)
         with self.engine.connect() as conn:
             return [row._asdict() for row in conn.execute(query)]
+
+
+def _floor_day(value: datetime) -> datetime:
+    return value.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _ceil_day(value: datetime) -> datetime:
+    floor = _floor_day(value)
+    return floor if floor == value else floor + timedelta(days=1)
+
+
+def _day_text(value: datetime | None) -> str | None:
+    return None if value is None else value.strftime("%Y-%m-%d")
 
 
 CSV_FIELDS = ("group", "cost_usd", "requests", "input_tokens", "output_tokens", "cached_input_tokens",

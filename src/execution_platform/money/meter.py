@@ -188,7 +188,7 @@ class Meter:
         own = engine is None
         if engine is None:
             engine = create_engine_from_url(settings.resolved_database_url())
-        ledger = Ledger(engine)
+        ledger = Ledger(engine, retention_days=getattr(getattr(config, "ledger", None), "retention_days", None))
         server = getattr(config, "server", None)
         budgets, limiter = make_backends(
             getattr(settings, "redis_url", None),

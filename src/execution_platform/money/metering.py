@@ -42,6 +42,7 @@ from ..model import (
     Capabilities,
     ChatRequest,
     ChatResponse,
+    FinishEvent,
     StartEvent,
     StreamEvent,
     TextDelta,
@@ -74,7 +75,11 @@ class CallContext:
     team: str | None = None
     persona: str | None = None
     run_id: str | None = None
+    session_id: str | None = None  # cost attribution only (X-EP-Session-Id or a client's own session id)
     max_output_tokens: int | None = None  # used when the request sets no max_tokens
+    # Told about every attempt's ledger row as it is settled (the gateway's metrics and spans); it
+    # must be cheap and must not raise: it runs on every upstream attempt.
+    on_attempt: Callable[[LedgerRow, float], None] | None = None
     # outcome (of the latest metered attempt made under this context)
     attempts: int = 0  # metered upstream attempts so far (retries/fallbacks each count); the row's attempt
     cost_usd: float | None = None
@@ -83,6 +88,23 @@ class CallContext:
     reserved_usd: float | None = None
     tokens: int = 0  # input + output tokens of every attempt so far (settles request-level TPM)
     upstream_calls: int = 0  # attempts admitted past the leaf's checks (0: refused before any upstream call)
+    # Timing (``time.perf_counter`` values) so the gateway can tell its own time from the upstream's:
+    # ``upstream_s`` is the upstream time up to the latest first event (or the end of a failed or
+    # non-streamed attempt); ``upstream_open`` is when the still-uncounted part of a running attempt began.
+    upstream_s: float = 0.0
+    upstream_open: float | None = None
+    first_token_at: float | None = None  # first content event of the serving stream
+    last_token_at: float | None = None
+    token_events: int = 0
+    # what the upstream answered (for traces): its response id, model and finish reason
+    response_id: str | None = None
+    response_model: str | None = None
+    finish_reason: str | None = None
+
+    def upstream_seconds(self, now: float) -> float:
+        """Upstream time so far, counting a running attempt that has not produced its first event yet."""
+        open_since = self.upstream_open
+        return self.upstream_s + (now - open_since if open_since is not None else 0.0)
 
     def merged(self, other: CallContext | None) -> CallContext:
         """This context with ``other``'s budgets/limits added and its unset fields filled from ``other``."""
@@ -90,7 +112,8 @@ class CallContext:
             return self
         pick = {
             name: getattr(self, name) if getattr(self, name) is not None else getattr(other, name)
-            for name in ("request_id", "deployment", "key_id", "team", "persona", "run_id", "max_output_tokens")
+            for name in ("request_id", "deployment", "key_id", "team", "persona", "run_id", "session_id",
+                         "max_output_tokens", "on_attempt")
         }
         return replace(
             self,
@@ -139,6 +162,7 @@ class _Call:
     output_text: list[str] = field(default_factory=list)
     usage: Usage | None = None
     reported_cost: float | None = None  # the provider's own price from the stream's UsageEvent
+    first_seen: bool = False  # the upstream's first event arrived (its wait is counted in upstream_s)
 
 
 class MeteredProvider(Provider):
@@ -226,9 +250,10 @@ class MeteredProvider(Provider):
             # (breakers) nor report it as an upstream attempt.
             exc.before_upstream = True  # type: ignore[attr-defined]
             raise
+        call.started = time.perf_counter()
         if scoped is not None:
             scoped.upstream_calls += 1
-        call.started = time.perf_counter()
+            scoped.upstream_open = call.started
         return call
 
     # -- completion ------------------------------------------------------------------------------
@@ -236,6 +261,11 @@ class MeteredProvider(Provider):
         self, call: _Call, status: Status, usage: Usage, reported_cost: float | None, error: BaseException | None
     ) -> float:
         ctx, request = call.ctx, call.request
+        ended = time.perf_counter()
+        scoped = call.scoped
+        if scoped is not None and not call.first_seen:
+            scoped.upstream_s += ended - call.started
+            scoped.upstream_open = None
         cost = reported_cost
         if cost is None:
             cost = self.prices.cost(self.name, request.model, usage, deployment=ctx.deployment)
@@ -246,30 +276,32 @@ class MeteredProvider(Provider):
             await self.budgets.settle(call.reservation, cost)
         if call.lease is not None and self.limiter is not None:
             await self.limiter.settle(call.lease, usage.input_tokens + usage.output_tokens)
+        row = LedgerRow(
+            request_id=ctx.request_id or "",
+            attempt=call.attempt,
+            key_id=ctx.key_id,
+            team=ctx.team,
+            persona=ctx.persona,
+            run_id=ctx.run_id,
+            session_id=ctx.session_id,
+            provider=self.name,
+            model=request.model,
+            deployment=ctx.deployment,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_input_tokens=usage.cached_input_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            cost_usd=cost,
+            latency_ms=(ended - call.started) * 1000,
+            ttft_ms=call.ttft_ms,
+            status=status,
+            error_type=error_type(error),
+        )
+        if ctx.on_attempt is not None:
+            ctx.on_attempt(row, call.started)
         if self.ledger is not None:
-            await self.ledger.record(
-                LedgerRow(
-                    request_id=ctx.request_id or "",
-                    attempt=call.attempt,
-                    key_id=ctx.key_id,
-                    team=ctx.team,
-                    persona=ctx.persona,
-                    run_id=ctx.run_id,
-                    provider=self.name,
-                    model=request.model,
-                    deployment=ctx.deployment,
-                    input_tokens=usage.input_tokens,
-                    output_tokens=usage.output_tokens,
-                    cached_input_tokens=usage.cached_input_tokens,
-                    cache_write_tokens=usage.cache_write_tokens,
-                    reasoning_tokens=usage.reasoning_tokens,
-                    cost_usd=cost,
-                    latency_ms=(time.perf_counter() - call.started) * 1000,
-                    ttft_ms=call.ttft_ms,
-                    status=status,
-                    error_type=error_type(error),
-                )
-            )
+            await self.ledger.record(row)
         return cost
 
     async def _finish_shielded(
@@ -294,6 +326,8 @@ class MeteredProvider(Provider):
         except BaseException as exc:
             await self._finish_shielded(call, "error", Usage(), error=exc)
             raise
+        if call.scoped is not None:
+            _answered(call.scoped, response.id, response.model, response.finish_reason)
         cost = await self._finish_shielded(call, "ok", response.usage, response.cost_usd)
         response.cost_usd = cost
         return response
@@ -320,12 +354,31 @@ class MeteredProvider(Provider):
             )
 
     def _observe(self, call: _Call, event: StreamEvent) -> None:
+        if not call.first_seen:
+            call.first_seen = True
+            scoped = call.scoped
+            if scoped is not None:
+                scoped.upstream_s += time.perf_counter() - call.started
+                scoped.upstream_open = None
         if isinstance(event, UsageEvent):
             call.usage = event.usage
             call.reported_cost = event.cost_usd
-        elif not isinstance(event, StartEvent):
+        elif isinstance(event, StartEvent):
+            if call.scoped is not None:
+                _answered(call.scoped, event.id, event.model, None)
+        else:
+            now = time.perf_counter()
             if call.ttft_ms is None:
-                call.ttft_ms = (time.perf_counter() - call.started) * 1000
+                call.ttft_ms = (now - call.started) * 1000
+            scoped = call.scoped
+            if scoped is not None:
+                if isinstance(event, FinishEvent):
+                    scoped.finish_reason = event.reason
+                elif isinstance(event, TextDelta | ThinkingDelta | ToolCallStart | ToolCallDelta):
+                    if scoped.first_token_at is None:
+                        scoped.first_token_at = now
+                    scoped.last_token_at = now
+                    scoped.token_events += 1
             if isinstance(event, TextDelta | ThinkingDelta):
                 call.output_text.append(event.text)
             elif isinstance(event, ToolCallDelta):
@@ -344,6 +397,10 @@ class MeteredProvider(Provider):
             input_tokens=prompt_tokens_estimate(call.request),
             output_tokens=min(estimate_text_tokens("".join(call.output_text)), call.max_output),
         )
+
+
+def _answered(ctx: CallContext, response_id: str | None, model: str | None, finish: str | None) -> None:
+    ctx.response_id, ctx.response_model, ctx.finish_reason = response_id, model, finish
 
 
 def _report(call: _Call, **outcome: object) -> None:

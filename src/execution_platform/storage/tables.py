@@ -20,6 +20,7 @@ ledger = sa.Table(
     sa.Column("team", sa.String(128)),
     sa.Column("persona", sa.String(128)),
     sa.Column("run_id", sa.String(128)),
+    sa.Column("session_id", sa.String(128)),
     sa.Column("provider", sa.String(64), nullable=False),
     sa.Column("model", sa.String(256), nullable=False),
     sa.Column("deployment", sa.String(128)),
@@ -38,6 +39,42 @@ ledger = sa.Table(
     sa.Index("ix_ledger_key_ts", "key_id", "ts"),
     sa.Index("ix_ledger_persona_ts", "persona", "ts"),
     sa.Index("ix_ledger_team_ts", "team", "ts"),
+    sa.Index("ix_ledger_run_ts", "run_id", "ts"),
+    sa.Index("ix_ledger_session_ts", "session_id", "ts"),
+)
+
+# Dimensions of the daily roll-up, in its unique key's order. Stored as '' rather than NULL so the
+# unique key (and ``ON CONFLICT``) matches rows whose attribution is missing.
+ROLLUP_DIMENSIONS = ("day", "key_id", "team", "persona", "run_id", "session_id", "provider", "model",
+                     "deployment", "status")
+ROLLUP_MEASURES = ("requests", "input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens",
+                   "reasoning_tokens", "cost_usd")
+
+# One row per day and attribution: what ``/costs`` and the dashboard read, so they stay fast at
+# millions of ledger rows and stay exact after ``ledger.retention_days`` prunes raw rows. Maintained
+# in the same transaction as the ledger inserts.
+ledger_daily = sa.Table(
+    "ledger_daily",
+    metadata,
+    sa.Column("day", sa.String(10), nullable=False),
+    sa.Column("key_id", sa.String(64), nullable=False),
+    sa.Column("team", sa.String(128), nullable=False),
+    sa.Column("persona", sa.String(128), nullable=False),
+    sa.Column("run_id", sa.String(128), nullable=False),
+    sa.Column("session_id", sa.String(128), nullable=False),
+    sa.Column("provider", sa.String(64), nullable=False),
+    sa.Column("model", sa.String(256), nullable=False),
+    sa.Column("deployment", sa.String(128), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("requests", sa.BigInteger, nullable=False),
+    sa.Column("input_tokens", sa.BigInteger, nullable=False),
+    sa.Column("output_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cached_input_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cache_write_tokens", sa.BigInteger, nullable=False),
+    sa.Column("reasoning_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cost_usd", sa.Float, nullable=False),
+    sa.UniqueConstraint(*ROLLUP_DIMENSIONS, name="uq_ledger_daily"),
+    sa.Index("ix_ledger_daily_key_day", "key_id", "day"),
 )
 
 virtual_keys = sa.Table(

@@ -87,7 +87,17 @@ class Agent:
         return result
 
     async def stream(self, messages: MessagesIn) -> AsyncIterator[AgentEvent]:
-        """Yield every step as events; closing the iterator cancels the model call and running tools."""
+        """Yield every step as events; closing the iterator cancels the model call and running tools.
+
+        With tracing on, the run is an ``invoke_agent`` span, each step a child span and each tool call
+        an ``execute_tool`` span under its step (the model calls' own spans come from the gateway).
+        """
+        from .. import tracing
+
+        tracer = tracing.tracer()
+        run_span = None if tracer is None else tracer.start_span(
+            f"invoke_agent {self._template.model}",
+            attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.request.model": self._template.model})
         history = self._initial_messages(messages)
         allowed = self._allowed()
         specs = self.registry.specs(allowed)
@@ -95,30 +105,28 @@ class Agent:
         response: ChatResponse | None = None
         stop: StopReason = "max_steps"
         step = 0
-        for step in range(1, self.max_steps + 1):
-            yield StepStart(step=step)
-            request = self._template.model_copy(update={"messages": list(history), "tools": specs})
-            if self.use_stream:
-                acc = StreamAccumulator()
-                async with aclosing(self._model_stream(request)) as events:
+        step_span: Any = None
+        try:
+            for step in range(1, self.max_steps + 1):
+                if run_span is not None:
+                    step_span = tracer.start_span(f"step {step}", context=tracing.parent(run_span),
+                                                  attributes={"ep.step": step})
+                async with aclosing(self._one_step(step, history, specs, allowed, step_span)) as events:
                     async for event in events:
-                        acc.add(event)
-                        yield event
-                if acc.error is not None:
-                    raise StreamInterruptedError(acc.error.message)
-                response = acc.response()
-            else:
-                response = await self._model_chat(request)
-            usage = usage + response.usage
-            history.append(response.message)
-            yield StepEnd(step=step, response=response)
-            calls = response.message.tool_calls
-            if not calls:
-                stop = "final_answer"
-                break
-            async with aclosing(self._execute_all(step, calls, history, allowed)) as executions:
-                async for event in executions:
-                    yield event
+                        if isinstance(event, _Outcome):
+                            response, stop = event.response, event.stop
+                            usage = usage + response.usage
+                        else:
+                            yield event
+                if step_span is not None:
+                    step_span.end()
+                    step_span = None
+                if stop == "final_answer":
+                    break
+        finally:
+            for span in (step_span, run_span):
+                if span is not None:
+                    span.end()
         yield RunEnd(
             result=RunResult(
                 text=response.message.text if (response and stop == "final_answer") else "",
@@ -129,6 +137,38 @@ class Agent:
                 response=response,
             )
         )
+
+    async def _one_step(
+        self, step: int, history: list[Message], specs: Any, allowed: Collection[str] | None, span: Any
+    ) -> AsyncIterator[Any]:
+        """One model turn and the tools it called; ends with an ``_Outcome`` (not shown to callers)."""
+        from .. import tracing
+
+        stop: StopReason = "max_steps"
+        yield StepStart(step=step)
+        request = self._template.model_copy(update={"messages": list(history), "tools": specs})
+        if self.use_stream:
+            acc = StreamAccumulator()
+            async with aclosing(self._model_stream(request)) as events:
+                async for event in events:
+                    acc.add(event)
+                    yield event
+            if acc.error is not None:
+                raise StreamInterruptedError(acc.error.message)
+            response = acc.response()
+        else:
+            response = await self._model_chat(request)
+        history.append(response.message)
+        yield StepEnd(step=step, response=response)
+        calls = response.message.tool_calls
+        if not calls:
+            stop = "final_answer"
+        else:
+            context = tracing.parent(span) if span is not None else None
+            async with aclosing(self._execute_all(step, calls, history, allowed, context)) as executions:
+                async for event in executions:
+                    yield event
+        yield _Outcome(response, stop)
 
     def _allowed(self) -> Collection[str] | None:
         """The caller's allow-list narrowed by the persona's (tool names; None when neither limits)."""
@@ -160,10 +200,11 @@ class Agent:
 
     # -- tool execution -------------------------------------------------------------------------
     async def _execute_all(
-        self, step: int, calls: list[ToolCall], history: list[Message], allowed: Collection[str] | None
+        self, step: int, calls: list[ToolCall], history: list[Message], allowed: Collection[str] | None,
+        trace_context: Any = None,
     ) -> AsyncIterator[AgentEvent]:
         """Run all calls of one step concurrently; report each as it finishes, append in call order."""
-        tasks = [asyncio.create_task(self._execute(step, call, allowed)) for call in calls]
+        tasks = [asyncio.create_task(self._execute(step, call, allowed, trace_context)) for call in calls]
         try:
             for call in calls:
                 yield ToolExecutionStart(step=step, call_id=call.id, name=call.name, arguments=call.arguments)
@@ -184,7 +225,26 @@ class Agent:
                 )
             )
 
-    async def _execute(self, step: int, call: ToolCall, allowed: Collection[str] | None) -> ToolExecutionResult:
+    async def _execute(
+        self, step: int, call: ToolCall, allowed: Collection[str] | None, trace_context: Any = None
+    ) -> ToolExecutionResult:
+        if trace_context is None:
+            return await self._run_tool(step, call, allowed)
+        from .. import tracing
+
+        span = tracing.tracer().start_span(
+            f"execute_tool {call.name}", context=trace_context, kind=tracing.kind("INTERNAL"),
+            attributes={"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": call.name,
+                        "gen_ai.tool.call.id": call.id or "", "ep.step": step})
+        try:
+            result = await self._run_tool(step, call, allowed)
+            if result.is_error:
+                tracing.mark_error(span, result.error_type or "tool_error")
+            return result
+        finally:
+            span.end()
+
+    async def _run_tool(self, step: int, call: ToolCall, allowed: Collection[str] | None) -> ToolExecutionResult:
         started = time.perf_counter()
         value: Any = None
         error: EPError | None = None
@@ -236,3 +296,13 @@ def persona_allow_list(backend: Any, model: str) -> Collection[str] | None:
     config = getattr(getattr(backend, "router", None), "config", None)
     persona = (getattr(config, "personas", None) or {}).get(model[len(PERSONA) :])
     return getattr(persona, "tools", None)
+
+
+class _Outcome:
+    """A step's model answer and whether it ended the run (internal to :class:`ToolLoop`'s generator)."""
+
+    __slots__ = ("response", "stop")
+
+    def __init__(self, response: ChatResponse, stop: StopReason) -> None:
+        self.response = response
+        self.stop = stop

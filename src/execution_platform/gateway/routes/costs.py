@@ -54,7 +54,7 @@ class CostReport(BaseModel):
 )
 async def costs(
     request: Request,
-    by: Literal["persona", "provider", "model", "key", "team", "deployment", "run", "day"] | None = Query(
+    by: Literal["persona", "provider", "model", "key", "team", "deployment", "run", "session", "day"] | None = Query(
         None, description="group rows by this field"),
     since: str | None = Query(None, description="YYYY-MM-DD or ISO date-time (UTC), inclusive"),
     until: str | None = Query(None, description="YYYY-MM-DD (that day included) or ISO date-time, exclusive"),

@@ -17,7 +17,11 @@ router = APIRouter(tags=["Operations"])
     summary="Prometheus metrics",
 )
 async def metrics(request: Request) -> Response:
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    from ..metrics import exposition
 
     gw = _chat.gateway(request)
-    return Response(generate_latest(gw.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    gw.observer.refresh(gw)
+    await gw.observer.refresh_budgets(gw)
+    return Response(exposition(gw.metrics), media_type=CONTENT_TYPE_LATEST)

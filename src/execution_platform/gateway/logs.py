@@ -1,0 +1,71 @@
+"""Log formats for ``ep serve``: one JSON object per line (for collectors) or readable text (a terminal).
+
+The access logger (``execution_platform.access``) emits one record per request whose ``ep`` attribute
+holds the fields (ids, route, status, provider, model, tokens, cost, timings); both formats render
+those fields only, so message content and secrets, which never reach that dict, never reach a log.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+FORMATS = ("json", "text")
+ENV = "EP_LOG_FORMAT"
+
+
+def default_format() -> str:
+    """JSON unless stdout is a terminal (``--log-format`` and ``EP_LOG_FORMAT`` override)."""
+    return "text" if sys.stdout.isatty() else "json"
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        fields = getattr(record, "ep", None)
+        if fields:
+            line.update({k: v for k, v in fields.items() if v is not None})
+        if record.exc_info:
+            line["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
+        return orjson.dumps(line, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = getattr(record, "ep", None)
+        text = super().format(record)
+        if fields:
+            text += " " + " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
+        return text
+
+
+def configure(fmt: str | None = None, level: int = logging.INFO) -> str:
+    """Install one stdout handler with the chosen format on the ``execution_platform`` loggers."""
+    chosen = fmt or os.environ.get(ENV) or default_format()
+    if chosen not in FORMATS:
+        raise ValueError(f"log format must be one of {', '.join(FORMATS)}")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter() if chosen == "json" else TextFormatter())
+    root = logging.getLogger("execution_platform")
+    for old in list(root.handlers):
+        if getattr(old, "_ep_handler", False):
+            root.removeHandler(old)
+    handler._ep_handler = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > level:
+        root.setLevel(level)
+    root.propagate = False
+    return chosen
