@@ -17,7 +17,11 @@ PROVIDERS: dict[str, tuple[str, str, str | None]] = {
     "anthropic": ("execution_platform.providers.anthropic", "AnthropicProvider", "anthropic"),
     "gemini": ("execution_platform.providers.gemini", "GeminiProvider", "gemini"),
     "claude_agent": ("execution_platform.providers.claude_agent", "ClaudeAgentProvider", None),
+    "local": ("execution_platform.providers.local", "LocalProvider", None),
 }
+
+# Providers that serve one configured model, so the bare provider name is a complete address.
+BARE = frozenset({"local"})
 
 
 def provider_class(name: str) -> type[Provider]:
@@ -50,7 +54,11 @@ def create_provider(name: str, settings: Settings, *, http: Any = None, **overri
 
 
 def split_model(address: str) -> tuple[str, str]:
-    """``"openai/gpt-4o"`` → ``("openai", "gpt-4o")``; the model part may itself contain slashes."""
+    """``"openai/gpt-4o"`` → ``("openai", "gpt-4o")``; the model part may itself contain slashes.
+
+    ``"local"`` alone is ``("local", "")``: that provider serves one configured model."""
+    if address in BARE:
+        return address, ""
     provider, sep, model = address.partition("/")
     if not sep or not model:
         raise NotFoundError(
