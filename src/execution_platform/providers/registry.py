@@ -56,9 +56,9 @@ def create_provider(name: str, settings: Settings, *, http: Any = None, **overri
 def split_model(address: str) -> tuple[str, str]:
     """``"openai/gpt-4o"`` → ``("openai", "gpt-4o")``; the model part may itself contain slashes.
 
-    ``"local"`` alone is ``("local", "")``: that provider serves one configured model."""
+    ``"local"`` alone is ``("local", "default")``: that provider serves one configured model."""
     if address in BARE:
-        return address, ""
+        return address, "default"
     provider, sep, model = address.partition("/")
     if not sep or not model:
         raise NotFoundError(
