@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from ..config.settings import Settings
 
 
+DEFAULT_MAX_TOKENS = 512
+
+
 def engine_config(settings: Settings | None) -> EngineConfig:
     """The engine configuration from ``EP_LOCAL_*`` settings (defaults in ``EngineConfig``)."""
     if settings is None:
@@ -68,6 +71,10 @@ class LocalProvider(OpenAIProvider):
     def body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         body = super().body(request, stream=stream)
         body["model"] = self.model_name
+        if not request.max_tokens:
+            # Without a cap llama.cpp generates until the slot's context is full, and a small model
+            # that starts repeating itself would hold a slot (and the caller) for minutes.
+            body["max_tokens"] = DEFAULT_MAX_TOKENS
         return body
 
     def default_capabilities(self, model: str) -> Capabilities:

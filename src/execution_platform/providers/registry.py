@@ -49,6 +49,8 @@ def create_provider(name: str, settings: Settings, *, http: Any = None, **overri
         kwargs["http"] = http
     else:
         kwargs["settings"] = settings
+        if name in BARE:
+            kwargs["http"] = http
     kwargs.update({k: v for k, v in overrides.items() if v is not None})
     return cls(**kwargs)
 
