@@ -43,6 +43,7 @@ class ToolPlan:
 
     tools: tuple[str, ...]
     allow_answer: bool
+    plain: bool = False  # the engine answers in text: pass it through
 
 
 def plan(request: ChatRequest) -> tuple[ChatRequest, ToolPlan | None]:
@@ -57,6 +58,14 @@ def plan(request: ChatRequest) -> tuple[ChatRequest, ToolPlan | None]:
     if isinstance(choice, NamedToolChoice):
         tools = [t for t in tools if t.name == choice.name] or tools
     allow_answer = choice in (None, "auto")
+    if allow_answer:
+        # Small models call the same tool again and again once they have its result; with "auto" the
+        # tools already called since the user last spoke are no longer offered (their results are in
+        # the context), so the model moves on to another tool or to its answer.
+        called = _called_this_turn(request.messages)
+        tools = [t for t in tools if t.name not in called]
+        if not tools:
+            return _answer_only(request, history)
     options: list[dict[str, Any]] = [_call_schema(t) for t in tools]
     if allow_answer:
         options.append({"type": "object", "properties": {"answer": {"type": "string"}},
@@ -71,6 +80,35 @@ def plan(request: ChatRequest) -> tuple[ChatRequest, ToolPlan | None]:
             {"type": "json_schema", "name": "tool_call", "schema": schema, "strict": True}),
     })
     return engine_request, ToolPlan(tools=tuple(t.name for t in tools), allow_answer=allow_answer)
+
+
+def _called_this_turn(messages: list[Message]) -> set[str]:
+    called: set[str] = set()
+    for m in reversed(messages):
+        if m.role == "user":
+            break
+        called.update(c.name for c in m.tool_calls)
+    return called
+
+
+def _answer_only(request: ChatRequest, history: list[Message]) -> tuple[ChatRequest, ToolPlan]:
+    """Every offered tool has been used: the model now answers in plain text.
+
+    The turn's tool calls are folded into the user's last message as results ("Tool X returned: …"),
+    because a small model shown its own earlier JSON calls just writes another one."""
+    messages = list(request.messages)
+    last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=None)
+    if last_user is None:
+        engine_messages = history
+    else:
+        results = [f"{m.text}" for m in _flatten_history(messages[last_user + 1:]) if m.role == "user"]
+        question = messages[last_user].text
+        prompt = question + "\n\n" + "\n".join(results) + "\n\nAnswer using these results."
+        engine_messages = [*_flatten_history(messages[:last_user]), Message(role="user", content=prompt)]
+    engine_request = request.model_copy(update={
+        "messages": engine_messages, "tools": [], "tool_choice": None, "parallel_tool_calls": None,
+    })
+    return engine_request, ToolPlan(tools=(), allow_answer=True, plain=True)
 
 
 def _call_schema(tool: ToolSpec) -> dict[str, Any]:
@@ -117,6 +155,8 @@ def _flatten_history(messages: list[Message]) -> list[Message]:
 
 def read_answer(text: str, tool_plan: ToolPlan) -> list[ToolCall] | str | None:
     """The engine's JSON as tool calls or a plain answer; None if it is not what was asked (e.g. cut off)."""
+    if tool_plan.plain:
+        return None
     try:
         data = json.loads(text)
     except ValueError:
@@ -154,6 +194,9 @@ class StreamRewriter:
         self.text: list[str] = []
 
     def feed(self, event: StreamEvent) -> Iterator[StreamEvent]:
+        if self.plan.plain:
+            yield event
+            return
         if isinstance(event, TextDelta):
             self.text.append(event.text)
             return
