@@ -176,3 +176,16 @@ async def test_agent_calls_a_python_function_and_answers_with_its_result(local_g
     assert called == ["get_secret_number"]
     assert [m.text for m in result.messages if m.role == "tool"] == ["4217"]
     assert "4217" in result.text
+
+
+async def test_persona_falls_back_from_a_keyless_cloud_target_to_local(local_gateway: GatewayServer) -> None:
+    from pathlib import Path
+
+    from execution_platform.client import Client
+    from tests.local.conftest import keyless_settings
+
+    config = Path(__file__).resolve().parents[2] / "examples" / "personas.yaml"
+    async with Client(keyless_settings(), config=config) as client:
+        answer = await client.chat(model="persona:helper_with_local_fallback", messages=HI, max_tokens=8)
+    assert answer.provider == "local" and answer.message.text.strip()
+    assert [(a.provider, a.status) for a in answer.attempts] == [("openai", "error"), ("local", "ok")]

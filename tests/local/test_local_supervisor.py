@@ -1,0 +1,28 @@
+"""The engine supervisor on a model file the engine cannot load: a clean error, then back-off."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from execution_platform.errors import UpstreamConnectionError
+from execution_platform.providers._local_supervisor import EngineConfig, EngineSupervisor
+
+pytestmark = [pytest.mark.local_model, pytest.mark.xdist_group("local_model")]
+
+
+def test_a_broken_model_file_fails_cleanly_then_backs_off(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"this is not a GGUF file")
+    sup = EngineSupervisor(EngineConfig(model=str(bad), idle_unload=0, start_timeout=60))
+    try:
+        with pytest.raises(UpstreamConnectionError, match="did not start"):
+            sup.url()
+        with pytest.raises(UpstreamConnectionError, match="did not start"):  # the first retry is immediate
+            sup.url()
+        with pytest.raises(UpstreamConnectionError, match="next start attempt in"):  # then it backs off
+            sup.url()
+        assert sup.pid is None
+    finally:
+        sup.stop()
