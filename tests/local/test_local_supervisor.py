@@ -26,3 +26,20 @@ def test_a_broken_model_file_fails_cleanly_then_backs_off(tmp_path: Path) -> Non
         assert sup.pid is None
     finally:
         sup.stop()
+
+
+def test_an_idle_engine_is_stopped_and_started_again_on_use() -> None:
+    import time
+
+    sup = EngineSupervisor(EngineConfig(idle_unload=1.0, parallel=1, ctx=512))
+    try:
+        first = sup.url()
+        assert sup.pid is not None
+        deadline = time.monotonic() + 60
+        while sup.pid is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert sup.pid is None  # unloaded after a second without requests
+        assert sup.url() != first or sup.pid is not None  # and back on the next use
+        assert sup.starts == 2
+    finally:
+        sup.stop()

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import EPError, UpstreamTimeoutError
 from ..model import Capabilities, ChatRequest, ChatResponse, StartEvent, StreamEvent
 from . import _local_tools
+from ._http import Timeouts
 from ._local_supervisor import EngineConfig, EngineSupervisor, shared_supervisor
 from .openai import OpenAIProvider
 
@@ -50,10 +51,12 @@ class LocalProvider(OpenAIProvider):
         settings: Settings | None = None,
         engine: EngineConfig | None = None,
         http: Any = None,
+        timeouts: Timeouts | None = None,
+        capabilities: dict[str, Capabilities] | None = None,
         name: str | None = None,
-        **kwargs: Any,
     ) -> None:
-        super().__init__(api_key=None, base_url="http://127.0.0.1", http=http, name=name, **kwargs)
+        super().__init__(api_key=None, base_url="http://127.0.0.1", http=http, timeouts=timeouts,
+                         capabilities=capabilities, name=name)
         self.engine_config = engine or engine_config(settings)
         self.engine: EngineSupervisor = shared_supervisor(self.engine_config)
         self.model_name = self.engine_config.model_name()
