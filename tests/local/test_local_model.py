@@ -144,12 +144,26 @@ def test_embeddings_rank_a_related_pair_above_an_unrelated_one(local_gateway: Ga
     assert body["usage"]["prompt_tokens"] > 0
 
 
-def test_a_killed_engine_is_restarted_for_the_next_request(local_gateway: GatewayServer) -> None:
+def test_a_killed_engine_fails_the_call_in_flight_cleanly_and_is_restarted(local_gateway: GatewayServer) -> None:
+    import threading
+    import time
+
     from execution_platform.providers._local_supervisor import _SHARED
 
     assert post(local_gateway, "/chat", {"model": "local", "max_tokens": 4, "messages": HI}).status_code == 200
     [pid] = [sup.pid for sup in _SHARED.values() if sup.pid is not None]
+    in_flight: list[httpx.Response] = []
+    long_call = {"model": "local", "messages": HI, "max_tokens": 1500, "ignore_eos": True}
+    worker = threading.Thread(target=lambda: in_flight.append(post(local_gateway, "/v1/chat/completions", long_call)))
+    worker.start()
+    time.sleep(1.5)
     os.kill(pid, signal.SIGKILL)
+    worker.join(300)
+    while any(sup.pid == pid for sup in _SHARED.values()):  # until the supervisor has seen it die
+        time.sleep(0.05)
+    [failed] = in_flight
+    assert failed.status_code in (502, 503), failed.text  # a clean upstream error, in OpenAI's shape
+    assert set(failed.json()["error"]) >= {"message", "type", "code"}
     resp = post(local_gateway, "/chat", {"model": "local", "max_tokens": 4, "messages": HI})
     assert resp.status_code == 200, resp.text
     assert resp.json()["usage"]["output_tokens"] > 0

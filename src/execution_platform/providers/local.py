@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EPError, UpstreamTimeoutError
+from ..errors import StreamInterruptedError, UpstreamConnectionError, UpstreamTimeoutError
 from ..model import Capabilities, ChatRequest, ChatResponse, StartEvent, StreamEvent
 from . import _local_tools
 from ._http import Timeouts
@@ -104,11 +104,8 @@ class LocalProvider(OpenAIProvider):
             await self._base_url()
             response = await super().chat(engine_request)
             served = True
-        except UpstreamTimeoutError:
-            await asyncio.to_thread(self.engine.check_health)
-            raise
-        except EPError as exc:
-            exc.provider = self.name
+        except (UpstreamTimeoutError, UpstreamConnectionError, StreamInterruptedError):
+            await asyncio.to_thread(self.engine.check_health)  # a dead or hung engine is replaced next time
             raise
         finally:
             self.engine.end(served=served)
@@ -135,8 +132,8 @@ class LocalProvider(OpenAIProvider):
             finally:
                 await inner.aclose()  # type: ignore[attr-defined]
             served = True
-        except UpstreamTimeoutError:
-            await asyncio.to_thread(self.engine.check_health)
+        except (UpstreamTimeoutError, UpstreamConnectionError, StreamInterruptedError):
+            await asyncio.to_thread(self.engine.check_health)  # a dead or hung engine is replaced next time
             raise
         finally:
             self.engine.end(served=served)
