@@ -70,24 +70,30 @@ async def one(session: aiohttp.ClientSession, url: str, tokens: int) -> tuple[fl
     return first if first is not None else total, total, count
 
 
-async def row(url: str, concurrency: int, rounds: int, tokens: int) -> dict[str, float]:
-    ttft, totals, speeds, aggregate = [], [], [], []
+async def rows(urls: dict[str, str], concurrency: int, rounds: int, tokens: int) -> dict[str, dict[str, float]]:
+    """One row per path; the paths alternate round by round, so drifting machine load hits both alike."""
+    samples: dict[str, dict[str, list[float]]] = {
+        path: {"ttft": [], "total": [], "speed": [], "aggregate": []} for path in urls
+    }
     # A new connection per request on both paths: the engine's server may drop a kept-alive connection.
     connector = aiohttp.TCPConnector(force_close=True)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600), connector=connector) as session:
-        await one(session, url, 4)  # warm the path (connection, prompt cache) outside the figures
+        for url in urls.values():
+            await one(session, url, 4)  # warm each path (prompt cache, first-use costs) outside the figures
         for _ in range(rounds):
-            started = time.perf_counter()
-            results = await asyncio.gather(*(one(session, url, tokens) for _ in range(concurrency)))
-            wall = time.perf_counter() - started
-            aggregate.append(sum(n for _, _, n in results) / wall)
-            for first, total, n in results:
-                ttft.append(first)
-                totals.append(total)
-                if n > 1 and total > first:
-                    speeds.append((n - 1) / (total - first))
-    return {"ttft_ms": statistics.median(ttft) * 1000, "tok_s": statistics.median(speeds),
-            "agg_tok_s": statistics.median(aggregate), "total_ms": statistics.median(totals) * 1000}
+            for path, url in urls.items():
+                got = samples[path]
+                started = time.perf_counter()
+                results = await asyncio.gather(*(one(session, url, tokens) for _ in range(concurrency)))
+                got["aggregate"].append(sum(n for _, _, n in results) / (time.perf_counter() - started))
+                for first, total, n in results:
+                    got["ttft"].append(first)
+                    got["total"].append(total)
+                    if n > 1 and total > first:
+                        got["speed"].append((n - 1) / (total - first))
+    med = statistics.median
+    return {path: {"ttft_ms": med(g["ttft"]) * 1000, "tok_s": med(g["speed"]), "agg_tok_s": med(g["aggregate"]),
+                   "total_ms": med(g["total"]) * 1000} for path, g in samples.items()}
 
 
 def load_time(config: EngineConfig, runs: int = 3) -> list[float]:
@@ -125,8 +131,7 @@ async def main() -> None:
         print(f"\n{'path':8} {'conc':>4} {'TTFT ms':>9} {'tok/s/req':>10} {'agg tok/s':>10} {'total ms':>9} {'RSS MB':>7}")
         results: dict[tuple[str, int], dict[str, float]] = {}
         for concurrency in (1, 4):
-            for path in ("direct", "gateway"):
-                r = await row(urls[path], concurrency, args.rounds, args.tokens)
+            for path, r in (await rows(urls, concurrency, args.rounds, args.tokens)).items():
                 results[(path, concurrency)] = r
                 print(f"{path:8} {concurrency:>4} {r['ttft_ms']:>9.1f} {r['tok_s']:>10.1f} {r['agg_tok_s']:>10.1f} "
                       f"{r['total_ms']:>9.1f} {rss_mb(sup.pid):>7.0f}")
