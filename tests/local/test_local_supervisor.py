@@ -43,3 +43,21 @@ def test_an_idle_engine_is_stopped_and_started_again_on_use() -> None:
         assert sup.starts == 2
     finally:
         sup.stop()
+
+
+def test_a_hung_engine_is_replaced_after_a_failed_health_check() -> None:
+    import os
+    import signal
+
+    sup = EngineSupervisor(EngineConfig(idle_unload=0, parallel=1, ctx=512))
+    try:
+        sup.url()
+        hung = sup.pid
+        assert hung is not None and sup.check_health()
+        os.kill(hung, signal.SIGSTOP)  # alive but answering nothing, like a wedged native thread
+        assert sup.check_health(timeout=1.0) is False
+        assert sup.pid is None  # killed, not left holding its memory
+        sup.url()
+        assert sup.pid not in (None, hung) and sup.check_health()
+    finally:
+        sup.stop()
