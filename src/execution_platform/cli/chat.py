@@ -26,6 +26,8 @@ def chat(
     from ..errors import EPError
 
     if not model and not persona:
+        model = _default_model()
+    if not model and not persona:
         raise typer.BadParameter("give --model provider/model or --persona NAME")
     address = model or f"persona:{persona}"
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
@@ -34,6 +36,17 @@ def chat(
     except EPError as exc:
         typer.secho(f"error ({exc.type}): {exc.message}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
+
+
+def _default_model() -> str | None:
+    """``local`` when no cloud provider has a key (the same rule as the gateway's)."""
+    from ..config.settings import Settings
+    from ..gateway.routes._catalog import configured_providers, local_available
+
+    settings = Settings()
+    if any(configured_providers(settings).values()) or not local_available(settings):
+        return None
+    return "local"
 
 
 async def _run(model: str, messages: list[dict[str, str]], stream: bool) -> None:

@@ -298,6 +298,8 @@ class Config(_Strict):
     def is_target(self, address: str, known_providers: set[str]) -> bool:
         if self.deployment(address) is not None or self.group(address):
             return True
+        if address == "local" and "local" in known_providers:  # serves one configured model
+            return True
         provider, sep, model = address.partition("/")
         return bool(sep and model and provider in known_providers)
 

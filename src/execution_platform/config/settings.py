@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))
     master_key: SecretStr | None = Field(None, validation_alias=_env("MASTER_KEY"))
     workspace_root: Path | None = Field(None, validation_alias=_env("WORKSPACE_ROOT"))
+    # The ``local`` provider's engine (defaults, and why, in providers/_local_supervisor.EngineConfig).
+    local_model: Path | None = Field(None, validation_alias=_env("LOCAL_MODEL"))
+    local_threads: int | None = Field(None, validation_alias=_env("LOCAL_THREADS"))
+    local_ctx: int | None = Field(None, validation_alias=_env("LOCAL_CTX"))
+    local_parallel: int | None = Field(None, validation_alias=_env("LOCAL_PARALLEL"))
+    local_idle_unload: float | None = Field(None, validation_alias=_env("LOCAL_IDLE_UNLOAD"))
 
     def secret(self, name: str) -> str | None:
         value = getattr(self, name)

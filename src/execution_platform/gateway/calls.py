@@ -93,7 +93,7 @@ def capabilities(gw: Gateway, model: str) -> Capabilities | None:
             raise
         except EPError:
             return None
-    elif resolve is not None and "/" in model:
+    elif resolve is not None and ("/" in model or model == "local"):
         try:
             provider, resolved = resolve(ChatRequest.model_construct(model=model, messages=[]))
         except NotFoundError:

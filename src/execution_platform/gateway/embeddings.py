@@ -22,7 +22,7 @@ from ..providers._http import client_timeout, transport_error
 from ..providers.registry import split_model
 from .state import Gateway
 
-SUPPORTED = ("openai", "gemini")
+SUPPORTED = ("openai", "gemini", "local")
 
 
 @dataclass(slots=True)
@@ -87,6 +87,11 @@ async def _embed(gw: Gateway, request: EmbeddingRequest) -> EmbeddingResult:
         raise InvalidRequestError(
             f"provider '{provider_name}' has no embeddings; use one of: {', '.join(SUPPORTED)}", param="model"
         )
+    if provider_name == "local":
+        from ..providers.local_embeddings import MODEL_NAME, embedder
+
+        vectors, tokens = await embedder().embed(request.inputs, request.dimensions)
+        return EmbeddingResult(vectors=vectors, input_tokens=tokens, provider="local", model=MODEL_NAME)
     provider = gw.client.provider(provider_name)
     provider._require_key()
     if provider_name == "openai":

@@ -89,6 +89,10 @@ class UnknownPriceError(LookupError):
     """No override and no bundled price for this provider/model."""
 
 
+# Models that run on this machine: no per-token price (a config price override still applies).
+FREE_PROVIDERS = frozenset({"local"})
+
+
 class PriceBook:
     """Cost of a call from its usage, and the worst case a call could cost (for budget reservations)."""
 
@@ -162,6 +166,8 @@ class PriceBook:
     # -- costs -----------------------------------------------------------------------------------
     def cost(self, provider: str, model: str, usage: Usage, *, deployment: str | None = None) -> float:
         """USD cost of ``usage`` on this model (0 with a warning when the price is unknown)."""
+        if provider in FREE_PROVIDERS and not self._override(provider, model, deployment):
+            return 0.0
         override = self._override(provider, model, deployment) or self._fast(provider, model)
         if override:
             return override.cost(usage)

@@ -18,7 +18,11 @@ PROVIDERS: dict[str, tuple[str, str, str | None]] = {
     "anthropic": ("execution_platform.providers.anthropic", "AnthropicProvider", "anthropic"),
     "gemini": ("execution_platform.providers.gemini", "GeminiProvider", "gemini"),
     "claude_agent": ("execution_platform.providers.claude_agent", "ClaudeAgentProvider", None),
+    "local": ("execution_platform.providers.local", "LocalProvider", None),
 }
+
+# Providers that serve one configured model, so the bare provider name is a complete address.
+BARE = frozenset({"local"})
 
 
 # Providers that need an installed package rather than a key to be usable.
@@ -63,12 +67,18 @@ def create_provider(name: str, settings: Settings, *, http: Any = None, **overri
         kwargs["http"] = http
     else:
         kwargs["settings"] = settings
+        if name in BARE:
+            kwargs["http"] = http
     kwargs.update({k: v for k, v in overrides.items() if v is not None})
     return cls(**kwargs)
 
 
 def split_model(address: str) -> tuple[str, str]:
-    """``"openai/gpt-4o"`` → ``("openai", "gpt-4o")``; the model part may itself contain slashes."""
+    """``"openai/gpt-4o"`` → ``("openai", "gpt-4o")``; the model part may itself contain slashes.
+
+    ``"local"`` alone is ``("local", "default")``: that provider serves one configured model."""
+    if address in BARE:
+        return address, "default"
     provider, sep, model = address.partition("/")
     if not sep or not model:
         raise NotFoundError(

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import (
     CapabilityMissingError,
+    ConfigurationError,
     ContextLengthExceededError,
     EPError,
     QuotaExceededError,
@@ -56,7 +57,9 @@ class Target:
 
 
 def _moves_on(err: EPError) -> bool:
-    return err.retryable or isinstance(err, ContextLengthExceededError | QuotaExceededError)
+    # A target without its key (ConfigurationError) cannot serve anyone; the next target may, which is
+    # what lets a persona fall back from a cloud model to the local one on a machine with no keys.
+    return err.retryable or isinstance(err, ContextLengthExceededError | QuotaExceededError | ConfigurationError)
 
 
 class FallbackProvider(Provider):

@@ -34,6 +34,23 @@ def configured_providers(settings: Any, config: Any = None) -> dict[str, bool]:
     return status
 
 
+def local_available(settings: Any) -> bool:
+    """Whether the ``local`` provider has a model file to serve (``EP_LOCAL_MODEL`` or the shipped one)."""
+    if getattr(settings, "local_model", None):
+        return True
+    from ...providers._local_supervisor import shipped_model
+
+    return shipped_model() is not None
+
+
+def default_model(gw: Gateway) -> str | None:
+    """The model for a request that names none: ``local`` when no cloud provider has a key."""
+    keyed = {name for name in PROVIDERS if key_setting(name, gw.settings) is not None}
+    if any(ok for name, ok in configured_providers(gw.settings, gw.config).items() if name in keyed):
+        return None  # a cloud provider with a key stays the default (keyless ones such as claude_agent don't count)
+    return "local" if local_available(gw.settings) else None
+
+
 def _items(value: Any) -> list[Any]:
     if value is None:
         return []
@@ -61,7 +78,10 @@ def model_ids(gw: Gateway) -> Iterator[tuple[str, str]]:
         if name and f"persona:{name}" not in seen:
             seen.add(f"persona:{name}")
             yield f"persona:{name}", "persona"
-    for model in gw.extra_models:
+    models = list(gw.extra_models)
+    if "local" not in seen and local_available(gw.settings):
+        models.append("local")
+    for model in models:
         if model not in seen:
             seen.add(model)
             yield model, model.partition("/")[0]

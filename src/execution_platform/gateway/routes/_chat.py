@@ -54,6 +54,10 @@ async def read_chat(
         stream = False
     if not isinstance(stream, bool):
         raise InvalidRequestError("'stream' must be a boolean", param="stream")
+    if not body.get("model") and not request.headers.get("x-ep-persona"):
+        from ._catalog import default_model
+
+        body["model"] = default_model(gw) or body.get("model")
     transport = {"stream_options": body.pop("stream_options", None)}
     check_message_count(body, gw.limits)
     chat = decode_with(decode, body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from fastapi import APIRouter, Query
@@ -15,7 +16,7 @@ from ...model import ChatRequest, ChatResponse, StreamEvent
 from ..calls import PERSONA, capabilities, principal_of
 from ..responses import error_responses, json_body, json_response, sse_and_json
 from . import _chat
-from ._catalog import configured_providers, model_ids
+from ._catalog import configured_providers, local_available, model_ids
 
 router = APIRouter(tags=["Native"])
 
@@ -86,7 +87,20 @@ HEALTH = {
 async def health(request: Request) -> Response:
     gw = _chat.gateway(request)
     providers = {name: {"configured": ok} for name, ok in configured_providers(gw.settings, gw.config).items()}
+    providers["local"] = local_status(gw.settings)
     return json_response({"status": "ok", "providers": providers})
+
+
+def local_status(settings: Any) -> dict[str, Any]:
+    """The local model: available (a model file), and whether its engine runs now (it starts on first use)."""
+    status: dict[str, Any] = {"configured": local_available(settings)}
+    if "execution_platform.providers.local" in sys.modules:
+        from ...providers._local_supervisor import _SHARED
+
+        status["running"] = any(sup.pid is not None for sup in _SHARED.values())
+    else:
+        status["running"] = False
+    return status
 
 
 @router.get(
@@ -107,7 +121,7 @@ async def list_capabilities(
     if model:
         principal.require_model(model)
     router = getattr(gw.client, "router", None)
-    extra = [m for m, _ in model_ids(gw) if "/" in m and not m.startswith(PERSONA)]
+    extra = [m for m, _ in model_ids(gw) if ("/" in m or m == "local") and not m.startswith(PERSONA)]
     body: dict[str, Any] = {"providers": configured_providers(gw.settings, gw.config)}
     if router is None:
         names = [model] if model else [m for m in extra if principal.allows(m)]
