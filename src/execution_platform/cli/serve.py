@@ -29,11 +29,15 @@ def serve(
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
 ) -> None:
     """Start the gateway (native, OpenAI- and Anthropic-compatible APIs on one port)."""
-    from ..config.settings import Settings
+    from ..config.settings import Settings, master_key_problem
 
     if config is not None:
         os.environ["EP_CONFIG"] = str(config)
     settings = Settings()
+    problem = master_key_problem(settings.secret("master_key"))
+    if problem:
+        typer.secho(f"refusing to start: {problem}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
     if not settings.secret("master_key") and not is_loopback(host):
         typer.secho(
             f"refusing to bind {host}: without EP_MASTER_KEY the gateway serves without authentication, "

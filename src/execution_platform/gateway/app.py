@@ -50,6 +50,15 @@ def _config_section(config: Any, name: str) -> Any:
     return config.get(name) if isinstance(config, dict) else getattr(config, name, None)
 
 
+BODY_TIMEOUT = 30.0  # seconds a request body may stall (the config's ``server.body_timeout``)
+
+
+def server_setting(config: Any, name: str, default: float) -> float:
+    """One value of the config's ``server`` section (dict or model), else ``default``."""
+    value = _config_section(_config_section(config, "server"), name)
+    return float(value) if value is not None else default
+
+
 def create_app(
     settings: Any = None,
     config: Any = None,
@@ -124,7 +133,8 @@ def create_app(
     install_handlers(app)
     hot = hot_endpoints(route for module in modules for route in module.router.routes)
     app.add_middleware(HotRoutes, endpoints=hot)  # inside GatewayMiddleware: id, auth, metrics still apply
-    app.add_middleware(GatewayMiddleware, authenticator=gateway.authenticator, metrics=metrics)
+    app.add_middleware(GatewayMiddleware, authenticator=gateway.authenticator, metrics=metrics,
+                       body_timeout=server_setting(config, "body_timeout", BODY_TIMEOUT))
     _publish_native_schemas(app, native.native_components())
     return app
 

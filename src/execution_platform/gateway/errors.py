@@ -15,7 +15,15 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-from ..errors import EPError, InvalidRequestError, NotFoundError, scrub
+from ..errors import (
+    AuthenticationError,
+    EPError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    UpstreamAuthenticationError,
+    scrub,
+)
 
 log = logging.getLogger("execution_platform.gateway")
 
@@ -39,12 +47,31 @@ def surface_for(path: str) -> str:
     return ANTHROPIC if path.startswith("/v1/messages") else OPENAI
 
 
+def client_facing(err: EPError) -> EPError:
+    """The error as the gateway's client must see it: an upstream 401/403 is the gateway's fault.
+
+    The gateway's own refusals of the client's key carry no ``upstream_status``; one that does came
+    from a provider rejecting the key the gateway holds, which becomes a 502 naming that.
+    """
+    if isinstance(err, AuthenticationError | PermissionDeniedError) and err.upstream_status in (401, 403):
+        log.warning("upstream %s refused the gateway's provider key (HTTP %s)", err.provider, err.upstream_status)
+        return UpstreamAuthenticationError(
+            f"the upstream provider {err.provider or ''} refused the gateway's credentials "
+            f"(HTTP {err.upstream_status}); this is a gateway configuration problem, not your key".replace("  ", " "),
+            provider=err.provider,
+            upstream_status=err.upstream_status,
+            code="upstream_authentication_error",
+        )
+    return err
+
+
 def error_payload(err: EPError, surface: str) -> tuple[int, dict[str, Any]]:
-    status, body = codec_for(surface).encode_error(err)
+    status, body = codec_for(surface).encode_error(client_facing(err))
     return status, body
 
 
 def error_response(err: EPError, surface: str, headers: dict[str, str] | None = None) -> Response:
+    err = client_facing(err)
     status, body = error_payload(err, surface)
     extra = dict(headers or {})
     if err.retry_after is not None:

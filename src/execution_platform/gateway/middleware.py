@@ -6,23 +6,32 @@ a task or buffer a body.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from typing import Any
 
+from starlette.requests import ClientDisconnect
+
 from ..errors import EPError
 from .auth import Authenticator, presented_secret
+from .bodies import BodyReader, BodyTimeout
 from .errors import error_response, internal_error, surface_for
 from .metrics import Metrics
 
 PUBLIC_PATHS = frozenset({"/health"})
+CLIENT_CLOSED = 499  # nginx's status for "client closed the request": counted, not an error
+log = logging.getLogger("execution_platform.gateway")
 
 
 class GatewayMiddleware:
-    def __init__(self, app: Any, *, authenticator: Authenticator, metrics: Metrics) -> None:
+    def __init__(
+        self, app: Any, *, authenticator: Authenticator, metrics: Metrics, body_timeout: float | None = None
+    ) -> None:
         self.app = app
         self.authenticator = authenticator
         self.metrics = metrics
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -35,11 +44,14 @@ class GatewayMiddleware:
         state["request_id"] = request_id
         status = 500
         started_response = [False]
+        answered_nobody = [False]  # the response began after the client had already gone
+        body = BodyReader(receive, self.body_timeout)
 
         async def send_with_id(message: dict[str, Any]) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 started_response[0] = True
+                answered_nobody[0] = body.disconnected
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
@@ -47,18 +59,28 @@ class GatewayMiddleware:
         path: str = scope["path"]
         try:
             if path in PUBLIC_PATHS:
-                await self.app(scope, receive, send_with_id)
+                await self.app(scope, body, send_with_id)
                 return
             try:
                 state["principal"] = self.authenticator.authenticate(presented_secret(scope["headers"]))
             except EPError as err:
-                await error_response(err, surface_for(path))(scope, receive, send_with_id)
+                await error_response(err, surface_for(path))(scope, body, send_with_id)
                 return
             try:
-                await self.app(scope, receive, send_with_id)
+                await self.app(scope, body, send_with_id)
             except Exception as exc:
                 if started_response[0]:
                     raise
-                await error_response(internal_error(exc), surface_for(path))(scope, receive, send_with_id)
+                if isinstance(exc, ClientDisconnect) or body.disconnected:
+                    return  # counted as 499 below; nobody is left to answer
+                if isinstance(exc, BodyTimeout):
+                    log.info("%s %s: %s", scope["method"], path, exc.detail)
+                    await error_response(exc.as_error(), surface_for(path), headers=exc.headers)(
+                        scope, body, send_with_id)
+                    return
+                await error_response(internal_error(exc), surface_for(path))(scope, body, send_with_id)
         finally:
+            if body.disconnected and (not started_response[0] or answered_nobody[0]):
+                status = CLIENT_CLOSED
+                log.info("%s %s: client disconnected before the response", scope["method"], path)
             self.metrics.observe(path, status, time.perf_counter() - started)

@@ -69,12 +69,14 @@ def bind(request: Request, principal: Any, chat: ChatRequest) -> CallContext:
 
 def payer(request: Request, principal: Any) -> CallContext:
     """Who pays for a call outside the chat path (embeddings): the key, its team or ``X-EP-Team``."""
+    from .metadata import header
+
     state = request.scope.get("state", {})
     return CallContext(
         request_id=state.get("request_id"),
         key_id=principal.key_id,
-        team=principal.team or request.headers.get("x-ep-team"),
-        run_id=request.headers.get("x-ep-run-id"),
+        team=principal.team or header(request.headers, "X-EP-Team"),
+        run_id=header(request.headers, "X-EP-Run-Id"),
         budgets=principal.budgets,
         request_limits=principal.limits,
     )

@@ -83,6 +83,13 @@ async def health(request: Request) -> Response:
     return json_response({"status": "ok", "providers": providers})
 
 
+@router.head("/health", responses={200: {"description": "Alive (no body)"}}, summary="Liveness without a body",
+             operation_id="health_head")
+async def health_head() -> Response:
+    """For load balancers and probes that send ``HEAD`` (SPEC: GET/HEAD ``/health``, no key)."""
+    return Response(status_code=200)
+
+
 @router.get(
     "/capabilities",
     responses={200: {"description": "Capabilities per provider/model, deployment and persona target",
