@@ -47,14 +47,21 @@ def serve(
             err=True,
         )
         raise typer.Exit(2)
+    loaded = None
     if settings.config is not None:
         from ..gateway.app import load_config
 
         try:
-            load_config(settings)  # fail before forking workers when the file is invalid
+            loaded = load_config(settings)  # fail before forking workers when the file is invalid
         except Exception as exc:
             typer.secho(f"invalid config: {exc}", fg=typer.colors.RED, err=True)
             raise typer.Exit(1) from None
+    from ..config.schema import ServerConfig
+    from ..gateway.protocol import HEADER_TIMEOUT_ENV
+
+    server = getattr(loaded, "server", None) or ServerConfig()
+    os.environ[HEADER_TIMEOUT_ENV] = str(server.header_timeout)  # read by each worker's protocol class
+    fds = raise_fd_limit()
 
     import uvicorn
 
@@ -65,8 +72,29 @@ def serve(
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        http="execution_platform.gateway.protocol:HeaderTimeoutProtocol",
         log_level=log_level,
         access_log=False,
         server_header=False,
+        timeout_keep_alive=server.keep_alive_timeout,
+        # Refuse (503) before the process runs out of descriptors: accept() failing would refuse silently.
+        limit_concurrency=max(1, min(server.max_connections, fds - FD_RESERVE)),
     )
+
+
+FD_RESERVE = 256  # descriptors kept for upstream connections, the database and log files
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft open-files limit to the hard one (many idle clients must not starve new ones)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 1_048_576
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft if soft != resource.RLIM_INFINITY else 1_048_576

@@ -117,8 +117,12 @@ def install_handlers(app: Any) -> None:
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
+        from .bodies import BodyTimeout
+
         err: EPError
-        if exc.status_code == 404:
+        if isinstance(exc, BodyTimeout):
+            err = exc.as_error()
+        elif exc.status_code == 404:
             err = NotFoundError(f"no route {request.method} {request.url.path}", code="route_not_found")
         elif exc.status_code == 405:
             err = InvalidRequestError(f"method {request.method} not allowed on {request.url.path}")
