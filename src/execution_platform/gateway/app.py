@@ -135,7 +135,7 @@ def create_app(
     app.add_middleware(HotRoutes, endpoints=hot)  # inside GatewayMiddleware: id, auth, metrics still apply
     app.add_middleware(GatewayMiddleware, authenticator=gateway.authenticator, metrics=metrics,
                        body_timeout=server_setting(config, "body_timeout", BODY_TIMEOUT))
-    _publish_native_schemas(app, native.native_components())
+    _publish_native_schemas(app, native.native_components(), gateway)
     return app
 
 
@@ -150,15 +150,20 @@ async def _close_shared_pool() -> None:
         await pool.aclose()
 
 
-def _publish_native_schemas(app: FastAPI, components: dict[str, Any]) -> None:
-    """Add the canonical model's schemas (referenced by ``/chat``) to the generated document."""
+def _publish_native_schemas(app: FastAPI, components: dict[str, Any], gateway: Gateway) -> None:
+    """Add the canonical model's schemas (referenced by ``/chat``) to the generated document and
+    narrow the hot routes' request schemas to what this gateway accepts (see :mod:`.openapi`)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
+            from .openapi import refine
+            from .routes.tools import tool_registry
+
             schema = build()
             schema.setdefault("components", {}).setdefault("schemas", {}).update(components)
-            app.openapi_schema = schema
+            tools = {tool.name: tool.spec().parameters for tool in tool_registry(gateway)}
+            app.openapi_schema = refine(schema, gateway, tools)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
