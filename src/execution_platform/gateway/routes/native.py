@@ -87,7 +87,7 @@ async def health(request: Request) -> Response:
              operation_id="health_head")
 async def health_head() -> Response:
     """For load balancers and probes that send ``HEAD`` (SPEC: GET/HEAD ``/health``, no key)."""
-    return Response(status_code=200)
+    return Response(status_code=200, media_type="application/json")  # GET's headers, no body
 
 
 @router.get(
