@@ -50,14 +50,16 @@ def surface_for(path: str) -> str:
 def client_facing(err: EPError) -> EPError:
     """The error as the gateway's client must see it: an upstream 401/403 is the gateway's fault.
 
-    The gateway's own refusals of the client's key carry no ``upstream_status``; one that does came
-    from a provider rejecting the key the gateway holds, which becomes a 502 naming that.
+    The gateway's own refusals of the client's key name no provider and carry no ``upstream_status``;
+    one that does came from a provider rejecting the key the gateway holds: a 502 naming that.
     """
-    if isinstance(err, AuthenticationError | PermissionDeniedError) and err.upstream_status in (401, 403):
+    from_upstream = err.provider is not None or err.upstream_status in (401, 403)
+    if isinstance(err, AuthenticationError | PermissionDeniedError) and from_upstream:
         log.warning("upstream %s refused the gateway's provider key (HTTP %s)", err.provider, err.upstream_status)
+        who = f"the upstream provider {err.provider}" if err.provider else "the upstream provider"
+        status = f" (HTTP {err.upstream_status})" if err.upstream_status else ""
         return UpstreamAuthenticationError(
-            f"the upstream provider {err.provider or ''} refused the gateway's credentials "
-            f"(HTTP {err.upstream_status}); this is a gateway configuration problem, not your key".replace("  ", " "),
+            f"{who} refused the gateway's credentials{status}; this is a gateway configuration problem, not your key",
             provider=err.provider,
             upstream_status=err.upstream_status,
             code="upstream_authentication_error",
