@@ -124,3 +124,21 @@ def test_a_body_of_odd_json_values_is_a_400_not_a_500(open_gateway) -> None:
             r = httpx.post(gw.url + path, content=raw, headers={"content-type": "application/json"})
             assert r.status_code < 500, (path, raw, r.text[:200])
     assert httpx.post(gw.url + "/chat", json=CHAT).status_code != 500
+
+
+def test_client_leaving_a_stream_is_a_499_logged_at_info(make_gateway, fake_openai, caplog) -> None:  # noqa: F811
+    from tests.fakes import Fault, Reply
+
+    gw = make_gateway()
+    caplog.set_level(logging.INFO)
+    fake_openai.enqueue(Fault("stall", after_chunks=1, delay=5, then=Reply(text="one two three", chunks=3)))
+    with httpx.stream("POST", gw.url + "/v1/chat/completions", json={**CHAT, "stream": True}) as r:
+        assert r.status_code == 200
+        next(r.iter_raw())  # the stream is flowing; now walk away
+    metrics = ""
+    deadline = time.monotonic() + 10
+    while 'route="/v1/chat/completions",status="499"' not in metrics and time.monotonic() < deadline:
+        time.sleep(0.05)
+        metrics = httpx.get(gw.url + "/metrics").text
+    assert 'route="/v1/chat/completions",status="499"' in metrics
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -45,6 +45,7 @@ class GatewayMiddleware:
         status = 500
         started_response = [False]
         answered_nobody = [False]  # the response began after the client had already gone
+        finished = [False]  # the last body message was sent: a later disconnect lost the client nothing
         body = BodyReader(receive, self.body_timeout)
 
         async def send_with_id(message: dict[str, Any]) -> None:
@@ -54,6 +55,8 @@ class GatewayMiddleware:
                 answered_nobody[0] = body.disconnected
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), id_header]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                finished[0] = True
             await send(message)
 
         path: str = scope["path"]
@@ -80,7 +83,7 @@ class GatewayMiddleware:
                     return
                 await error_response(internal_error(exc), surface_for(path))(scope, body, send_with_id)
         finally:
-            if body.disconnected and (not started_response[0] or answered_nobody[0]):
+            if body.disconnected and (not started_response[0] or answered_nobody[0] or not finished[0]):
                 status = CLIENT_CLOSED
-                log.info("%s %s: client disconnected before the response", scope["method"], path)
+                log.info("%s %s: client disconnected before the end of the response", scope["method"], path)
             self.metrics.observe(path, status, time.perf_counter() - started)
