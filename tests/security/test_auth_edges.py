@@ -13,7 +13,7 @@ import pytest
 
 from tests.gateway.conftest import make_gateway  # noqa: F401  (fixture)
 
-from ._gateway import ANTHROPIC_CHAT, CHAT, MASTER, bearer, new_key, sql_keys
+from ._edge_helpers import ANTHROPIC_CHAT, CHAT, MASTER, bearer, new_key, sql_keys
 
 
 def test_metrics_needs_the_master_key_or_the_metrics_scope(make_gateway, tmp_path: Path) -> None:  # noqa: F811

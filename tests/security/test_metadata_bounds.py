@@ -12,7 +12,7 @@ import pytest
 from tests.fakes import Reply
 from tests.gateway.conftest import make_gateway  # noqa: F401  (fixture)
 
-from ._gateway import ANTHROPIC_CHAT, CHAT, MASTER, bearer, new_key, sql_keys
+from ._edge_helpers import ANTHROPIC_CHAT, CHAT, MASTER, bearer, new_key, sql_keys
 
 HUGE = "r" * 200_000
 

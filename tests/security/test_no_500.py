@@ -17,7 +17,7 @@ from tests.fakes.base import FakeUpstream
 from tests.gateway.conftest import make_gateway  # noqa: F401  (fixture)
 from tests.gateway.server import GatewayServer, start_gateway
 
-from ._gateway import CHAT, MASTER, bearer, sql_keys
+from ._edge_helpers import CHAT, MASTER, bearer, sql_keys
 
 DEPTH = 1000
 
