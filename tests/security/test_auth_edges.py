@@ -89,3 +89,11 @@ def test_serve_refuses_a_blank_or_short_master_key(master: str, tmp_path: Path) 
     assert proc.returncode != 0
     assert "at least 16 non-blank characters" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_the_app_factory_refuses_a_short_master_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    from execution_platform.gateway.app import create_app_from_env
+
+    monkeypatch.setenv("EP_MASTER_KEY", "short")
+    with pytest.raises(SystemExit, match="at least 16 non-blank characters"):
+        create_app_from_env()

@@ -171,9 +171,12 @@ def _publish_native_schemas(app: FastAPI, components: dict[str, Any], gateway: G
 
 def create_app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` (one app per worker), configured from ``EP_*`` and ``EP_CONFIG``."""
-    from ..config.settings import Settings
+    from ..config.settings import Settings, master_key_problem
 
     settings = Settings()
+    problem = master_key_problem(settings.secret("master_key"))
+    if problem:  # ``ep serve`` says so before starting; this covers ``uvicorn --factory`` started by hand
+        raise SystemExit(f"refusing to start: {problem}")
     return create_app(settings, load_config(settings), config_path=settings.config)
 
 
