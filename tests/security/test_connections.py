@@ -35,7 +35,7 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def ep_serve(fake: FakeUpstream, tmp: Path, server: str) -> Iterator[tuple[str, int]]:
+def ep_serve(fake: FakeUpstream, tmp: Path, server: str, *flags: str) -> Iterator[tuple[str, int]]:
     """``ep serve`` as a subprocess with ``server:`` settings, in front of the fake OpenAI upstream."""
     config = tmp / "ep.yaml"
     config.write_text(f"server: {{{server}}}\n")
@@ -44,7 +44,7 @@ def ep_serve(fake: FakeUpstream, tmp: Path, server: str) -> Iterator[tuple[str, 
            "EP_DATABASE_URL": f"sqlite:///{tmp / 'ep.db'}"}
     env.pop("EP_MASTER_KEY", None)
     proc = subprocess.Popen([str(Path(sys.executable).parent / "ep"), "serve", "--port", str(port),
-                             "--config", str(config)], env=env, cwd=tmp,
+                             "--config", str(config), *flags], env=env, cwd=tmp,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -154,6 +154,18 @@ def test_connection_cap_answers_503_and_recovers(short: tuple[str, int]) -> None
     while (answer := httpx.get(url + "/health", timeout=10)).status_code != 200 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert answer.status_code == 200
+
+
+def test_serve_flags_set_the_timeouts(fake_openai: FakeUpstream, tmp_path: Path) -> None:
+    flags = ("--header-timeout", "1", "--body-timeout", "1", "--keep-alive-timeout", "1", "--max-connections", "500")
+    with ep_serve(fake_openai, tmp_path, "", *flags) as (_, port):
+        with socket.create_connection(("127.0.0.1", port)) as silent:
+            closed, _ = _closed_within(silent, CLOSE_WITHIN)
+        assert closed
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"POST /chat HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{")
+            closed, received = _closed_within(sock, CLOSE_WITHIN)
+        assert received.startswith(b"HTTP/1.1 408") and closed
 
 
 IDLE = 5000

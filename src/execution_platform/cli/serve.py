@@ -27,6 +27,18 @@ def serve(
     config: Path | None = typer.Option(None, "--config", help="YAML config file (else EP_CONFIG)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
+    keep_alive_timeout: float | None = typer.Option(
+        None, "--keep-alive-timeout", min=0.001, help="Close idle keep-alive connections after this many seconds "
+        "(else the config's server.keep_alive_timeout, 5)."),
+    header_timeout: float | None = typer.Option(
+        None, "--header-timeout", min=0.001, help="Close connections whose request headers are not complete "
+        "after this many seconds (else server.header_timeout, 10)."),
+    body_timeout: float | None = typer.Option(
+        None, "--body-timeout", min=0.001, help="408 and close when a request body stalls this many seconds "
+        "(else server.body_timeout, 30)."),
+    max_connections: int | None = typer.Option(
+        None, "--max-connections", min=1, help="Answer 503 beyond this many connections "
+        "(else server.max_connections, 10000)."),
 ) -> None:
     """Start the gateway (native, OpenAI- and Anthropic-compatible APIs on one port)."""
     from ..config.settings import Settings, master_key_problem
@@ -57,10 +69,15 @@ def serve(
             typer.secho(f"invalid config: {exc}", fg=typer.colors.RED, err=True)
             raise typer.Exit(1) from None
     from ..config.schema import ServerConfig
+    from ..gateway.app import BODY_TIMEOUT_ENV
     from ..gateway.protocol import HEADER_TIMEOUT_ENV
 
     server = getattr(loaded, "server", None) or ServerConfig()
-    os.environ[HEADER_TIMEOUT_ENV] = str(server.header_timeout)  # read by each worker's protocol class
+    keep_alive = keep_alive_timeout or server.keep_alive_timeout
+    connections = max_connections or server.max_connections
+    # Read by each worker process (uvicorn spawns them; they import the app and protocol by name).
+    os.environ[HEADER_TIMEOUT_ENV] = str(header_timeout or server.header_timeout)
+    os.environ[BODY_TIMEOUT_ENV] = str(body_timeout or server.body_timeout)
     fds = raise_fd_limit()
 
     import uvicorn
@@ -76,9 +93,9 @@ def serve(
         log_level=log_level,
         access_log=False,
         server_header=False,
-        timeout_keep_alive=server.keep_alive_timeout,
+        timeout_keep_alive=keep_alive,
         # Refuse (503) before the process runs out of descriptors: accept() failing would refuse silently.
-        limit_concurrency=max(1, min(server.max_connections, fds - FD_RESERVE)),
+        limit_concurrency=max(1, min(connections, fds - FD_RESERVE)),
     )
 
 

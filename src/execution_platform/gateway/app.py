@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import inspect
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -51,6 +52,7 @@ def _config_section(config: Any, name: str) -> Any:
 
 
 BODY_TIMEOUT = 30.0  # seconds a request body may stall (the config's ``server.body_timeout``)
+BODY_TIMEOUT_ENV = "EP_SERVER_BODY_TIMEOUT"  # set by ``ep serve`` for its workers (flag or config)
 
 
 def server_setting(config: Any, name: str, default: float) -> float:
@@ -71,6 +73,7 @@ def create_app(
     first_event_wait: float = 10.0,
     keepalive: float = 15.0,
     config_path: Any = None,
+    body_timeout: float | None = None,
 ) -> FastAPI:
     """The gateway app; with ``config_path`` the file is reloaded on SIGHUP (see :mod:`.reload`)."""
     if settings is None:
@@ -134,7 +137,7 @@ def create_app(
     hot = hot_endpoints(route for module in modules for route in module.router.routes)
     app.add_middleware(HotRoutes, endpoints=hot)  # inside GatewayMiddleware: id, auth, metrics still apply
     app.add_middleware(GatewayMiddleware, authenticator=gateway.authenticator, metrics=metrics,
-                       body_timeout=server_setting(config, "body_timeout", BODY_TIMEOUT))
+                       body_timeout=body_timeout or server_setting(config, "body_timeout", BODY_TIMEOUT))
     _publish_native_schemas(app, native.native_components(), gateway)
     return app
 
@@ -177,7 +180,9 @@ def create_app_from_env() -> FastAPI:
     problem = master_key_problem(settings.secret("master_key"))
     if problem:  # ``ep serve`` says so before starting; this covers ``uvicorn --factory`` started by hand
         raise SystemExit(f"refusing to start: {problem}")
-    return create_app(settings, load_config(settings), config_path=settings.config)
+    body_timeout = os.environ.get(BODY_TIMEOUT_ENV)
+    return create_app(settings, load_config(settings), config_path=settings.config,
+                      body_timeout=float(body_timeout) if body_timeout else None)
 
 
 def load_config(settings: Any) -> Any:
