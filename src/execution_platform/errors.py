@@ -30,6 +30,7 @@ __all__ = [
     "StreamInterruptedError",
     "ToolExecutionError",
     "UnsupportedParameterError",
+    "UpstreamAuthenticationError",
     "UpstreamConnectionError",
     "UpstreamServerError",
     "UpstreamTimeoutError",
@@ -206,6 +207,17 @@ class UpstreamServerError(EPError):
     status_code = 502
     type = "upstream_error"
     retryable = True
+
+
+class UpstreamAuthenticationError(EPError):
+    """The upstream refused the gateway's own provider key (its 401/403), as a gateway answers it.
+
+    Relaying that 401/403 would tell the client its key is wrong (SDKs raise their authentication
+    error and users rotate a key that is fine); the fault is the gateway's configuration, so 502.
+    """
+
+    status_code = 502
+    type = "upstream_authentication_error"
 
 
 class UpstreamTimeoutError(EPError):

@@ -190,7 +190,8 @@ def test_sessions_from_our_header_and_from_claude_code_and_codex(gw: Any, fake_o
     assert _chat(gw, **{"x-ep-session-id": "ours"}).status_code == 200
     assert _chat(gw, **{"x-claude-code-session-id": "cc-1"}).status_code == 200
     assert _chat(gw, session_id="codex-1").status_code == 200
-    assert _chat(gw, **{"x-ep-session-id": "x" * 500}).status_code == 200  # too long: ignored
+    assert _chat(gw).status_code == 200  # no session at all
+    assert _chat(gw, **{"x-ep-session-id": "x" * 500}).status_code == 400  # too long: refused, never booked
     r = httpx.get(gw.url + "/costs?by=session", headers={"authorization": f"Bearer {MASTER}"})
     groups = {g["group"]: g["requests"] for g in r.json()["groups"]}
     assert groups == {"ours": 2, "cc-1": 1, "codex-1": 1, None: 1}

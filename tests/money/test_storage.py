@@ -94,7 +94,7 @@ def test_virtual_keys(backend: str, request: pytest.FixtureRequest) -> None:
     assert repo.get(key.id).revoked  # type: ignore[union-attr]
     assert [k.id for k in repo.list(include_revoked=False)] == [other.id]
     with pytest.raises(ValueError):
-        repo.create(budget_usd=1, budget_period="week")
+        repo.create(budget_usd=1, budget_period="fortnight")
 
 
 def test_sqlite_engine_settings(engine: Engine) -> None:

@@ -31,15 +31,16 @@ def create(
     models: str | None = typer.Option(None, "--models", help="Comma-separated models the key may use."),
     personas: str | None = typer.Option(None, "--personas", help="Comma-separated personas the key may use."),
     budget_usd: float | None = typer.Option(None, "--budget-usd"),
-    budget_period: str | None = typer.Option(None, "--budget-period", help="day, month or total"),
+    budget_period: str | None = typer.Option(None, "--budget-period", help="day, week, month or total"),
     rpm: int | None = typer.Option(None, "--rpm"),
     tpm: int | None = typer.Option(None, "--tpm"),
+    scopes: str | None = typer.Option(None, "--scopes", help="Comma-separated extra rights: metrics."),
 ) -> None:
     """Create a key and print it once, with its stored fields, as JSON."""
     try:
         record, secret = _repository().create(
             name=name, models=_split(models), personas=_split(personas), budget_usd=budget_usd,
-            budget_period=budget_period, rpm=rpm, tpm=tpm,
+            budget_period=budget_period, rpm=rpm, tpm=tpm, scopes=_split(scopes),
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None

@@ -31,13 +31,29 @@ def serve(
     log_format: str | None = typer.Option(
         None, "--log-format", help="json or text (default: json unless stdout is a terminal); one line per request."
     ),
+    keep_alive_timeout: float | None = typer.Option(
+        None, "--keep-alive-timeout", min=0.001, help="Close idle keep-alive connections after this many seconds "
+        "(else the config's server.keep_alive_timeout, 5)."),
+    header_timeout: float | None = typer.Option(
+        None, "--header-timeout", min=0.001, help="Close connections whose request headers are not complete "
+        "after this many seconds (else server.header_timeout, 10)."),
+    body_timeout: float | None = typer.Option(
+        None, "--body-timeout", min=0.001, help="408 and close when a request body stalls this many seconds "
+        "(else server.body_timeout, 30)."),
+    max_connections: int | None = typer.Option(
+        None, "--max-connections", min=1, help="Answer 503 beyond this many connections "
+        "(else server.max_connections, 10000)."),
 ) -> None:
     """Start the gateway (native, OpenAI- and Anthropic-compatible APIs on one port)."""
-    from ..config.settings import Settings
+    from ..config.settings import Settings, master_key_problem
 
     if config is not None:
         os.environ["EP_CONFIG"] = str(config)
     settings = Settings()
+    problem = master_key_problem(settings.secret("master_key"))
+    if problem:
+        typer.secho(f"refusing to start: {problem}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
     if not settings.secret("master_key") and not is_loopback(host):
         typer.secho(
             f"refusing to bind {host}: without EP_MASTER_KEY the gateway serves without authentication, "
@@ -47,14 +63,26 @@ def serve(
             err=True,
         )
         raise typer.Exit(2)
+    loaded = None
     if settings.config is not None:
         from ..gateway.app import load_config
 
         try:
-            load_config(settings)  # fail before forking workers when the file is invalid
+            loaded = load_config(settings)  # fail before forking workers when the file is invalid
         except Exception as exc:
             typer.secho(f"invalid config: {exc}", fg=typer.colors.RED, err=True)
             raise typer.Exit(1) from None
+    from ..config.schema import ServerConfig
+    from ..gateway.app import BODY_TIMEOUT_ENV
+    from ..gateway.protocol import HEADER_TIMEOUT_ENV
+
+    server = getattr(loaded, "server", None) or ServerConfig()
+    keep_alive = keep_alive_timeout or server.keep_alive_timeout
+    connections = max_connections or server.max_connections
+    # Read by each worker process (uvicorn spawns them; they import the app and protocol by name).
+    os.environ[HEADER_TIMEOUT_ENV] = str(header_timeout or server.header_timeout)
+    os.environ[BODY_TIMEOUT_ENV] = str(body_timeout or server.body_timeout)
+    fds = raise_fd_limit()
 
     from ..tools.commands import sandbox_unavailable
 
@@ -71,7 +99,8 @@ def serve(
     import uvicorn
 
     try:
-        _run(uvicorn, host, port, workers, log_level)
+        _run(uvicorn, host, port, workers, log_level, keep_alive=keep_alive,
+             limit_concurrency=max(1, min(connections, fds - FD_RESERVE)))
     finally:
         if multiproc is not None:
             import shutil
@@ -91,7 +120,8 @@ def _multiprocess_metrics(workers: int) -> str | None:
     return path
 
 
-def _run(uvicorn: Any, host: str, port: int, workers: int, log_level: str) -> None:
+def _run(uvicorn: Any, host: str, port: int, workers: int, log_level: str, *, keep_alive: float,
+         limit_concurrency: int) -> None:
     uvicorn.run(
         "execution_platform.gateway.app:create_app_from_env",
         factory=True,
@@ -99,8 +129,29 @@ def _run(uvicorn: Any, host: str, port: int, workers: int, log_level: str) -> No
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        http="execution_platform.gateway.protocol:HeaderTimeoutProtocol",
         log_level=log_level,
         access_log=False,
         server_header=False,
+        timeout_keep_alive=keep_alive,
+        # Refuse (503) before the process runs out of descriptors: accept() failing would refuse silently.
+        limit_concurrency=limit_concurrency,
     )
+
+
+FD_RESERVE = 256  # descriptors kept for upstream connections, the database and log files
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft open-files limit to the hard one (many idle clients must not starve new ones)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 1_048_576
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft if soft != resource.RLIM_INFINITY else 1_048_576

@@ -40,6 +40,7 @@ from ..errors import (
     QuotaExceededError,
     RateLimitError,
     UnsupportedParameterError,
+    UpstreamAuthenticationError,
     UpstreamTimeoutError,
     error_for_status,
 )
@@ -141,6 +142,7 @@ _ERROR_TYPES: list[tuple[type[EPError], str]] = [
     # Platform-only refusals keep their own type so clients can tell them apart.
     (BudgetExceededError, BudgetExceededError.type),
     (CapabilityMissingError, CapabilityMissingError.type),
+    (UpstreamAuthenticationError, UpstreamAuthenticationError.type),
 ]
 _TYPE_BY_CODE: dict[str, str] = {cls.type: wire for cls, wire in _ERROR_TYPES}
 

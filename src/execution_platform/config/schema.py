@@ -230,6 +230,13 @@ class ServerConfig(_Strict):
     request_timeout: float | None = Field(None, gt=0)
     # Seconds a budget hold in Redis outlives a gateway that died; live holds are renewed meanwhile.
     budget_hold_ttl: float = Field(30.0, ge=0.5)
+    # Connection hygiene (``ep serve``): seconds an idle keep-alive connection stays open, a client
+    # may take to send its request headers, and may stay silent in the middle of a body (408);
+    # connections over ``max_connections`` are answered 503.
+    keep_alive_timeout: float = Field(5.0, gt=0, le=3600)
+    header_timeout: float = Field(10.0, gt=0, le=3600)
+    body_timeout: float = Field(30.0, gt=0, le=3600)
+    max_connections: int = Field(10_000, ge=1, le=1_000_000)
     # A request parameter the serving upstream cannot take is a 400 naming it, instead of being
     # dropped and listed in the x-ep-dropped-params response header.
     strict_params: bool = False

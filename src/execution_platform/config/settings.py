@@ -51,6 +51,23 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite:///{Path.cwd() / 'ep.db'}"
 
 
+MASTER_KEY_MIN_CHARS = 16
+
+
+def master_key_problem(value: str | None) -> str | None:
+    """Why a configured master key is unusable (SPEC: at least 16 non-blank characters), or None.
+
+    Unset is fine (open mode, loopback only); a set but blank or short key would let a guess, or
+    nothing at all, pass for the administrator, so the gateway refuses to start with it.
+    """
+    if value is None:
+        return None
+    if len(value.strip()) < MASTER_KEY_MIN_CHARS or len("".join(value.split())) < MASTER_KEY_MIN_CHARS:
+        return (f"EP_MASTER_KEY must be at least {MASTER_KEY_MIN_CHARS} non-blank characters "
+                f"(got {len(value.strip())}); unset it to serve without authentication on loopback")
+    return None
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()

@@ -52,6 +52,16 @@ def _config_section(config: Any, name: str) -> Any:
     return config.get(name) if isinstance(config, dict) else getattr(config, name, None)
 
 
+BODY_TIMEOUT = 30.0  # seconds a request body may stall (the config's ``server.body_timeout``)
+BODY_TIMEOUT_ENV = "EP_SERVER_BODY_TIMEOUT"  # set by ``ep serve`` for its workers (flag or config)
+
+
+def server_setting(config: Any, name: str, default: float) -> float:
+    """One value of the config's ``server`` section (dict or model), else ``default``."""
+    value = _config_section(_config_section(config, "server"), name)
+    return float(value) if value is not None else default
+
+
 def create_app(
     settings: Any = None,
     config: Any = None,
@@ -64,6 +74,7 @@ def create_app(
     first_event_wait: float = 10.0,
     keepalive: float = 15.0,
     config_path: Any = None,
+    body_timeout: float | None = None,
 ) -> FastAPI:
     """The gateway app; with ``config_path`` the file is reloaded on SIGHUP (see :mod:`.reload`)."""
     if settings is None:
@@ -133,8 +144,9 @@ def create_app(
     install_handlers(app)
     hot = hot_endpoints(route for module in modules for route in module.router.routes)
     app.add_middleware(HotRoutes, endpoints=hot)  # inside GatewayMiddleware: id, auth, metrics still apply
-    app.add_middleware(GatewayMiddleware, authenticator=gateway.authenticator, observer=observer)
-    _publish_native_schemas(app, native.native_components())
+    app.add_middleware(GatewayMiddleware, authenticator=gateway.authenticator, observer=observer,
+                       body_timeout=body_timeout or server_setting(config, "body_timeout", BODY_TIMEOUT))
+    _publish_native_schemas(app, native.native_components(), gateway)
     return app
 
 
@@ -149,15 +161,20 @@ async def _close_shared_pool() -> None:
         await pool.aclose()
 
 
-def _publish_native_schemas(app: FastAPI, components: dict[str, Any]) -> None:
-    """Add the canonical model's schemas (referenced by ``/chat``) to the generated document."""
+def _publish_native_schemas(app: FastAPI, components: dict[str, Any], gateway: Gateway) -> None:
+    """Add the canonical model's schemas (referenced by ``/chat``) to the generated document and
+    narrow the hot routes' request schemas to what this gateway accepts (see :mod:`.openapi`)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
+            from .openapi import refine
+            from .routes.tools import tool_registry
+
             schema = build()
             schema.setdefault("components", {}).setdefault("schemas", {}).update(components)
-            app.openapi_schema = schema
+            tools = {tool.name: tool.spec().parameters for tool in tool_registry(gateway)}
+            app.openapi_schema = refine(schema, gateway, tools)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -165,13 +182,18 @@ def _publish_native_schemas(app: FastAPI, components: dict[str, Any]) -> None:
 
 def create_app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` (one app per worker), configured from ``EP_*`` and ``EP_CONFIG``."""
-    from ..config.settings import Settings
+    from ..config.settings import Settings, master_key_problem
     from .logs import ENV, configure
 
     if os.environ.get(ENV):  # set by ``ep serve`` for its workers
         configure(os.environ[ENV])
     settings = Settings()
-    return create_app(settings, load_config(settings), config_path=settings.config)
+    problem = master_key_problem(settings.secret("master_key"))
+    if problem:  # ``ep serve`` says so before starting; this covers ``uvicorn --factory`` started by hand
+        raise SystemExit(f"refusing to start: {problem}")
+    body_timeout = os.environ.get(BODY_TIMEOUT_ENV)
+    return create_app(settings, load_config(settings), config_path=settings.config,
+                      body_timeout=float(body_timeout) if body_timeout else None)
 
 
 def load_config(settings: Any) -> Any:

@@ -24,10 +24,19 @@ class Principal:
     team: str | None = None
     budgets: tuple[Any, ...] = ()  # money.budgets.Budget of the key, built once per lookup
     limits: tuple[Any, ...] = ()  # money.ratelimit.RateLimit of the key (counted once per request)
+    scopes: tuple[str, ...] = ()  # extra rights of a virtual key, e.g. "metrics"
 
     @property
     def is_admin(self) -> bool:
         return self.kind != "virtual"
+
+    def has_scope(self, scope: str) -> bool:
+        """The master key (and open loopback mode) has every right; a virtual key only those it was given."""
+        return self.kind != "virtual" or scope in self.scopes
+
+    def allows_persona(self, persona: str) -> bool:
+        """Whether spend may be booked to this persona (same rule as ``persona:NAME`` addressing)."""
+        return self.kind != "virtual" or not (self.models or self.personas) or persona in self.personas
 
     def allows(self, model: str) -> bool:
         """Unrestricted keys may use anything; a key with lists may use only what they name."""
@@ -98,6 +107,7 @@ def to_principal(record: KeyRecord) -> Principal:
         team=getattr(record, "team", None),
         budgets=key_budgets(record.id, getattr(record, "budget_usd", None), getattr(record, "budget_period", None)),
         limits=key_limits(record.id, getattr(record, "rpm", None), getattr(record, "tpm", None)),
+        scopes=tuple(getattr(record, "scopes", None) or ()),
     )
 
 

@@ -16,6 +16,8 @@ from ..model import Capabilities, ChatRequest, ChatResponse, ImagePart
 from ..routing.attempts import attempts_of, served_by, upstream_attempts
 from .auth import OPEN, Principal
 from .limits import check_message_sizes
+from .metadata import apply as apply_metadata
+from .metadata import check_persona_header
 from .money import bind as bind_payer
 from .money import rate_headers
 from .observe import session_of
@@ -49,7 +51,7 @@ def principal_of(request: Request) -> Principal:
 def prepare(gw: Gateway, chat: ChatRequest, request: Request, params: dict[str, str] | None = None) -> ChatRequest:
     """Apply headers, limits, key scope and model capabilities; raises before any upstream call."""
     headers = request.headers
-    persona = headers.get("x-ep-persona")
+    persona = check_persona_header(headers)
     if persona:
         chat.model = PERSONA + persona
     if not chat.model:
@@ -61,16 +63,10 @@ def prepare(gw: Gateway, chat: ChatRequest, request: Request, params: dict[str, 
     principal.require_model(chat.model)
     meta = chat.metadata
     meta.key_id = principal.key_id or meta.key_id
-    run_id, team = headers.get("x-ep-run-id"), headers.get("x-ep-team")
-    if run_id:
-        meta.run_id = run_id
-    if team:
-        meta.team = team
-    if principal.team:  # a key's own team wins: a header must not move spend to another team's budget
-        meta.team = principal.team
     if chat.model.startswith(PERSONA):
         meta.persona = chat.model[len(PERSONA) :]
-    else:
+    apply_metadata(meta, headers, principal)  # bounded, a key's team wins, persona within the key's scope
+    if not chat.model.startswith(PERSONA):
         caps = capabilities(gw, chat.model)
         if caps is not None:
             check_supported(chat, caps, params or {})

@@ -23,6 +23,8 @@ from ..providers.registry import split_model
 from .state import Gateway
 
 SUPPORTED = ("openai", "gemini", "local")
+# No embedding model has more dimensions; a larger value only makes the upstream allocate (or refuse).
+MAX_DIMENSIONS = 65_536
 
 
 @dataclass(slots=True)
@@ -42,8 +44,10 @@ class EmbeddingRequest:
         if not isinstance(inputs, list) or not inputs or not all(isinstance(t, str) for t in inputs):
             raise InvalidRequestError("'input' must be a string or a non-empty list of strings", param="input")
         dimensions = body.get("dimensions")
-        if dimensions is not None and (not isinstance(dimensions, int) or isinstance(dimensions, bool) or dimensions < 1):
-            raise InvalidRequestError("'dimensions' must be a positive integer", param="dimensions")
+        if dimensions is not None and (
+            not isinstance(dimensions, int) or isinstance(dimensions, bool) or not 1 <= dimensions <= MAX_DIMENSIONS
+        ):
+            raise InvalidRequestError(f"'dimensions' must be an integer from 1 to {MAX_DIMENSIONS}", param="dimensions")
         fmt = body.get("encoding_format")
         if fmt not in (None, "float", "base64"):
             raise InvalidRequestError("encoding_format must be 'float' or 'base64'", param="encoding_format")

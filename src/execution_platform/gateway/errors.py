@@ -15,7 +15,15 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-from ..errors import EPError, InvalidRequestError, NotFoundError, scrub
+from ..errors import (
+    AuthenticationError,
+    EPError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    UpstreamAuthenticationError,
+    scrub,
+)
 
 log = logging.getLogger("execution_platform.gateway")
 
@@ -51,12 +59,33 @@ def surface_for(path: str) -> str:
     return GEMINI if is_gemini_path(path) else OPENAI
 
 
+def client_facing(err: EPError) -> EPError:
+    """The error as the gateway's client must see it: an upstream 401/403 is the gateway's fault.
+
+    The gateway's own refusals of the client's key name no provider and carry no ``upstream_status``;
+    one that does came from a provider rejecting the key the gateway holds: a 502 naming that.
+    """
+    from_upstream = err.provider is not None or err.upstream_status in (401, 403)
+    if isinstance(err, AuthenticationError | PermissionDeniedError) and from_upstream:
+        log.warning("upstream %s refused the gateway's provider key (HTTP %s)", err.provider, err.upstream_status)
+        who = f"the upstream provider {err.provider}" if err.provider else "the upstream provider"
+        status = f" (HTTP {err.upstream_status})" if err.upstream_status else ""
+        return UpstreamAuthenticationError(
+            f"{who} refused the gateway's credentials{status}; this is a gateway configuration problem, not your key",
+            provider=err.provider,
+            upstream_status=err.upstream_status,
+            code="upstream_authentication_error",
+        )
+    return err
+
+
 def error_payload(err: EPError, surface: str) -> tuple[int, dict[str, Any]]:
-    status, body = codec_for(surface).encode_error(err)
+    status, body = codec_for(surface).encode_error(client_facing(err))
     return status, body
 
 
 def error_response(err: EPError, surface: str, headers: dict[str, str] | None = None) -> Response:
+    err = client_facing(err)
     status, body = error_payload(err, surface)
     extra = dict(headers or {})
     if err.retry_after is not None:
@@ -107,8 +136,12 @@ def install_handlers(app: Any) -> None:
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
+        from .bodies import BodyTimeout
+
         err: EPError
-        if exc.status_code == 404:
+        if isinstance(exc, BodyTimeout):
+            err = exc.as_error()
+        elif exc.status_code == 404:
             err = NotFoundError(f"no route {request.method} {request.url.path}", code="route_not_found")
         elif exc.status_code == 405:
             err = InvalidRequestError(f"method {request.method} not allowed on {request.url.path}")

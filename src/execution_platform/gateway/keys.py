@@ -41,6 +41,7 @@ class KeyRecord:
     tpm: int | None = None
     created_at: float = 0.0
     revoked: bool = False
+    scopes: list[str] = field(default_factory=list)
 
     def public(self) -> dict[str, Any]:
         return asdict(self)

@@ -13,21 +13,28 @@ import time
 import uuid
 from typing import Any
 
+from starlette.requests import ClientDisconnect
+
 from ..errors import EPError
 from .auth import Authenticator, presented_secret
+from .bodies import BodyReader, BodyTimeout
 from .errors import error_response, internal_error, is_gemini_path, surface_for
 from .observe import Observer, note_error
 
 log = logging.getLogger("execution_platform.gateway")
 
 PUBLIC_PATHS = frozenset({"/health", "/ui", "/ui/static/app.js", "/ui/static/app.css"})  # the page asks for a key
+CLIENT_CLOSED = 499  # nginx's status for "client closed the request": counted, not an error
 
 
 class GatewayMiddleware:
-    def __init__(self, app: Any, *, authenticator: Authenticator, observer: Observer) -> None:
+    def __init__(
+        self, app: Any, *, authenticator: Authenticator, observer: Observer, body_timeout: float | None = None
+    ) -> None:
         self.app = app
         self.authenticator = authenticator
         self.observer = observer
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -45,11 +52,15 @@ class GatewayMiddleware:
         model_paths = self.observer.model_paths
         if self.observer.tracer is not None:
             state["span"] = self.observer.start_span(scope)
+        answered_nobody = [False]  # the response began after the client had already gone
+        finished = [False]  # the last body message was sent: a later disconnect lost the client nothing
+        body = BodyReader(receive, self.body_timeout)
 
         async def send_with_id(message: dict[str, Any]) -> None:
             nonlocal status, overhead
             if message["type"] == "http.response.start":
                 started_response[0] = True
+                answered_nobody[0] = body.disconnected
                 status = message["status"]
                 ctx = state.get("call")
                 if ctx is not None or path in model_paths:
@@ -59,28 +70,40 @@ class GatewayMiddleware:
                     message["headers"] = [*message.get("headers", ()), id_header, (b"x-ep-overhead-ms", ms)]
                 else:
                     message["headers"] = [*message.get("headers", ()), id_header]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                finished[0] = True
             await send(message)
 
         try:
             if path in PUBLIC_PATHS:
-                await self.app(scope, receive, send_with_id)
+                await self.app(scope, body, send_with_id)
                 return
             try:
                 query = scope.get("query_string", b"") if is_gemini_path(path) else b""
                 state["principal"] = self.authenticator.authenticate(presented_secret(scope["headers"], query))
             except EPError as err:
                 note_error(scope, err)
-                await error_response(err, surface_for(path))(scope, receive, send_with_id)
+                await error_response(err, surface_for(path))(scope, body, send_with_id)
                 return
             try:
-                await self.app(scope, receive, send_with_id)
+                await self.app(scope, body, send_with_id)
             except Exception as exc:
                 if started_response[0]:
                     raise
+                if isinstance(exc, ClientDisconnect) or body.disconnected:
+                    return  # counted as 499 below; nobody is left to answer
+                if isinstance(exc, BodyTimeout):
+                    log.info("%s %s: %s", scope["method"], path, exc.detail)
+                    await error_response(exc.as_error(), surface_for(path), headers=exc.headers)(
+                        scope, body, send_with_id)
+                    return
                 err = internal_error(exc)
                 note_error(scope, err)
-                await error_response(err, surface_for(path))(scope, receive, send_with_id)
+                await error_response(err, surface_for(path))(scope, body, send_with_id)
         finally:
+            if body.disconnected and (not started_response[0] or answered_nobody[0] or not finished[0]):
+                status = CLIENT_CLOSED
+                log.info("%s %s: client disconnected before the end of the response", scope["method"], path)
             try:
                 self.observer.finish(scope, status, started, overhead)
             except Exception as exc:  # recording must never break a response that is already out

@@ -85,14 +85,15 @@ def bind(request: Request, principal: Any, chat: ChatRequest, session_id: str | 
 
 def payer(request: Request, principal: Any) -> CallContext:
     """Who pays for a call outside the chat path (embeddings): the key, its team or ``X-EP-Team``."""
+    from .metadata import header
     from .observe import session_of
 
     state = request.scope.setdefault("state", {})
     ctx = CallContext(
         request_id=state.get("request_id"),
         key_id=principal.key_id,
-        team=principal.team or request.headers.get("x-ep-team"),
-        run_id=request.headers.get("x-ep-run-id"),
+        team=principal.team or header(request.headers, "X-EP-Team"),
+        run_id=header(request.headers, "X-EP-Run-Id"),
         session_id=session_of(request.headers),
         budgets=principal.budgets,
         request_limits=principal.limits,

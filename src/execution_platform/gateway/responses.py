@@ -71,10 +71,18 @@ def json_body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
+# OpenAPI 3.1 reads the ``schema`` of ``text/event-stream`` as one event's (3.2 calls it ``itemSchema``).
+SSE_EVENT = {
+    "type": "object",
+    "properties": {"event": {"type": "string"}, "data": {"type": "string"}, "id": {"type": "string"},
+                   "retry": {"type": "integer"}},
+}
+
+
 def sse_and_json(schema: dict[str, Any]) -> dict[int | str, Any]:
     return {
         200: {
             "description": "The answer (JSON), or server-sent events when the request asked to stream",
-            "content": {"application/json": {"schema": schema}, "text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"application/json": {"schema": schema}, "text/event-stream": {"schema": SSE_EVENT}},
         }
     }

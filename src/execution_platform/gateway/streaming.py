@@ -22,6 +22,7 @@ from starlette.responses import Response
 from ..codecs.sse import KEEPALIVE
 from ..errors import EPError, scrub
 from ..model import StreamEvent
+from .errors import client_facing
 
 log = logging.getLogger("execution_platform.gateway")
 
@@ -158,7 +159,7 @@ class SSEResponse(Response):
             await self._emit(send, self.trailer())
         except EPError as err:
             outcome = "error"
-            await self._emit(send, self.on_error(err))
+            await self._emit(send, self.on_error(client_facing(err)))
         except Exception as exc:  # never a traceback on the wire
             outcome = "error"
             log.error("stream failed: %s", scrub(f"{type(exc).__name__}: {exc}"))

@@ -6,13 +6,17 @@ A bare ``until`` date includes that whole day, so ``--since 2026-01-01 --until 2
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from .ledger import GROUP_NAMES, Ledger
 
 BY_CHOICES = GROUP_NAMES
 STATUSES = ("ok", "error", "cancelled", "partial")
+# The ledger's timestamps are naive UTC from this era; bounds far from ``datetime.min/max`` keep the
+# ``until`` day shift and offset conversion from overflowing (a 400, never a 500, for 9999-12-31).
+EARLIEST = datetime(1970, 1, 1)
+LATEST = datetime(9000, 1, 1)
 
 
 def parse_time(value: str | None, *, end: bool = False) -> datetime | None:
@@ -20,17 +24,28 @@ def parse_time(value: str | None, *, end: bool = False) -> datetime | None:
     if value is None or value == "":
         return None
     text = value.strip()
+    shown = text[:40]
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
-            start = datetime(day.year, day.month, day.day)
-            return start + timedelta(days=1) if end else start
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            parsed = datetime(day.year, day.month, day.day)
+        else:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"'{value}' is not a date (YYYY-MM-DD) or an ISO date-time") from None
+        raise ValueError(f"'{shown}' is not a date (YYYY-MM-DD) or an ISO date-time") from None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return parsed
+        offset = parsed.utcoffset() or timedelta(0)
+        parsed = parsed.replace(tzinfo=None)
+        if not EARLIEST + offset <= parsed < LATEST + offset:
+            raise ValueError(_out_of_range(shown))
+        parsed -= offset
+    if not EARLIEST <= parsed < LATEST:
+        raise ValueError(_out_of_range(shown))
+    return parsed + timedelta(days=1) if end and len(text) == 10 else parsed
+
+
+def _out_of_range(shown: str) -> str:
+    return f"'{shown}' is out of range ({EARLIEST.date()} to {(LATEST - timedelta(days=1)).date()})"
 
 
 def check_by(by: str | None) -> str | None:

@@ -22,7 +22,8 @@ from .tables import virtual_keys
 
 KEY_PREFIX = "sk-ep-"
 _DISPLAY_CHARS = 12
-BUDGET_PERIODS = ("day", "month", "total")
+BUDGET_PERIODS = ("day", "week", "month", "total")
+SCOPES = ("metrics",)  # rights beyond model calls a virtual key may be given
 
 
 def hash_key(secret: str) -> str:
@@ -51,10 +52,12 @@ class VirtualKey:
     tpm: int | None = None
     created_at: datetime = field(default_factory=_now)
     revoked_at: datetime | None = None
+    scopes: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.models = list(self.models or [])  # empty = no restriction
         self.personas = list(self.personas or [])
+        self.scopes = list(self.scopes or [])
 
     @property
     def revoked(self) -> bool:
@@ -91,12 +94,16 @@ class KeyRepository:
         budget_period: str | None = None,
         rpm: int | None = None,
         tpm: int | None = None,
+        scopes: list[str] | None = None,
     ) -> tuple[VirtualKey, str]:
         """Store a new key; returns it and its secret (shown to the user once, never stored)."""
         if budget_period is not None and budget_period not in BUDGET_PERIODS:
             raise ValueError(f"budget_period must be one of {', '.join(BUDGET_PERIODS)}")
         if budget_usd is not None and budget_usd < 0:
             raise ValueError("budget_usd must not be negative")
+        unknown = sorted(set(scopes or ()) - set(SCOPES))
+        if unknown:
+            raise ValueError(f"unknown scope {', '.join(unknown)} (known: {', '.join(SCOPES)})")
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
         key = VirtualKey(
             id="key_" + secrets.token_hex(8),
@@ -110,6 +117,7 @@ class KeyRepository:
             budget_period=(budget_period or "total") if budget_usd is not None else budget_period,
             rpm=rpm,
             tpm=tpm,
+            scopes=sorted(set(scopes or ())),
         )
         with self.engine.begin() as conn:
             conn.execute(virtual_keys.insert().values(**asdict(key)))

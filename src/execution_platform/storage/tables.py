@@ -93,6 +93,7 @@ virtual_keys = sa.Table(
     sa.Column("tpm", sa.Integer),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("revoked_at", sa.DateTime),
+    sa.Column("scopes", sa.JSON),  # extra rights, e.g. ["metrics"] (migration 0002_key_scopes)
 )
 
 # Stored Responses API results (``store: true``): the object ``GET /v1/responses/{id}`` returns and the

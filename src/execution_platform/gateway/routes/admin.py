@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ...errors import NotFoundError, PermissionDeniedError
+from ...errors import InvalidRequestError, NotFoundError, PermissionDeniedError
 from ..calls import principal_of
 from ..responses import error_responses, json_response
 from . import _chat
 
 router = APIRouter(tags=["Admin"])
 _INT32_MAX = 2**31 - 1
+# Every field bounded to what its column holds (names 256, teams and personas 128 characters), so an
+# odd value is a 400 from validation and never a database error.
+_Model = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+_Persona = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
 class KeyCreate(BaseModel):
@@ -23,15 +27,17 @@ class KeyCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, max_length=200)
-    models: list[str] = Field(default_factory=list)
-    personas: list[str] = Field(default_factory=list)
-    team: str | None = Field(None, max_length=200)
+    name: str | None = Field(None, max_length=256)
+    models: list[_Model] = Field(default_factory=list, max_length=1000)
+    personas: list[_Persona] = Field(default_factory=list, max_length=1000)
+    team: str | None = Field(None, max_length=128)
     budget_usd: float | None = Field(None, ge=0, le=1e12, allow_inf_nan=False)
     budget_period: Literal["day", "week", "month", "total"] | None = None
     # Bounded to what the database columns hold (32-bit integers), so absurd values are a 400, not a 500.
     rpm: int | None = Field(None, ge=1, le=_INT32_MAX)
     tpm: int | None = Field(None, ge=1, le=_INT32_MAX)
+    scopes: list[Literal["metrics"]] = Field(
+        default_factory=list, max_length=8, description="extra rights: 'metrics' may read /metrics")
 
 
 class KeyInfo(BaseModel):
@@ -45,6 +51,7 @@ class KeyInfo(BaseModel):
     budget_period: str | None = None
     rpm: int | None = None
     tpm: int | None = None
+    scopes: list[str] | None = None
     created_at: Any = None
     revoked_at: Any = None
 
@@ -78,7 +85,13 @@ _ADMIN_ERRORS = error_responses(statuses=(400, 401, 403))
 async def create_key(request: Request, spec: KeyCreate) -> Response:
     _require_admin(request)
     gw = _chat.gateway(request)
-    record, secret = gw.keys.create(**spec.model_dump())
+    fields = spec.model_dump()
+    fields["name"] = fields["name"] or None  # "" means no name, as an unset team means no team
+    fields["team"] = fields["team"] or None
+    try:
+        record, secret = gw.keys.create(**fields)
+    except ValueError as exc:  # the repository's own checks: a 400 like validation, never a 500
+        raise InvalidRequestError(str(exc)) from None
     return json_response({**_public(record), "key": secret}, status=201)
 
 
