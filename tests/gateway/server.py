@@ -24,6 +24,9 @@ def settings_for(fakes: dict[str, FakeUpstream], **extra: Any) -> Settings:
         fake = fakes[name]
         values[f"{name}_api_key"] = fake.api_key
         values[f"{name}_base_url"] = fake.base_url
+    # No local model behind these gateways (tests/local runs the real engine on its own): fuzzed requests
+    # must not start an engine, and "local" is then neither listed nor the default.
+    values["local_model"] = "off"
     values.update(extra)
     if values.get("database_url") is None:  # the ledger (and SQL keys) in a private file, never the cwd
         values["database_url"] = f"sqlite:///{Path(tempfile.mkdtemp(prefix='ep-gw-')) / 'ep.db'}"

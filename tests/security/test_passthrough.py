@@ -195,3 +195,14 @@ def test_policy_spellings_are_400s_in_strict_mode(start: Any, fake_servers: Any,
     error = error_of(surface, r)
     assert f"'{spelling}'" in error["message"] and error.get("param", spelling) == spelling
     assert fake_servers["openai"].last_body is None
+
+
+def test_dropped_names_outside_ascii_are_percent_encoded_in_the_header() -> None:
+    """A field name a client made up ends in a response header: it must be sendable (schemathesis found a
+    500 when one held non-Latin-1 characters)."""
+    from execution_platform.codecs.passthrough import ParamReport
+
+    report = ParamReport(dropped=["top_k", "é\U000e0f86x", "a,b"])
+    value = report.header()
+    value.encode("latin-1")  # what the ASGI server does with a header value
+    assert value == "top_k,%C3%A9%F3%A0%BE%86x,a%2Cb"

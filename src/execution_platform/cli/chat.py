@@ -41,10 +41,10 @@ def chat(
 def _default_model() -> str | None:
     """``local`` when no cloud provider has a key (the same rule as the gateway's)."""
     from ..config.settings import Settings
-    from ..gateway.routes._catalog import configured_providers, local_available
+    from ..gateway.routes._catalog import cloud_configured, local_available
 
     settings = Settings()
-    if any(configured_providers(settings).values()) or not local_available(settings):
+    if cloud_configured(settings) or not local_available(settings):
         return None
     return "local"
 

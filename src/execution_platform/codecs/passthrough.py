@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from ..errors import InvalidRequestError, UnsupportedParameterError
 from ..model import ChatRequest, Passthrough, WireFormat
@@ -43,6 +44,8 @@ __all__ = [
 ]
 
 DROPPED_HEADER = "x-ep-dropped-params"
+# Printable ASCII a header value may carry as is (not the list separator, not "%" itself).
+_HEADER_SAFE = "".join(c for c in map(chr, range(0x21, 0x7F)) if c not in ",%")
 
 # Names (normalized: lower case, no "_"/"-") no passthrough or option may set: at the top level of a
 # body and inside guarded objects (Gemini's generation config).
@@ -73,7 +76,9 @@ class ParamReport:
     dropped: list[str] = field(default_factory=list)
 
     def header(self) -> str:
-        return ",".join(self.dropped)
+        """Names joined for ``x-ep-dropped-params``: a header value is Latin-1 text on the wire, so a
+        name a client made up is percent-encoded (UTF-8) outside printable ASCII, and commas too."""
+        return ",".join(quote(name, safe=_HEADER_SAFE) for name in self.dropped)
 
 
 _report: ContextVar[ParamReport | None] = ContextVar("ep_param_report", default=None)

@@ -23,7 +23,7 @@ def configured_providers(settings: Any, config: Any = None) -> dict[str, bool]:
     for name in PROVIDERS:
         attr = key_setting(name, settings)
         if attr is None:
-            status[name] = usable_without_key(name)
+            status[name] = local_available(settings) if name == "local" else usable_without_key(name)
             continue
         block = blocks.get(name) if isinstance(blocks, dict) else None
         status[name] = bool(
@@ -34,20 +34,32 @@ def configured_providers(settings: Any, config: Any = None) -> dict[str, bool]:
     return status
 
 
+# ``EP_LOCAL_MODEL=off``: no local model at all (a gateway that must never start an engine on its own).
+LOCAL_OFF = frozenset({"off", "none", "disabled", "false", "0"})
+
+
 def local_available(settings: Any) -> bool:
     """Whether the ``local`` provider has a model file to serve (``EP_LOCAL_MODEL`` or the shipped one)."""
-    if getattr(settings, "local_model", None):
+    value = getattr(settings, "local_model", None)
+    if value is not None and str(value).strip().lower() in LOCAL_OFF:
+        return False
+    if value:
         return True
     from ...providers._local_supervisor import shipped_model
 
     return shipped_model() is not None
 
 
+def cloud_configured(settings: Any, config: Any = None) -> bool:
+    """Whether a provider that needs a key has one (keyless ones such as claude_agent don't count)."""
+    keyed = {name for name in PROVIDERS if key_setting(name, settings) is not None}
+    return any(ok for name, ok in configured_providers(settings, config).items() if name in keyed)
+
+
 def default_model(gw: Gateway) -> str | None:
     """The model for a request that names none: ``local`` when no cloud provider has a key."""
-    keyed = {name for name in PROVIDERS if key_setting(name, gw.settings) is not None}
-    if any(ok for name, ok in configured_providers(gw.settings, gw.config).items() if name in keyed):
-        return None  # a cloud provider with a key stays the default (keyless ones such as claude_agent don't count)
+    if cloud_configured(gw.settings, gw.config):
+        return None
     return "local" if local_available(gw.settings) else None
 
 

@@ -222,12 +222,19 @@ async def get_model(request: Request) -> Response:
 
 
 _MODEL_LIST = {"type": "object", "properties": {"models": {"type": "array", "items": {"type": "object"}}}}
+def _path_param(name: str, description: str) -> dict[str, Any]:
+    """The endpoints read the raw path (a model may contain '/'), so FastAPI cannot infer the parameter."""
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": {"type": "string", "minLength": 1}}
+
+
 for _version in VERSIONS:
     router.add_api_route(
         f"/{_version}/models/{{target:gemini_target}}",
         model_call,
         methods=["POST"],
-        openapi_extra=json_body(GENERATE_REQUEST),
+        openapi_extra={**json_body(GENERATE_REQUEST), "parameters": [_path_param(
+            "target", "MODEL:METHOD, e.g. openai/gpt-4o-mini:generateContent (the model may contain '/')")]},
         responses={200: {"description": "GenerateContentResponse (SSE with alt=sse), token count or embeddings",
                          "content": {"application/json": {"schema": {"type": "object"}},
                                      "text/event-stream": {"schema": {"type": "string"}}}},
@@ -243,6 +250,7 @@ router.add_api_route(
 )
 router.add_api_route(
     "/v1beta/models/{model:gemini_target}", get_model, methods=["GET"], summary="Get a model (Gemini wire format)",
+    openapi_extra={"parameters": [_path_param("model", "one of our model addresses, e.g. openai/gpt-4o-mini")]},
     responses={200: {"description": "The model", "content": {"application/json": {"schema": {"type": "object"}}}},
                **_ERRORS},
 )
