@@ -48,13 +48,17 @@ def test_an_idle_engine_is_stopped_and_started_again_on_use() -> None:
 def test_a_hung_engine_is_replaced_after_a_failed_health_check() -> None:
     import os
     import signal
+    import time
 
     sup = EngineSupervisor(EngineConfig(idle_unload=0, parallel=1, ctx=512))
     try:
         sup.url()
         hung = sup.pid
         assert hung is not None and sup.check_health()
-        os.kill(hung, signal.SIGSTOP)  # alive but answering nothing, like a wedged native thread
+        # Alive but answering nothing, like a wedged native thread: the engine's whole process group
+        # (it runs in its own session), and a moment for the stop to reach every thread.
+        os.killpg(os.getpgid(hung), signal.SIGSTOP)
+        time.sleep(0.3)
         assert sup.check_health(timeout=1.0) is False
         assert sup.pid is None  # killed, not left holding its memory
         sup.url()
