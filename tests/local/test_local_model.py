@@ -91,6 +91,41 @@ def test_native_chat_and_stream(local_gateway: GatewayServer) -> None:
     assert [e for e in events if e["type"] == "usage"][-1]["usage"]["output_tokens"] > 0
 
 
+def test_responses_and_stream(local_gateway: GatewayServer) -> None:
+    """The OpenAI Responses surface in front of the local engine: text, real usage, typed events."""
+    body = {"model": "local", "input": "Say hello.", "max_output_tokens": 8, "store": False}
+    resp = post(local_gateway, "/v1/responses", body)
+    assert resp.status_code == 200, resp.text
+    answer = resp.json()
+    [message] = [item for item in answer["output"] if item["type"] == "message"]
+    assert message["content"][0]["text"].strip()
+    assert answer["usage"]["input_tokens"] > 0 and answer["usage"]["output_tokens"] > 0
+    events = sse_data(local_gateway, "/v1/responses", body)
+    assert "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta").strip()
+    assert events[-1]["type"] in ("response.completed", "response.incomplete")  # incomplete: the 8-token cap
+    assert events[-1]["response"]["usage"]["output_tokens"] > 0
+
+
+def test_gemini_generate_and_stream(local_gateway: GatewayServer) -> None:
+    """The Gemini surface in front of the local engine (``models/local:generateContent``)."""
+    body = {"contents": [{"role": "user", "parts": [{"text": "Say hello."}]}],
+            "generationConfig": {"maxOutputTokens": 8}}
+    resp = post(local_gateway, "/v1beta/models/local:generateContent", body)
+    assert resp.status_code == 200, resp.text
+    answer = resp.json()
+    assert "".join(p.get("text", "") for p in answer["candidates"][0]["content"]["parts"]).strip()
+    assert answer["usageMetadata"]["promptTokenCount"] > 0 and answer["usageMetadata"]["candidatesTokenCount"] > 0
+    chunks = []
+    with httpx.stream("POST", local_gateway.url + "/v1beta/models/local:streamGenerateContent?alt=sse", json=body,
+                      timeout=TIMEOUT) as stream:
+        assert stream.status_code == 200, stream.read()
+        chunks = [json.loads(line[5:]) for line in stream.iter_lines() if line.startswith("data:")]
+    text = "".join(p.get("text", "") for c in chunks for cand in c.get("candidates", [])
+                   for p in cand.get("content", {}).get("parts", []))
+    assert text.strip()
+    assert chunks[-1]["usageMetadata"]["candidatesTokenCount"] > 0
+
+
 def test_required_tool_call_validates_against_the_schema(local_gateway: GatewayServer) -> None:
     body = {
         "model": "local",
