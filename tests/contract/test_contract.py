@@ -285,14 +285,16 @@ async def test_disconnect_without_answer(harness: Harness) -> None:
     assert caught.value.retryable
 
 
-async def test_cancelling_a_stream_closes_the_upstream_connection(harness: Harness) -> None:
+@pytest.mark.parametrize("close_after", ["start", "text"])
+async def test_cancelling_a_stream_closes_the_upstream_connection(harness: Harness, close_after: str) -> None:
+    """Closing the stream lets go of the upstream, right after its start event or once text flows."""
     harness.fake.enqueue(Fault("stall", after_chunks=2, delay=10, then=Reply(text="a" * 40, chunks=20)))
     baseline = harness.upstream_baseline()
     stream = harness.provider.stream(harness.request())
-    async for event in stream:
-        if isinstance(event, TextDelta):
-            break
-    await stream.aclose()
+    assert isinstance(await anext(stream), StartEvent)
+    if close_after == "text":
+        assert isinstance(await anext(stream), TextDelta)
+    await asyncio.wait_for(stream.aclose(), 5)  # closing does not wait for the stalled upstream
     assert await harness.upstream_released(baseline), "the upstream stayed open after the consumer stopped"
 
 
