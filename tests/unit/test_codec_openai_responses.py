@@ -27,7 +27,6 @@ from execution_platform.model import (
     Reasoning,
     ResponseFormat,
     StartEvent,
-    StreamAccumulator,
     StreamEvent,
     TextDelta,
     TextPart,
@@ -40,6 +39,7 @@ from execution_platform.model import (
     Usage,
     UsageEvent,
 )
+from tests.streams import decode_sse, fold
 
 from .test_codec_openai import (
     SETTINGS,
@@ -183,13 +183,9 @@ STREAM_EVENT: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
 
 
 def decode_bytes(raw: bytes, model: str, cut: int) -> list[StreamEvent]:
-    parser, decoder = SSEParser(), codec.StreamDecoder(model=model)
-    out: list[StreamEvent] = []
-    for start in range(0, len(raw), cut):  # arbitrary network chunk boundaries
-        for sse in parser.feed(raw[start : start + cut]):
-            no_invented_fields(STREAM_EVENT.validate_json(sse.data))
-            out += decoder.feed(sse)
-    return out + decoder.finish()
+    """Decode in ``cut``-byte pieces; every event must parse as the SDK's own stream event type."""
+    return decode_sse(raw, codec.StreamDecoder(model=model), cut,
+                      check=lambda sse: no_invented_fields(STREAM_EVENT.validate_json(sse.data)))
 
 
 def streamable(response: ChatResponse) -> bool:
@@ -211,10 +207,7 @@ def test_stream_round_trip_with_sdk_typed_events(response: ChatResponse, pieces:
     events = decode_bytes(raw, "ignored", cut)
     assert isinstance(events[0], StartEvent)
     assert [type(e) for e in events[-2:]] == [UsageEvent, FinishEvent]
-    acc = StreamAccumulator()
-    for event in events:
-        acc.add(event)
-    assert acc.response() == response.model_copy(update={"created": 0, "id": encoder.id})
+    assert fold(events) == response.model_copy(update={"created": 0, "id": encoder.id})
     numbers = [orjson.loads(s.data)["sequence_number"] for s in SSEParser().feed(raw)]
     assert numbers == list(range(len(numbers)))
     assert encoder.final is not None and codec.decode_response(wire(encoder.final)).message == response.message

@@ -22,13 +22,10 @@ from execution_platform.errors import (
 )
 from execution_platform.model import (
     ChatRequest,
-    ChatResponse,
     FinishEvent,
     Message,
     Reasoning,
     StartEvent,
-    StreamAccumulator,
-    StreamEvent,
     ToolCallDelta,
     ToolCallEnd,
     ToolSpec,
@@ -38,6 +35,7 @@ from execution_platform.providers._http import HttpClient, Timeouts
 from execution_platform.providers.anthropic import AnthropicProvider
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.script import Fault, Reply, ToolCallSpec
+from tests.streams import collect, without_ids
 
 MODEL = "claude-sonnet-4-5"
 SHORT = Timeouts(connect=1.0, read=0.5, total=5.0, stream_idle=0.3)
@@ -52,19 +50,6 @@ async def provider(fake_anthropic: FakeAnthropic) -> AsyncIterator[AnthropicProv
 
 def ask(text: str = "Hi there", **kwargs: object) -> ChatRequest:
     return ChatRequest(model=MODEL, messages=[Message(role="user", content=text)], **kwargs)
-
-
-async def collect(provider: AnthropicProvider, request: ChatRequest) -> tuple[list[StreamEvent], ChatResponse]:
-    acc, events = StreamAccumulator(), []
-    async for event in provider.stream(request):
-        events.append(event)
-        acc.add(event)
-    return events, acc.response()
-
-
-def comparable(resp: ChatResponse) -> ChatResponse:
-    """Ids are minted per call by the fake; everything else must match between stream and non-stream."""
-    return resp.model_copy(update={"id": "", "provider": None})
 
 
 async def test_chat_speaks_the_messages_api(provider: AnthropicProvider, fake_anthropic: FakeAnthropic) -> None:
@@ -98,7 +83,7 @@ async def test_stream_folds_to_the_non_streamed_answer(provider: AnthropicProvid
     assert fake_anthropic.requests[-1].body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
     assert isinstance(events[0], StartEvent)
     assert [type(e) for e in events[-2:]] == [UsageEvent, FinishEvent]
-    assert comparable(folded) == comparable(whole)
+    assert without_ids(folded, tool_call_ids=False) == without_ids(whole, tool_call_ids=False)
     assert folded.message.thinking[0].signature == "sig-1"
     assert folded.usage.input_tokens == 21 and folded.usage.output_tokens == 13
 
