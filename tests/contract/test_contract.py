@@ -15,12 +15,12 @@ from execution_platform.model import (
     FinishEvent,
     ImagePart,
     StartEvent,
-    StreamAccumulator,
     TextDelta,
     ToolCallEnd,
     UsageEvent,
 )
 from tests.fakes.script import Fault, Reply, ToolCallSpec
+from tests.streams import collect
 
 from .conftest import Harness, requires
 
@@ -38,12 +38,9 @@ PIXEL = base64.b64encode(bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001
 
 
 async def fold(h: Harness, **fields: object):
-    acc = StreamAccumulator()
-    events = []
-    async for event in h.provider.stream(h.request(**fields)):
-        events.append(event)
-        acc.add(event)
-    return acc.response(), events
+    """Stream a request to the adapter: the folded response and the events, in that order."""
+    events, response = await collect(h.provider, h.request(**fields))
+    return response, events
 
 
 async def test_plain_text(harness: Harness) -> None:

@@ -36,7 +36,6 @@ from execution_platform.model import (
     ChatRequest,
     FinishEvent,
     StartEvent,
-    StreamAccumulator,
     TextDelta,
     ThinkingDelta,
     UsageEvent,
@@ -45,6 +44,7 @@ from execution_platform.providers.claude_agent import ClaudeAgentProvider
 from execution_platform.providers.registry import create_provider
 from tests.fakes import claude_cli as fc
 from tests.fakes.script import Reply, ToolCallSpec
+from tests.streams import fold
 
 Script = Callable[..., Path]
 
@@ -148,10 +148,7 @@ async def test_stream_maps_text_thinking_tools_usage_and_cost(provider: ClaudeAg
     # Every tool result comes after its tool use.
     assert events.index(uses[1]) < events.index(results[1])
 
-    acc = StreamAccumulator()
-    for event in events:
-        acc.add(event)
-    folded = acc.response()
+    folded = fold(events)
     assert folded.message.text == "Let me look.\n\nThe word is pineapple."
     assert folded.message.tool_calls == []  # the agent's own tools are not client tool calls
     assert folded.cost_usd == pytest.approx(0.0421) and folded.session_id == "sess-1"
@@ -394,10 +391,7 @@ async def test_real_cli_runs_a_full_agent_turn_with_a_tool(fake_anthropic: Any, 
     results = [e for e in events if isinstance(e, AgentToolResult)]
     assert [u.name for u in uses] == ["Read"] and uses[0].arguments["file_path"] == str(notes)
     assert results[0].tool_call_id == uses[0].id and "pineapple" in results[0].content and not results[0].is_error
-    acc = StreamAccumulator()
-    for event in events:
-        acc.add(event)
-    answer = acc.response()
+    answer = fold(events)
     assert answer.message.text == "The secret word is pineapple."
     assert answer.usage.output_tokens == 7 + 9 and answer.cost_usd is not None and answer.cost_usd > 0
     assert answer.session_id
