@@ -228,7 +228,11 @@ def test_response_round_trip(response: ChatResponse) -> None:
     assert codec.decode_response(wire(codec.encode_response(response))) == response
 
 
-def canonical_events(response: ChatResponse, pieces: int) -> list[StreamEvent]:
+def canonical_events(
+    response: ChatResponse, pieces: int, *, thinking_signatures: bool = False, raw_reason: bool = True
+) -> list[StreamEvent]:
+    """The canonical stream for ``response``, every text cut into ``pieces``; the Responses wire also
+    streams thinking signatures, the Chat wire also carries the raw finish reason."""
     def split(s: str) -> list[str]:
         size = max(1, -(-len(s) // pieces))
         return [s[i : i + size] for i in range(0, len(s), size)]
@@ -237,15 +241,16 @@ def canonical_events(response: ChatResponse, pieces: int) -> list[StreamEvent]:
     for part in response.message.content:
         if isinstance(part, ThinkingPart):
             events += [ThinkingDelta(text=t) for t in split(part.text)]
+            if thinking_signatures and part.signature is not None:
+                events.append(ThinkingDelta(signature=part.signature))
         elif isinstance(part, TextPart):
             events += [TextDelta(text=t) for t in split(part.text)]
     for index, call in enumerate(response.message.tool_calls):
         events.append(ToolCallStart(index=index, id=call.id, name=call.name))
         events += [ToolCallDelta(index=index, arguments=a) for a in split(codec.arguments_text(call))]
         events.append(ToolCallEnd(index=index, tool_call=call))
-    events += [UsageEvent(usage=response.usage), FinishEvent(reason=response.finish_reason,
-                                                              raw_reason=response.raw_finish_reason)]
-    return events
+    finish = FinishEvent(reason=response.finish_reason, raw_reason=response.raw_finish_reason if raw_reason else None)
+    return [*events, UsageEvent(usage=response.usage), finish]
 
 
 def decode_bytes(raw: bytes, model: str, cut: int) -> list[StreamEvent]:
