@@ -1,13 +1,8 @@
-"""Real ``ep serve`` processes on loopback ports, and a concurrent HTTP client to load them."""
+"""Gateways configured like a deployment (env vars and a YAML file), and a concurrent HTTP client to load them."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +10,7 @@ from typing import Any
 import aiohttp
 import httpx
 
-from tests.servers import free_port
+from tests.servers import EpServe, ep_env
 
 MASTER = "acceptance-master-key-0123456789"
 MODEL = "openai/gpt-4o-mini"
@@ -33,66 +28,13 @@ class Answer:
     body: Any
 
 
-class EpServe:
-    """One gateway process (``ep serve``), configured like a deployment: env vars and a YAML file."""
-
-    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.env = env
-        self.log = workdir / f"ep-serve-{self.port}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> EpServe:
-        ep = str(Path(sys.executable).parent / "ep")
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([ep, "serve", "--port", str(self.port)], env=self.env, cwd=self.workdir,
-                                         stdout=log, stderr=subprocess.STDOUT)
-        return self
-
-    def wait_ready(self, timeout: float = 30.0) -> EpServe:
-        deadline = time.monotonic() + timeout
-        while True:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"ep serve exited: {self.log.read_text()[-2000:]}")
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"ep serve did not come up: {self.log.read_text()[-2000:]}")
-            time.sleep(0.1)
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
 def gateway_env(
     fake: Any, workdir: Path, database_url: str, redis_url: str | None = None, extra_config: str = ""
 ) -> dict[str, str]:
     config = workdir / "ep.yaml"
     config.write_text(CONFIG + extra_config)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EP_")}
-    env.update(EP_OPENAI_BASE_URL=fake.base_url, EP_OPENAI_API_KEY=fake.api_key, EP_DATABASE_URL=database_url,
-               EP_MASTER_KEY=MASTER, EP_CONFIG=str(config))
+    env = ep_env(workdir, keep_ep_vars=False, openai=fake)
+    env.update(EP_DATABASE_URL=database_url, EP_MASTER_KEY=MASTER, EP_CONFIG=str(config))
     if redis_url:
         env["EP_REDIS_URL"] = redis_url
     return env

@@ -23,13 +23,12 @@ from execution_platform.money.budgets import to_nano
 from execution_platform.money.ledger import Ledger
 from execution_platform.storage import create_engine_from_url
 from tests.fakes.script import Fault, Reply
-from tests.servers import PostgresServer, postgres_server, redis_server
+from tests.servers import EpServe, PostgresServer, postgres_server, redis_server
 
 from .gateways import (
     COST,
     WORST,
     Answer,
-    EpServe,
     burst,
     create_key,
     create_key_info,

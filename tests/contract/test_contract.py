@@ -15,12 +15,12 @@ from execution_platform.model import (
     FinishEvent,
     ImagePart,
     StartEvent,
-    StreamAccumulator,
     TextDelta,
     ToolCallEnd,
     UsageEvent,
 )
 from tests.fakes.script import Fault, Reply, ToolCallSpec
+from tests.streams import collect
 
 from .conftest import Harness, requires
 
@@ -38,12 +38,9 @@ PIXEL = base64.b64encode(bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001
 
 
 async def fold(h: Harness, **fields: object):
-    acc = StreamAccumulator()
-    events = []
-    async for event in h.provider.stream(h.request(**fields)):
-        events.append(event)
-        acc.add(event)
-    return acc.response(), events
+    """Stream a request to the adapter: the folded response and the events, in that order."""
+    events, response = await collect(h.provider, h.request(**fields))
+    return response, events
 
 
 async def test_plain_text(harness: Harness) -> None:
@@ -285,14 +282,16 @@ async def test_disconnect_without_answer(harness: Harness) -> None:
     assert caught.value.retryable
 
 
-async def test_cancelling_a_stream_closes_the_upstream_connection(harness: Harness) -> None:
+@pytest.mark.parametrize("close_after", ["start", "text"])
+async def test_cancelling_a_stream_closes_the_upstream_connection(harness: Harness, close_after: str) -> None:
+    """Closing the stream lets go of the upstream, right after its start event or once text flows."""
     harness.fake.enqueue(Fault("stall", after_chunks=2, delay=10, then=Reply(text="a" * 40, chunks=20)))
     baseline = harness.upstream_baseline()
     stream = harness.provider.stream(harness.request())
-    async for event in stream:
-        if isinstance(event, TextDelta):
-            break
-    await stream.aclose()
+    assert isinstance(await anext(stream), StartEvent)
+    if close_after == "text":
+        assert isinstance(await anext(stream), TextDelta)
+    await asyncio.wait_for(stream.aclose(), 5)  # closing does not wait for the stalled upstream
     assert await harness.upstream_released(baseline), "the upstream stayed open after the consumer stopped"
 
 

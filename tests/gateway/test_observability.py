@@ -225,36 +225,14 @@ def test_ep_costs_by_session(tmp_path: Any, monkeypatch: Any) -> None:
 
 
 def test_ep_serve_with_two_workers_one_scrape_sees_every_request(fake_openai: Any, tmp_path: Any) -> None:
-    import os
-    import signal
-    import subprocess
-    import sys
-    from pathlib import Path
+    from tests.servers import ep_env, ep_serve
 
-    from tests.servers import free_port
-
-    port = free_port()
-    env = {**os.environ, "EP_OPENAI_API_KEY": fake_openai.api_key, "EP_OPENAI_BASE_URL": fake_openai.base_url,
-           "EP_DATABASE_URL": f"sqlite:///{tmp_path / 'ep.db'}"}
-    for name in ("EP_MASTER_KEY", "PROMETHEUS_MULTIPROC_DIR", "EP_LOG_FORMAT"):
+    env = ep_env(tmp_path, openai=fake_openai)
+    for name in ("PROMETHEUS_MULTIPROC_DIR", "EP_LOG_FORMAT"):
         env.pop(name, None)
-    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed below, after the process
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "ep"), "serve", "--port", str(port), "--workers", "2",
-         "--log-format", "json"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
-    )
-    url = f"http://127.0.0.1:{port}"
     sent = 24
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(url + "/health", timeout=1)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, (tmp_path / "serve.log").read_text()
-                assert time.monotonic() < deadline, "ep serve did not come up"
-                time.sleep(0.1)
+    with ep_serve(tmp_path, env, "--workers", "2", "--log-format", "json") as gateway:
+        url = gateway.url
         with httpx.Client(timeout=10) as client:  # new connections, so both workers take some
             for i in range(sent):
                 r = httpx.post(url + "/v1/chat/completions", timeout=10, json={
@@ -266,14 +244,7 @@ def test_ep_serve_with_two_workers_one_scrape_sees_every_request(fake_openai: An
                 assert value(found, "ep_gateway_requests_total", route="/v1/chat/completions") == sent
                 assert value(found, "ep_gateway_overhead_seconds_count", route="/v1/chat/completions") == sent
                 assert value(found, "ep_gateway_time_to_first_token_seconds_count") == sent // 2
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-    lines = [json.loads(line) for line in (tmp_path / "serve.log").read_text().splitlines() if line.startswith("{")]
+    lines = [json.loads(line) for line in gateway.output().splitlines() if line.startswith("{")]
     served = [line for line in lines if line.get("route") == "/v1/chat/completions"]
     assert len(served) == sent and {line["status"] for line in served} == {200}
     assert len({line["request_id"] for line in served}) == sent

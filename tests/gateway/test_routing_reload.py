@@ -3,11 +3,7 @@ the next call follows the new persona policy, and an invalid file keeps the old 
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,16 +14,11 @@ import httpx
 import pytest
 
 from tests.fakes import Fault, Reply
+from tests.servers import EpServe, ep_env, ep_serve
 
 from .test_routing_personas import streamed_text
 
 PERSONA = "persona:coder"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _yaml(first_target: str) -> str:
@@ -57,44 +48,20 @@ def _first_target(url: str) -> str:
 
 
 @pytest.fixture
-def served(fake_openai, fake_anthropic, fake_gemini, tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen]]:
+def served(fake_openai, fake_anthropic, fake_gemini, tmp_path: Path) -> Iterator[tuple[str, Path, EpServe]]:
     config = tmp_path / "ep.yaml"
     config.write_text(_yaml("openai/gpt-4o-mini"))
-    port = _free_port()
-    env = {**os.environ, "EP_DATABASE_URL": f"sqlite:///{tmp_path / 'ep.db'}"}
-    for name, fake in (("OPENAI", fake_openai), ("ANTHROPIC", fake_anthropic), ("GEMINI", fake_gemini)):
-        env[f"EP_{name}_API_KEY"] = fake.api_key
-        env[f"EP_{name}_BASE_URL"] = fake.base_url
-    env.pop("EP_MASTER_KEY", None)
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "ep"), "serve", "--port", str(port), "--config", str(config)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-        try:
-            return httpx.get(url + "/health", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        _wait_until(up, "ep serve to come up", 20)
-        yield url, config, proc
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    env = ep_env(tmp_path, openai=fake_openai, anthropic=fake_anthropic, gemini=fake_gemini)
+    with ep_serve(tmp_path, env, "--config", str(config)) as gateway:
+        yield gateway.url, config, gateway
 
 
 def test_sighup_switches_the_persona_without_dropping_the_call_in_flight(
     served, fake_openai, fake_gemini
 ) -> None:
-    url, config, proc = served
+    url, config, gateway = served
+    proc = gateway.proc
+    assert proc is not None
     fake_openai.enqueue(Fault("slow_first_byte", delay=1.0, then=Reply(text="finished on openai", chunks=4)))
     result: dict[str, Any] = {}
 
@@ -131,7 +98,9 @@ def test_sighup_switches_the_persona_without_dropping_the_call_in_flight(
 
 
 def test_sighup_with_an_invalid_file_keeps_the_old_config(served, fake_openai) -> None:
-    url, config, proc = served
+    url, config, gateway = served
+    proc = gateway.proc
+    assert proc is not None
     config.write_text(_yaml("openai/gpt-4o-mini").replace("targets:", "targetz:"))
     proc.send_signal(signal.SIGHUP)
     fake_openai.enqueue(Reply(text="still on the old config"))
@@ -146,7 +115,7 @@ def test_sighup_with_an_invalid_file_keeps_the_old_config(served, fake_openai) -
     assert r.json()["choices"][0]["message"]["content"] == "still on the old config"
     assert r.headers["x-ep-provider"] == "openai"
     assert proc.poll() is None
-    proc.send_signal(signal.SIGINT)
-    out = proc.communicate(timeout=10)[0].decode()
+    gateway.stop()
+    out = gateway.output()
     assert "config reload" in out and "keeping the previous configuration" in out
     assert "targetz" in out and "ep.yaml" in out

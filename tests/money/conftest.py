@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -10,75 +9,30 @@ import redis
 from sqlalchemy.engine import Engine
 
 from execution_platform.errors import EPError
-from execution_platform.model import (
-    ChatRequest,
-    ChatResponse,
-    FinishEvent,
-    Message,
-    StartEvent,
-    StreamEvent,
-    TextDelta,
-    Usage,
-    UsageEvent,
-)
+from execution_platform.model import ChatRequest, Message, Usage
 from execution_platform.money.ledger import Ledger
-from execution_platform.providers.base import Provider
 from execution_platform.storage import create_engine_from_url, migrate
+from tests.fakes.scripted import Answer, Fail, ScriptedProvider
 from tests.servers import PostgresServer, RedisServer, postgres_server, redis_server
 
 
-class ScriptedProvider(Provider):
-    """An upstream stand-in: answers with fixed usage, optionally slowly or with an error."""
-
-    def __init__(
-        self,
-        *,
-        name: str = "scripted",
-        usage: Usage | None = None,
-        delay: float = 0.0,
-        chunks: list[str] | None = None,
-        error: EPError | None = None,
-        cost_usd: float | None = None,
-        chunk_delay: float = 0.0,
-    ) -> None:
-        self.name = name
-        self.usage = usage or Usage(input_tokens=5, output_tokens=5)
-        self.delay = delay
-        self.chunks = chunks or ["hel", "lo"]
-        self.error = error
-        self.cost_usd = cost_usd
-        self.chunk_delay = chunk_delay
-        self.calls = 0
-        self.closed_streams = 0
-
-    async def chat(self, request: ChatRequest) -> ChatResponse:
-        self.calls += 1
-        await asyncio.sleep(self.delay)
-        if self.error is not None:
-            raise self.error
-        return ChatResponse(
-            id="r1",
-            model=request.model,
-            message=Message(role="assistant", content="".join(self.chunks)),
-            usage=self.usage,
-            provider=self.name,
-            cost_usd=self.cost_usd,
-        )
-
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
-        self.calls += 1
-        try:
-            await asyncio.sleep(self.delay)
-            yield StartEvent(id="r1", model=request.model, provider=self.name)
-            for chunk in self.chunks:
-                await asyncio.sleep(self.chunk_delay)
-                yield TextDelta(text=chunk)
-            if self.error is not None:
-                raise self.error
-            yield UsageEvent(usage=self.usage)
-            yield FinishEvent(reason="stop")
-        finally:
-            self.closed_streams += 1
+def scripted_upstream(
+    name: str = "scripted",
+    *,
+    usage: Usage | None = None,
+    delay: float = 0.0,
+    chunks: list[str] | None = None,
+    error: EPError | None = None,
+    cost_usd: float | None = None,
+    chunk_delay: float = 0.0,
+) -> ScriptedProvider:
+    """The money tests' upstream: every call answers "hello" in two chunks for 5 + 5 tokens (exact costs),
+    or fails with ``error`` (a stream after those chunks, before its usage)."""
+    answer = Answer(chunks=chunks or ["hel", "lo"], usage=usage or Usage(input_tokens=5, output_tokens=5),
+                    delay=delay, chunk_delay=chunk_delay, cost_usd=cost_usd)
+    if error is None:
+        return ScriptedProvider(name, default=answer)
+    return ScriptedProvider(name, default=Fail(error, after_events=1 + len(answer.deltas), delay=delay, partial=answer))
 
 
 def request(text: str = "hi", *, model: str = "m", max_tokens: int | None = 10, **meta: str) -> ChatRequest:

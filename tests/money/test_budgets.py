@@ -19,7 +19,8 @@ from execution_platform.money.budgets import Budget, BudgetBackend, InProcessBud
 from execution_platform.money.ledger import Ledger
 from execution_platform.money.metering import CallContext, MeteredProvider, call_context
 from execution_platform.money.pricing import PriceBook
-from tests.money.conftest import ScriptedProvider, request
+from tests.fakes.scripted import ScriptedProvider
+from tests.money.conftest import request, scripted_upstream
 
 PRICES = PriceBook({"m": {"input_per_mtok": 1000, "output_per_mtok": 1000}})
 WORST, ACTUAL = 0.02, 0.01
@@ -50,7 +51,7 @@ async def test_hard_budget_never_overspent_and_no_reservation_leaks(
     backends: list[BudgetBackend], ledger: Ledger
 ) -> None:
     budget = Budget("key", "k1", limit_usd=1.0, period="day")
-    inner = ScriptedProvider(delay=0.05)
+    inner = scripted_upstream(delay=0.05)
     replicas = [_metered(inner, ledger, b, budget) for b in backends]
     rr = itertools.cycle(replicas)
 
@@ -63,7 +64,7 @@ async def test_hard_budget_never_overspent_and_no_reservation_leaks(
 
     results = await asyncio.gather(*(one() for _ in range(500)))
     admitted = sum(results)
-    assert inner.calls == admitted  # rejected calls never reached the upstream
+    assert len(inner.calls) == admitted  # rejected calls never reached the upstream
     assert 0 < admitted < 500
     spent = (await ledger.costs())["total_usd"]
     assert spent <= budget.limit_usd
@@ -85,11 +86,11 @@ async def test_hard_budget_never_overspent_and_no_reservation_leaks(
 async def test_every_terminal_path_releases(backends: list[BudgetBackend], ledger: Ledger) -> None:
     budget = Budget("persona", "p", limit_usd=WORST)  # room for exactly one call at a time
     backend = backends[0]
-    failing = _metered(ScriptedProvider(error=UpstreamServerError("boom")), ledger, backend, budget)
+    failing = _metered(scripted_upstream(error=UpstreamServerError("boom")), ledger, backend, budget)
     for _ in range(3):
         with pytest.raises(UpstreamServerError):
             await failing.chat(request())
-    slow = _metered(ScriptedProvider(delay=10), ledger, backend, budget)
+    slow = _metered(scripted_upstream(delay=10), ledger, backend, budget)
     task = asyncio.create_task(slow.chat(request()))
     await asyncio.sleep(0.05)
     assert (await backend.usage(budget))[1] == pytest.approx(WORST)  # held while in flight
@@ -100,7 +101,7 @@ async def test_every_terminal_path_releases(backends: list[BudgetBackend], ledge
         async with asyncio.timeout(0.05):
             await slow.chat(request())
     assert await backend.usage(budget) == (0.0, 0.0)
-    ok = _metered(ScriptedProvider(), ledger, backend, budget)
+    ok = _metered(scripted_upstream(), ledger, backend, budget)
     await ok.chat(request())
     rows = ledger.rows_sync()
     assert [r["status"] for r in rows] == ["error"] * 3 + ["cancelled", "cancelled", "ok"]
@@ -151,7 +152,7 @@ async def test_all_budgets_or_none(backends: list[BudgetBackend]) -> None:
 
 async def test_spent_so_far_is_loaded_from_the_ledger(ledger: Ledger, backends: list[BudgetBackend]) -> None:
     budget = Budget("key", "k9", limit_usd=1.0, period="month")
-    inner = ScriptedProvider()
+    inner = scripted_upstream()
     first = _metered(inner, ledger, backends[0], budget)
     for _ in range(30):
         await first.chat(request(key_id="k9"))
@@ -172,7 +173,7 @@ async def test_spent_so_far_is_loaded_from_the_ledger(ledger: Ledger, backends: 
 async def test_soft_budget_notifies_once_and_never_rejects(backends: list[BudgetBackend], ledger: Ledger) -> None:
     soft = Budget("persona", "writer", limit_usd=0.05, hard=False, thresholds=(0.8, 1.0))
     backend = backends[0]
-    metered = _metered(ScriptedProvider(), ledger, backend, soft)
+    metered = _metered(scripted_upstream(), ledger, backend, soft)
     for _ in range(10):  # $0.10: twice the soft limit, never rejected
         await metered.chat(request())
     events = [e for e in backend.notifier.events if e["name"] == "writer"]
@@ -181,7 +182,7 @@ async def test_soft_budget_notifies_once_and_never_rejects(backends: list[Budget
 
 async def test_call_context_scope_adds_budgets_and_reports_outcome(ledger: Ledger) -> None:
     backend = InProcessBudgets()
-    metered = MeteredProvider(ScriptedProvider(), ledger=ledger, prices=PRICES, budgets=backend)
+    metered = MeteredProvider(scripted_upstream(), ledger=ledger, prices=PRICES, budgets=backend)
     ctx = CallContext(budgets=[Budget("key", "scoped", limit_usd=0.025)], request_id="req-1", deployment="dep")
     with call_context(ctx):
         response = await metered.chat(request(key_id="scoped"))
@@ -213,7 +214,7 @@ async def test_soft_threshold_webhook_receives_the_event(ledger: Ledger) -> None
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
         soft = Budget("team", "ops", limit_usd=0.02, hard=False, webhook_url=f"http://127.0.0.1:{port}/hook")
-        metered = _metered(ScriptedProvider(), ledger, InProcessBudgets(), soft)
+        metered = _metered(scripted_upstream(), ledger, InProcessBudgets(), soft)
         await metered.chat(request())  # 50 %: nothing
         assert not got.is_set()
         await metered.chat(request())  # 100 %: crosses 80 %

@@ -14,13 +14,13 @@ from execution_platform.money.ledger import Ledger
 from execution_platform.money.metering import CallContext, MeteredProvider, call_context
 from execution_platform.money.pricing import PriceBook
 from execution_platform.money.ratelimit import InProcessRateLimiter, RateLimit
-from tests.money.conftest import ScriptedProvider, request
+from tests.money.conftest import request, scripted_upstream
 
 USAGE = Usage(input_tokens=1200, output_tokens=300, cached_input_tokens=200, reasoning_tokens=50)
 
 
 async def test_streamed_call_row_has_final_usage_and_cost(ledger: Ledger) -> None:
-    inner = ScriptedProvider(name="openai", usage=USAGE, chunks=["a", "b", "c"])
+    inner = scripted_upstream(name="openai", usage=USAGE, chunks=["a", "b", "c"])
     metered = MeteredProvider(inner, ledger=ledger)
     acc = StreamAccumulator()
     async for event in metered.stream(request(model="gpt-4o-mini", persona="coder", run_id="run-1")):
@@ -38,7 +38,7 @@ async def test_streamed_call_row_has_final_usage_and_cost(ledger: Ledger) -> Non
 
 
 async def test_consumer_closing_a_stream_early_writes_a_cancelled_row(ledger: Ledger) -> None:
-    inner = ScriptedProvider(name="openai", chunks=["word "] * 50, usage=USAGE)
+    inner = scripted_upstream(name="openai", chunks=["word "] * 50, usage=USAGE)
     budgets = InProcessBudgets()
     budget = Budget("key", "k", limit_usd=10.0)
     metered = MeteredProvider(inner, ledger=ledger, budgets=budgets,
@@ -59,7 +59,7 @@ async def test_consumer_closing_a_stream_early_writes_a_cancelled_row(ledger: Le
 
 
 async def test_cancelled_consumer_task_writes_a_cancelled_row(ledger: Ledger) -> None:
-    inner = ScriptedProvider(chunks=["x"] * 100, chunk_delay=0.01)
+    inner = scripted_upstream(chunks=["x"] * 100, chunk_delay=0.01)
     metered = MeteredProvider(inner, ledger=ledger)
 
     async def consume() -> None:
@@ -76,7 +76,7 @@ async def test_cancelled_consumer_task_writes_a_cancelled_row(ledger: Ledger) ->
 
 
 async def test_stream_broken_after_tokens_is_partial(ledger: Ledger) -> None:
-    inner = ScriptedProvider(error=StreamInterruptedError("upstream went away"))
+    inner = scripted_upstream(error=StreamInterruptedError("upstream went away"))
     metered = MeteredProvider(inner, ledger=ledger)
     with pytest.raises(StreamInterruptedError):
         async for _ in metered.stream(request()):
@@ -86,14 +86,14 @@ async def test_stream_broken_after_tokens_is_partial(ledger: Ledger) -> None:
 
 
 async def test_provider_reported_cost_wins(ledger: Ledger) -> None:
-    metered = MeteredProvider(ScriptedProvider(name="claude_agent", cost_usd=0.4242), ledger=ledger)
+    metered = MeteredProvider(scripted_upstream(name="claude_agent", cost_usd=0.4242), ledger=ledger)
     response = await metered.chat(request(model="sonnet"))
     assert response.cost_usd == 0.4242
     assert ledger.rows_sync()[0]["cost_usd"] == 0.4242
 
 
 async def test_rate_limited_call_never_reaches_upstream(ledger: Ledger) -> None:
-    inner = ScriptedProvider()
+    inner = scripted_upstream()
     limit = RateLimit("key", "k", rpm=2)
     metered = MeteredProvider(inner, ledger=ledger, limiter=InProcessRateLimiter(), prices=PriceBook())
     ctx = CallContext(limits=[limit])
@@ -103,15 +103,15 @@ async def test_rate_limited_call_never_reaches_upstream(ledger: Ledger) -> None:
         await metered.chat(request())
         with pytest.raises(RateLimitError):
             await metered.chat(request())
-    assert inner.calls == 2
+    assert len(inner.calls) == 2
     assert len(ledger.rows_sync()) == 2
 
 
 async def test_attempts_under_one_context_share_the_request_id(ledger: Ledger) -> None:
     budget = Budget("team", "t", limit_usd=5.0)
-    first = MeteredProvider(ScriptedProvider(name="a", error=StreamInterruptedError("x")), ledger=ledger,
+    first = MeteredProvider(scripted_upstream(name="a", error=StreamInterruptedError("x")), ledger=ledger,
                             budgets=InProcessBudgets(), context=lambda r: CallContext(budgets=[budget]))
-    second = MeteredProvider(ScriptedProvider(name="b"), ledger=ledger)
+    second = MeteredProvider(scripted_upstream(name="b"), ledger=ledger)
     ctx = CallContext(request_id="req-42")
     with call_context(ctx):
         with pytest.raises(StreamInterruptedError):

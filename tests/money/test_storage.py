@@ -16,7 +16,7 @@ from execution_platform.money.ledger import Ledger, LedgerRow
 from execution_platform.money.metering import CallContext, MeteredProvider
 from execution_platform.storage import create_engine_from_url, migrate
 from execution_platform.storage.keys import KeyRepository, hash_key
-from tests.money.conftest import ScriptedProvider, request
+from tests.money.conftest import request, scripted_upstream
 from tests.servers import PostgresServer
 
 
@@ -64,7 +64,7 @@ async def test_postgres_ledger_group_commit_and_costs(pg_engine: Engine) -> None
 async def test_postgres_metered_calls_and_budget_from_ledger(pg_engine: Engine) -> None:
     budget = Budget("key", "kpg", limit_usd=0.05)
     async with Ledger(pg_engine) as ledger:
-        metered = MeteredProvider(ScriptedProvider(name="anthropic"), ledger=ledger,
+        metered = MeteredProvider(scripted_upstream(name="anthropic"), ledger=ledger,
                                   budgets=InProcessBudgets(spent_loader=ledger.spent),
                                   context=lambda r: CallContext(budgets=[budget]))
         for _ in range(3):

@@ -30,8 +30,7 @@ from execution_platform.routing import (
     attempts_of,
     upstream_attempts,
 )
-
-from .scripted import Answer, Fail, ScriptedProvider
+from tests.fakes.scripted import Answer, Fail, ScriptedProvider
 
 
 def request(text: str = "hi", **kw: object) -> ChatRequest:

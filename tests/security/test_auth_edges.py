@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.gateway.conftest import make_gateway  # noqa: F401  (fixture)
+from tests.servers import EP, free_port
 
 from ._edge_helpers import ANTHROPIC_CHAT, CHAT, MASTER, bearer, new_key, sql_keys
 
@@ -73,17 +72,11 @@ def test_a_client_key_refused_by_the_gateway_is_still_a_401(make_gateway) -> Non
     assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.parametrize("master", ["   ", "", "short-8c", "x" * 15, " " * 10 + "abcdefghij"])
 def test_serve_refuses_a_blank_or_short_master_key(master: str, tmp_path: Path) -> None:
     env = {**os.environ, "EP_MASTER_KEY": master, "EP_DATABASE_URL": f"sqlite:///{tmp_path / 'ep.db'}"}
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "ep"), "serve", "--port", str(_free_port())],
+        [EP, "serve", "--port", str(free_port())],
         env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path,
     )
     assert proc.returncode != 0

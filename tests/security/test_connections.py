@@ -8,12 +8,8 @@ them; on a server without these timeouts the sockets stay open and the bounds ar
 from __future__ import annotations
 
 import contextlib
-import os
 import resource
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,54 +19,25 @@ import pytest
 
 from tests.fakes import Reply
 from tests.fakes.base import FakeUpstream
+from tests.servers import ep_env, ep_serve
 
 CHAT = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 CLOSE_WITHIN = 6.0  # seconds; the configured timeouts are 1 s
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
-def ep_serve(fake: FakeUpstream, tmp: Path, server: str, *flags: str) -> Iterator[tuple[str, int]]:
-    """``ep serve`` as a subprocess with ``server:`` settings, in front of the fake OpenAI upstream."""
+def served_with(fake: FakeUpstream, tmp: Path, server: str, *flags: str) -> Iterator[tuple[str, int]]:
+    """``ep serve`` with ``server:`` settings, in front of the fake OpenAI upstream."""
     config = tmp / "ep.yaml"
     config.write_text(f"server: {{{server}}}\n")
-    port = _free_port()
-    env = {**os.environ, "EP_OPENAI_API_KEY": fake.api_key, "EP_OPENAI_BASE_URL": fake.base_url,
-           "EP_DATABASE_URL": f"sqlite:///{tmp / 'ep.db'}"}
-    env.pop("EP_MASTER_KEY", None)
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "ep"), "serve", "--port", str(port),
-                             "--config", str(config), *flags], env=env, cwd=tmp,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(url + "/health", timeout=2)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-                assert time.monotonic() < deadline, "ep serve did not come up"
-                time.sleep(0.1)
-        yield url, port
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    with ep_serve(tmp, ep_env(tmp, openai=fake), "--config", str(config), *flags) as gateway:
+        yield gateway.url, gateway.port
 
 
 @pytest.fixture(scope="module")
 def short(fake_servers: dict[str, FakeUpstream], tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     settings = "keep_alive_timeout: 1, header_timeout: 1, body_timeout: 1, max_connections: 40"
-    with ep_serve(fake_servers["openai"], tmp_path_factory.mktemp("short"), settings) as served:
+    with served_with(fake_servers["openai"], tmp_path_factory.mktemp("short"), settings) as served:
         yield served
 
 
@@ -158,7 +125,7 @@ def test_connection_cap_answers_503_and_recovers(short: tuple[str, int]) -> None
 
 def test_serve_flags_set_the_timeouts(fake_openai: FakeUpstream, tmp_path: Path) -> None:
     flags = ("--header-timeout", "1", "--body-timeout", "1", "--keep-alive-timeout", "1", "--max-connections", "500")
-    with ep_serve(fake_openai, tmp_path, "", *flags) as (_, port):
+    with served_with(fake_openai, tmp_path, "", *flags) as (_, port):
         with socket.create_connection(("127.0.0.1", port)) as silent:
             closed, _ = _closed_within(silent, CLOSE_WITHIN)
         assert closed
@@ -179,7 +146,7 @@ def test_5000_idle_sockets_do_not_stop_health_or_a_chat(fake_openai: FakeUpstrea
         pytest.skip(f"open-files hard limit {hard} < {need}")
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, need), hard))
     try:
-        with ep_serve(fake_openai, tmp_path, f"header_timeout: {IDLE_HEADER_TIMEOUT}") as (url, port):
+        with served_with(fake_openai, tmp_path, f"header_timeout: {IDLE_HEADER_TIMEOUT}") as (url, port):
             sockets: list[socket.socket] = []
             try:
                 started = time.monotonic()

@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import orjson
 import pytest
 
 from execution_platform.model import (
     ChatRequest,
     ChatResponse,
-    FinishEvent,
     Message,
-    StartEvent,
-    StreamEvent,
-    TextDelta,
     ToolCall,
-    ToolCallDelta,
-    ToolCallEnd,
-    ToolCallStart,
     Usage,
-    UsageEvent,
 )
-from execution_platform.providers.base import Provider
 from execution_platform.tools import (
     Agent,
     RunEnd,
@@ -34,6 +23,7 @@ from execution_platform.tools import (
     ToolRegistry,
     run,
 )
+from tests.fakes.scripted import ScriptedProvider
 
 
 def answer(text: str) -> ChatResponse:
@@ -53,36 +43,6 @@ def calls(*specs: tuple[str, str, dict[str, object]], raw: str | None = None) ->
         finish_reason="tool_calls",
         usage=Usage(input_tokens=5, output_tokens=2),
     )
-
-
-class ScriptedProvider(Provider):
-    """Answers with the queued responses in order, as a real stream of canonical events."""
-
-    name = "scripted"
-
-    def __init__(self, *responses: ChatResponse) -> None:
-        self.responses = list(responses)
-        self.requests: list[ChatRequest] = []
-
-    async def chat(self, request: ChatRequest) -> ChatResponse:
-        self.requests.append(request)
-        return self.responses.pop(0)
-
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
-        self.requests.append(request)
-        resp = self.responses.pop(0)
-        yield StartEvent(id=resp.id, model=resp.model, provider=self.name)
-        text = resp.message.text
-        for i in range(0, len(text), 4):
-            yield TextDelta(text=text[i : i + 4])
-        for index, call in enumerate(resp.message.tool_calls):
-            yield ToolCallStart(index=index, id=call.id, name=call.name)
-            raw = call.raw_arguments if call.raw_arguments is not None else orjson.dumps(call.arguments).decode()
-            yield ToolCallDelta(index=index, arguments=raw)
-            if call.raw_arguments is None:
-                yield ToolCallEnd(index=index, tool_call=call)
-        yield UsageEvent(usage=resp.usage)
-        yield FinishEvent(reason=resp.finish_reason)
 
 
 TEMPERATURES = {"Oslo": 4, "Paris": 15}
@@ -114,7 +74,7 @@ def registry() -> ToolRegistry:
 
 
 def two_step_script() -> ScriptedProvider:
-    return ScriptedProvider(
+    return ScriptedProvider().then(
         calls(("c1", "temperature", {"city": "Paris"}), ("c2", "temperature", {"city": "Oslo"})),
         calls(("c3", "difference", {"a": 15, "b": 4})),
         answer("Paris is 11 degrees warmer than Oslo."),
@@ -135,25 +95,25 @@ async def test_two_step_task_with_parallel_calls(registry: ToolRegistry, stream:
     assert result.steps == 3
     assert result.usage.input_tokens == 15
     # Step 2 saw both parallel results, in call order, tied to their ids.
-    second = tool_messages(provider.requests[1])
+    second = tool_messages(provider.calls[1])
     assert [(m.tool_call_id, m.name, m.text, m.is_error) for m in second] == [
         ("c1", "temperature", "15", False),
         ("c2", "temperature", "4", False),
     ]
-    assert provider.requests[1].messages[1].tool_calls[0].id == "c1"  # the assistant turn went back too
-    third = tool_messages(provider.requests[2])
+    assert provider.calls[1].messages[1].tool_calls[0].id == "c1"  # the assistant turn went back too
+    third = tool_messages(provider.calls[2])
     assert (third[-1].tool_call_id, third[-1].text) == ("c3", "11")
-    assert {t.name for t in provider.requests[0].tools} == {"temperature", "difference", "explode"}
+    assert {t.name for t in provider.calls[0].tools} == {"temperature", "difference", "explode"}
 
 
 async def test_failing_tool_error_goes_back_to_the_model(registry: ToolRegistry) -> None:
-    provider = ScriptedProvider(
+    provider = ScriptedProvider().then(
         calls(("e1", "explode", {}), ("e2", "difference", {"a": 1})),
         answer("The sensor is offline."),
     )
     result = await Agent(provider, "m", registry).run("temperature?")
     assert result.text == "The sensor is offline."
-    results = tool_messages(provider.requests[1])
+    results = tool_messages(provider.calls[1])
     assert results[0].is_error and results[0].tool_call_id == "e1"
     assert "RuntimeError: sensor offline" in results[0].text
     assert results[1].is_error and "b: Field required" in results[1].text
@@ -169,34 +129,34 @@ async def test_failing_tool_error_goes_back_to_the_model(registry: ToolRegistry)
     ids=["unknown", "malformed-arguments", "not-on-allow-list"],
 )
 async def test_bad_calls_become_error_results(registry: ToolRegistry, response: ChatResponse, fragment: str) -> None:
-    provider = ScriptedProvider(response, answer("ok"))
+    provider = ScriptedProvider().then(response, answer("ok"))
     result = await Agent(provider, "m", registry, allowed_tools=["difference", "temp*"]).run("go")
     assert result.text == "ok"
-    [error] = tool_messages(provider.requests[1])
+    [error] = tool_messages(provider.calls[1])
     assert error.is_error and fragment in error.text
 
 
 async def test_allow_list_limits_the_offered_tools(registry: ToolRegistry) -> None:
-    provider = ScriptedProvider(answer("hi"))
+    provider = ScriptedProvider().then(answer("hi"))
     await Agent(provider, "m", registry, allowed_tools=["difference"]).run("go")
-    assert [t.name for t in provider.requests[0].tools] == ["difference"]
+    assert [t.name for t in provider.calls[0].tools] == ["difference"]
 
 
 async def test_max_steps_stops_a_model_that_never_answers(registry: ToolRegistry) -> None:
-    provider = ScriptedProvider(*[calls((f"d{i}", "difference", {"a": i, "b": 0})) for i in range(3)])
+    provider = ScriptedProvider().then(*[calls((f"d{i}", "difference", {"a": i, "b": 0})) for i in range(3)])
     result = await Agent(provider, "m", registry, max_steps=2).run("loop forever")
     assert result.stop_reason == "max_steps"
     assert result.steps == 2
     assert result.text == ""
-    assert len(provider.requests) == 2
+    assert len(provider.calls) == 2
     assert result.messages[-1].role == "tool" and result.messages[-1].tool_call_id == "d1"
 
 
 async def test_each_call_has_a_timeout(registry: ToolRegistry) -> None:
-    provider = ScriptedProvider(calls(("t1", "temperature", {"city": "Oslo"})), answer("gave up"))
+    provider = ScriptedProvider().then(calls(("t1", "temperature", {"city": "Oslo"})), answer("gave up"))
     result = await Agent(provider, "m", registry, tool_timeout=0.2).run("go")
     assert result.text == "gave up"
-    [error] = tool_messages(provider.requests[1])
+    [error] = tool_messages(provider.calls[1])
     assert error.is_error and "timed out after 0.2s" in error.text
 
 
@@ -238,7 +198,7 @@ async def test_closing_the_stream_cancels_running_tools() -> None:
             state["cancelled"] = True
             raise
 
-    agen = Agent(ScriptedProvider(calls(("f", "forever", {}))), "m", reg).stream("go")
+    agen = Agent(ScriptedProvider().then(calls(("f", "forever", {}))), "m", reg).stream("go")
     async for event in agen:
         if isinstance(event, ToolExecutionStart):
             break
@@ -249,9 +209,9 @@ async def test_closing_the_stream_cancels_running_tools() -> None:
 
 
 async def test_system_prompt_is_prepended_once(registry: ToolRegistry) -> None:
-    provider = ScriptedProvider(answer("ok"))
+    provider = ScriptedProvider().then(answer("ok"))
     await Agent(provider, "m", registry, system="Be brief.", temperature=0.1).run("hi")
-    request = provider.requests[0]
+    request = provider.calls[0]
     assert [m.role for m in request.messages] == ["system", "user"]
     assert request.temperature == 0.1
 

@@ -36,7 +36,6 @@ from execution_platform.model import (
     Reasoning,
     ResponseFormat,
     StartEvent,
-    StreamAccumulator,
     StreamEvent,
     TextDelta,
     TextPart,
@@ -50,6 +49,7 @@ from execution_platform.model import (
     Usage,
     UsageEvent,
 )
+from tests.streams import decode_sse, fold
 
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -224,21 +224,7 @@ def wire_stream(events: list[StreamEvent], model: str = "m") -> bytes:
 
 
 def decode_stream(raw: bytes, split: int = 7, model: str = "m") -> list[StreamEvent]:
-    parser, decoder = SSEParser(), codec.StreamDecoder(model)
-    out: list[StreamEvent] = []
-    for i in range(0, len(raw), split):
-        for sse in parser.feed(raw[i : i + split]):
-            out += decoder.feed(sse)
-    for sse in parser.flush():
-        out += decoder.feed(sse)
-    return out + decoder.finish()
-
-
-def fold(events: list[StreamEvent]) -> ChatResponse:
-    acc = StreamAccumulator()
-    for event in events:
-        acc.add(event)
-    return acc.response()
+    return decode_sse(raw, codec.StreamDecoder(model), split)
 
 
 def sse_names(raw: bytes) -> list[str | None]:

@@ -37,7 +37,6 @@ from execution_platform.model import (
     Reasoning,
     ResponseFormat,
     StartEvent,
-    StreamAccumulator,
     TextDelta,
     TextPart,
     ThinkingDelta,
@@ -50,6 +49,7 @@ from execution_platform.model import (
     Usage,
     UsageEvent,
 )
+from tests.streams import decode_sse, fold
 from tests.unit.cache_marks import marked
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -534,21 +534,7 @@ def test_blocked_prompt_is_a_content_filter_finish() -> None:
 
 # -- streams ----------------------------------------------------------------------------------------
 def _decode_stream(raw: bytes, split: int) -> list[Any]:
-    parser, decoder, events = SSEParser(), gemini.StreamDecoder(model="m"), []
-    for i in range(0, len(raw), split):
-        for sse in parser.feed(raw[i : i + split]):
-            events.extend(decoder.feed(sse))
-    for sse in parser.flush():
-        events.extend(decoder.feed(sse))
-    events.extend(decoder.finish())
-    return events
-
-
-def _fold(events: list[Any]) -> ChatResponse:
-    acc = StreamAccumulator()
-    for event in events:
-        acc.add(event)
-    return acc.response()
+    return decode_sse(raw, gemini.StreamDecoder(model="m"), split)
 
 
 @st.composite
@@ -586,7 +572,7 @@ def test_stream_round_trip(events: list[Any], split: int) -> None:
     decoded = _decode_stream(raw, split)
     assert isinstance(decoded[0], StartEvent) and isinstance(decoded[-1], FinishEvent)
     assert isinstance(decoded[-2], UsageEvent)
-    assert _fold(decoded) == _fold(events)
+    assert fold(decoded) == fold(events)
 
 
 @FAST
@@ -615,7 +601,7 @@ def test_stream_fold_equals_decoded_response(resp: ChatResponse) -> None:
         FinishEvent(reason=resp.finish_reason, raw_reason=resp.raw_finish_reason),
     ]
     raw = b"".join(encoder.encode(e) for e in events)
-    folded = _fold(_decode_stream(raw, 7))
+    folded = fold(_decode_stream(raw, 7))
     expected = gemini.decode_response(gemini.encode_response(resp))
     if expected.message.content == [TextPart(text="")]:
         expected.message.content = []  # an empty unsigned text part is no delta at all
@@ -654,7 +640,7 @@ def test_stream_signature_on_first_text_chunk_closes_the_part() -> None:
         {"candidates": [{"content": {"parts": [{"text": "lo"}]}, "finishReason": "STOP"}]},
     ]
     raw = b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks)
-    folded = _fold(_decode_stream(raw, 1000))
+    folded = fold(_decode_stream(raw, 1000))
     assert folded.message.content == [ThinkingPart(text="think"), TextPart(text="Hello", signature="U0lH")]
 
 

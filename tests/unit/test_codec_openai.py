@@ -26,7 +26,6 @@ from execution_platform.model import (
     RequestMetadata,
     ResponseFormat,
     StartEvent,
-    StreamAccumulator,
     StreamEvent,
     TextDelta,
     TextPart,
@@ -40,6 +39,7 @@ from execution_platform.model import (
     Usage,
     UsageEvent,
 )
+from tests.streams import decode_sse, fold
 from tests.unit.cache_marks import marked
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -228,7 +228,11 @@ def test_response_round_trip(response: ChatResponse) -> None:
     assert codec.decode_response(wire(codec.encode_response(response))) == response
 
 
-def canonical_events(response: ChatResponse, pieces: int) -> list[StreamEvent]:
+def canonical_events(
+    response: ChatResponse, pieces: int, *, thinking_signatures: bool = False, raw_reason: bool = True
+) -> list[StreamEvent]:
+    """The canonical stream for ``response``, every text cut into ``pieces``; the Responses wire also
+    streams thinking signatures, the Chat wire also carries the raw finish reason."""
     def split(s: str) -> list[str]:
         size = max(1, -(-len(s) // pieces))
         return [s[i : i + size] for i in range(0, len(s), size)]
@@ -237,26 +241,20 @@ def canonical_events(response: ChatResponse, pieces: int) -> list[StreamEvent]:
     for part in response.message.content:
         if isinstance(part, ThinkingPart):
             events += [ThinkingDelta(text=t) for t in split(part.text)]
+            if thinking_signatures and part.signature is not None:
+                events.append(ThinkingDelta(signature=part.signature))
         elif isinstance(part, TextPart):
             events += [TextDelta(text=t) for t in split(part.text)]
     for index, call in enumerate(response.message.tool_calls):
         events.append(ToolCallStart(index=index, id=call.id, name=call.name))
         events += [ToolCallDelta(index=index, arguments=a) for a in split(codec.arguments_text(call))]
         events.append(ToolCallEnd(index=index, tool_call=call))
-    events += [UsageEvent(usage=response.usage), FinishEvent(reason=response.finish_reason,
-                                                              raw_reason=response.raw_finish_reason)]
-    return events
+    finish = FinishEvent(reason=response.finish_reason, raw_reason=response.raw_finish_reason if raw_reason else None)
+    return [*events, UsageEvent(usage=response.usage), finish]
 
 
 def decode_bytes(raw: bytes, model: str, cut: int) -> list[StreamEvent]:
-    parser, decoder = SSEParser(), codec.StreamDecoder(model=model)
-    out: list[StreamEvent] = []
-    for start in range(0, len(raw), cut):  # arbitrary network chunk boundaries
-        for sse in parser.feed(raw[start : start + cut]):
-            out += decoder.feed(sse)
-    for sse in parser.flush():
-        out += decoder.feed(sse)
-    return out + decoder.finish()
+    return decode_sse(raw, codec.StreamDecoder(model=model), cut)  # arbitrary network chunk boundaries
 
 
 @SETTINGS
@@ -268,10 +266,7 @@ def test_stream_round_trip(response: ChatResponse, pieces: int, cut: int) -> Non
     assert isinstance(events[0], StartEvent)
     assert [type(e) for e in events[-2:]] == [UsageEvent, FinishEvent]
     assert sum(isinstance(e, UsageEvent) for e in events) == 1
-    acc = StreamAccumulator()
-    for event in events:
-        acc.add(event)
-    assert acc.response() == response.model_copy(update={"created": 0})
+    assert fold(events) == response.model_copy(update={"created": 0})
 
 
 @SETTINGS
@@ -280,11 +275,9 @@ def test_stream_fold_equals_non_stream_decode(response: ChatResponse) -> None:
     """The same answer sent both ways decodes to the same canonical response."""
     encoder = codec.StreamEncoder(model=response.model)
     raw = b"".join(encoder.encode(e) for e in canonical_events(response, 2)) + encoder.finish()
-    acc = StreamAccumulator()
-    for event in decode_bytes(raw, response.model, 7):
-        acc.add(event)
+    streamed = fold(decode_bytes(raw, response.model, 7))
     plain = codec.decode_response(wire(codec.encode_response(response)))
-    assert acc.response() == plain.model_copy(update={"created": 0})
+    assert streamed == plain.model_copy(update={"created": 0})
 
 
 ALL_ERRORS = [
@@ -553,10 +546,7 @@ def test_encoder_fills_arguments_for_calls_announced_only_at_the_end() -> None:
     call = ToolCall(id="c", name="f", arguments={"q": "x"})
     raw = enc.encode(StartEvent(id="i", model="m")) + enc.encode(ToolCallEnd(index=0, tool_call=call))
     raw += enc.encode(UsageEvent(usage=Usage())) + enc.encode(FinishEvent(reason="tool_calls")) + enc.finish()
-    acc = StreamAccumulator()
-    for event in decode_bytes(raw, "m", 1000):
-        acc.add(event)
-    assert acc.response().message.tool_calls == [call]
+    assert fold(decode_bytes(raw, "m", 1000)).message.tool_calls == [call]
 
 
 # -- errors ------------------------------------------------------------------------------------------

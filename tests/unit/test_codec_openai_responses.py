@@ -27,22 +27,19 @@ from execution_platform.model import (
     Reasoning,
     ResponseFormat,
     StartEvent,
-    StreamAccumulator,
     StreamEvent,
     TextDelta,
     TextPart,
-    ThinkingDelta,
     ThinkingPart,
-    ToolCallDelta,
-    ToolCallEnd,
-    ToolCallStart,
     ToolSpec,
     Usage,
     UsageEvent,
 )
+from tests.streams import decode_sse, fold
 
 from .test_codec_openai import (
     SETTINGS,
+    canonical_events,
     ident,
     json_value,
     text,
@@ -159,37 +156,13 @@ def test_response_round_trip_and_sdk_shape(response: ChatResponse) -> None:
     assert codec.decode_response(body) == response
 
 
-def canonical_events(response: ChatResponse, pieces: int) -> list[StreamEvent]:
-    def split(s: str) -> list[str]:
-        size = max(1, -(-len(s) // pieces))
-        return [s[i : i + size] for i in range(0, len(s), size)]
-
-    events: list[StreamEvent] = [StartEvent(id=response.id, model=response.model)]
-    for part in response.message.content:
-        if isinstance(part, ThinkingPart):
-            events += [ThinkingDelta(text=t) for t in split(part.text)]
-            if part.signature is not None:
-                events.append(ThinkingDelta(signature=part.signature))
-        elif isinstance(part, TextPart):
-            events += [TextDelta(text=t) for t in split(part.text)]
-    for index, call in enumerate(response.message.tool_calls):
-        events.append(ToolCallStart(index=index, id=call.id, name=call.name))
-        events += [ToolCallDelta(index=index, arguments=a) for a in split(codec.arguments_text(call))]
-        events.append(ToolCallEnd(index=index, tool_call=call))
-    return [*events, UsageEvent(usage=response.usage), FinishEvent(reason=response.finish_reason)]
-
-
 STREAM_EVENT: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
 
 
 def decode_bytes(raw: bytes, model: str, cut: int) -> list[StreamEvent]:
-    parser, decoder = SSEParser(), codec.StreamDecoder(model=model)
-    out: list[StreamEvent] = []
-    for start in range(0, len(raw), cut):  # arbitrary network chunk boundaries
-        for sse in parser.feed(raw[start : start + cut]):
-            no_invented_fields(STREAM_EVENT.validate_json(sse.data))
-            out += decoder.feed(sse)
-    return out + decoder.finish()
+    """Decode in ``cut``-byte pieces; every event must parse as the SDK's own stream event type."""
+    return decode_sse(raw, codec.StreamDecoder(model=model), cut,
+                      check=lambda sse: no_invented_fields(STREAM_EVENT.validate_json(sse.data)))
 
 
 def streamable(response: ChatResponse) -> bool:
@@ -207,14 +180,11 @@ def streamable(response: ChatResponse) -> bool:
 @given(responses().filter(streamable), st.integers(1, 4), st.integers(1, 64))
 def test_stream_round_trip_with_sdk_typed_events(response: ChatResponse, pieces: int, cut: int) -> None:
     encoder = codec.StreamEncoder(model="ignored")
-    raw = b"".join(encoder.encode(e) for e in canonical_events(response, pieces)) + encoder.finish()
+    raw = b"".join(encoder.encode(e) for e in canonical_events(response, pieces, thinking_signatures=True, raw_reason=False)) + encoder.finish()
     events = decode_bytes(raw, "ignored", cut)
     assert isinstance(events[0], StartEvent)
     assert [type(e) for e in events[-2:]] == [UsageEvent, FinishEvent]
-    acc = StreamAccumulator()
-    for event in events:
-        acc.add(event)
-    assert acc.response() == response.model_copy(update={"created": 0, "id": encoder.id})
+    assert fold(events) == response.model_copy(update={"created": 0, "id": encoder.id})
     numbers = [orjson.loads(s.data)["sequence_number"] for s in SSEParser().feed(raw)]
     assert numbers == list(range(len(numbers)))
     assert encoder.final is not None and codec.decode_response(wire(encoder.final)).message == response.message

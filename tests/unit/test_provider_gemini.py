@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -25,11 +24,9 @@ from execution_platform.errors import (
 )
 from execution_platform.model import (
     ChatRequest,
-    ChatResponse,
     FinishEvent,
     Message,
     StartEvent,
-    StreamAccumulator,
     TextDelta,
     ToolCallEnd,
     ToolSpec,
@@ -39,6 +36,7 @@ from execution_platform.providers._http import HttpClient, Timeouts
 from execution_platform.providers.gemini import GeminiProvider
 from tests.fakes.gemini import FakeGemini
 from tests.fakes.script import Fault, Reply, ToolCallSpec
+from tests.streams import collect, without_ids
 
 MODEL = "gemini-2.5-flash"
 SHORT = Timeouts(connect=1.0, read=0.5, total=5.0, stream_idle=0.3)
@@ -55,21 +53,6 @@ async def provider(fake_gemini: FakeGemini) -> AsyncIterator[GeminiProvider]:
 
 def ask(text: str = "Hi there", **kwargs: object) -> ChatRequest:
     return ChatRequest(model=MODEL, messages=[Message(role="user", content=text)], **kwargs)
-
-
-async def fold(provider: GeminiProvider, request: ChatRequest) -> tuple[list[object], ChatResponse]:
-    acc, events = StreamAccumulator(), []
-    async for event in provider.stream(request):
-        events.append(event)
-        acc.add(event)
-    return events, acc.response()
-
-
-def without_ids(resp: ChatResponse) -> ChatResponse:
-    calls = [c.model_copy(update={"id": ""}) for c in resp.message.tool_calls]
-    return resp.model_copy(
-        update={"id": "", "provider": None, "message": resp.message.model_copy(update={"tool_calls": calls})}
-    )
 
 
 async def test_chat_sends_gemini_wire_with_key_in_header(
@@ -104,7 +87,7 @@ async def test_stream_folds_to_the_non_streamed_answer(
     )
     fake_gemini.enqueue(reply, reply)
     whole = await provider.chat(ask())
-    events, streamed = await fold(provider, ask())
+    events, streamed = await collect(provider, ask())
     assert fake_gemini.requests[-1].path.endswith(":streamGenerateContent")
     assert fake_gemini.requests[-1].query == {"alt": "sse"}
     assert isinstance(events[0], StartEvent)
@@ -128,7 +111,7 @@ async def test_tool_calls_get_stable_ids_and_the_follow_up_names_results(
     fake_gemini.enqueue(Reply(text=None, tool_calls=calls))
     tools = [ToolSpec(name="weather"), ToolSpec(name="time")]
     if stream:
-        events, resp = await fold(provider, ask("weather?", tools=tools))
+        events, resp = await collect(provider, ask("weather?", tools=tools))
         assert sum(isinstance(e, ToolCallEnd) for e in events) == 3
     else:
         resp = await provider.chat(ask("weather?", tools=tools))
@@ -231,7 +214,7 @@ async def test_stream_faults_map_to_the_taxonomy(
 ) -> None:
     fake_gemini.enqueue(fault)
     with pytest.raises(EPError) as info:
-        await fold(provider, ask())
+        await collect(provider, ask())
     assert type(info.value) is cls
 
 
@@ -254,18 +237,6 @@ async def test_missing_key_fails_at_once_naming_the_variable(fake_gemini: FakeGe
     with pytest.raises(ConfigurationError, match="EP_GEMINI_API_KEY"):
         await anext(aiter(provider.stream(ask())))
     assert fake_gemini.requests == []
-
-
-async def test_cancelling_a_stream_closes_the_upstream_connection(
-    provider: GeminiProvider, fake_gemini: FakeGemini
-) -> None:
-    fake_gemini.enqueue(Fault("stall", after_chunks=2, delay=5.0, then=Reply(chunks=4)))
-    baseline = fake_gemini.connections_closed
-    stream = provider.stream(ask())
-    first = [await anext(stream), await anext(stream)]
-    assert isinstance(first[0], StartEvent) and isinstance(first[1], TextDelta)
-    await stream.aclose()
-    assert await asyncio.to_thread(fake_gemini.wait_connections_closed, baseline, 2.0)
 
 
 def test_urls_and_capabilities() -> None:

@@ -13,7 +13,6 @@ from execution_platform.model import (
     ChatRequest,
     FinishEvent,
     StartEvent,
-    StreamAccumulator,
     StreamEvent,
     TextDelta,
     ToolCallEnd,
@@ -23,6 +22,7 @@ from execution_platform.providers._http import HttpClient, Timeouts
 from execution_platform.providers.openai import OpenAIProvider
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.script import Fault, Reply, ToolCallSpec
+from tests.streams import collect
 
 QUICK = Timeouts(connect=2, read=5, total=20, stream_idle=5)
 
@@ -44,17 +44,6 @@ def req(text: str = "Hello", **fields: Any) -> ChatRequest:
                                        **fields})
 
 
-async def collect(provider: OpenAIProvider, request: ChatRequest) -> list[StreamEvent]:
-    return [event async for event in provider.stream(request)]
-
-
-def fold(events: list[StreamEvent]):
-    acc = StreamAccumulator()
-    for event in events:
-        acc.add(event)
-    return acc.response()
-
-
 async def test_chat_text_usage_and_auth_header(fake_openai: FakeOpenAI, http: HttpClient) -> None:
     fake_openai.enqueue(Reply(text="Hi there.", input_tokens=30, output_tokens=4, cached_input_tokens=16,
                               reasoning_tokens=2))
@@ -74,12 +63,11 @@ async def test_stream_folds_to_the_non_stream_answer(fake_openai: FakeOpenAI, ht
     fake_openai.enqueue(reply, reply)
     provider = make(fake_openai, http)
     plain = await provider.chat(req())
-    events = await collect(provider, req())
+    events, streamed = await collect(provider, req())
     assert fake_openai.requests[-1].body["stream_options"] == {"include_usage": True}
     assert isinstance(events[0], StartEvent)
     assert [type(e) for e in events[-2:]] == [UsageEvent, FinishEvent]
     assert sum(isinstance(e, TextDelta) for e in events) == 5
-    streamed = fold(events)
     assert streamed.message == plain.message
     assert streamed.usage == plain.usage and streamed.finish_reason == plain.finish_reason == "tool_calls"
 
@@ -93,7 +81,7 @@ async def test_parallel_tool_calls_are_assembled(fake_openai: FakeOpenAI, http: 
     assert [(c.name, c.arguments) for c in answer.message.tool_calls] == [
         ("get_weather", {"city": "Oslo"}), ("get_time", {"city": "Lima", "tz": True})]
     assert all(c.id.startswith("call_") for c in answer.message.tool_calls)
-    events = await collect(provider, req(tools=tools))
+    events, _ = await collect(provider, req(tools=tools))
     ends = [e for e in events if isinstance(e, ToolCallEnd)]
     assert [(e.index, e.tool_call.name, e.tool_call.arguments) for e in ends] == [
         (0, "get_weather", {"city": "Oslo"}), (1, "get_time", {"city": "Lima", "tz": True})]
@@ -197,33 +185,6 @@ async def test_in_stream_error_chunk_is_raised(fake_openai: FakeOpenAI, http: Ht
     fake_openai.enqueue(Fault("stream_error", after_chunks=2, message="The server had an error while processing"))
     with pytest.raises(errors.UpstreamServerError, match="server had an error"):
         await collect(make(fake_openai, http), req())
-
-
-async def test_cancelling_a_stream_closes_the_upstream_connection(fake_openai: FakeOpenAI, http: HttpClient) -> None:
-    fake_openai.enqueue(Fault("stall", after_chunks=2, delay=5.0, then=Reply(text="a b c d", chunks=4)))
-    baseline = fake_openai.connections_closed
-    stream = make(fake_openai, http).stream(req())
-    first = await stream.__anext__()
-    assert isinstance(first, StartEvent)
-    await stream.aclose()
-    assert await asyncio.to_thread(fake_openai.wait_connections_closed, baseline, 2.0)
-
-
-async def test_task_cancellation_closes_the_upstream_connection(fake_openai: FakeOpenAI, http: HttpClient) -> None:
-    fake_openai.enqueue(Fault("stall", after_chunks=2, delay=5.0, then=Reply(text="a b c d", chunks=4)))
-    baseline = fake_openai.connections_closed
-    got_first = asyncio.Event()
-
-    async def consume() -> None:
-        async for _ in make(fake_openai, http).stream(req()):
-            got_first.set()
-
-    task = asyncio.create_task(consume())
-    await asyncio.wait_for(got_first.wait(), 2)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert await asyncio.to_thread(fake_openai.wait_connections_closed, baseline, 2.0)
 
 
 async def test_any_compatible_base_url(fake_openai: FakeOpenAI, http: HttpClient) -> None:

@@ -50,7 +50,7 @@ def test_never_zero_and_tools_images_count() -> None:
 def test_a_wrapper_counts_through_its_inner_provider() -> None:
     from execution_platform.routing.endpoint import Endpoint
     from execution_platform.routing.retry import RetryingProvider
-    from tests.routing.scripted import ScriptedProvider
+    from tests.fakes.scripted import ScriptedProvider
 
     class Counting(ScriptedProvider):
         async def count_tokens(self, request: ChatRequest) -> int:
