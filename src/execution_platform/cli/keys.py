@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from ..model.address import persona_address
 from .app import app
 
 if TYPE_CHECKING:  # sqlalchemy is imported only when a keys command runs
@@ -72,7 +73,7 @@ def list_keys(
     for name in ("team", "may use", "budget", "rpm / tpm", "created", "state"):
         table.add_column(name, no_wrap=name in ("budget", "created"))
     for r in records:
-        scope = ", ".join([*(r.get("models") or []), *(f"persona:{p}" for p in r.get("personas") or [])]) or "anything"
+        scope = ", ".join([*(r.get("models") or []), *(persona_address(p) for p in r.get("personas") or [])]) or "anything"
         budget = f"${r['budget_usd']:,.2f} / {r.get('budget_period') or 'total'}" if r.get("budget_usd") is not None else "-"
         limits = f"{r.get('rpm') or '-'} / {r.get('tpm') or '-'}"
         state = "revoked" if r.get("revoked") else "active"

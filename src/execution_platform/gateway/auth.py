@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..errors import AuthenticationError, PermissionDeniedError
+from ..model.address import parse_address
 from ..storage.keys import KeyStore, VirtualKey, hash_key
 
 
@@ -42,8 +43,9 @@ class Principal:
         """Unrestricted keys may use anything; a key with lists may use only what they name."""
         if self.kind != "virtual" or not (self.models or self.personas):
             return True
-        if model.startswith("persona:"):
-            return model[len("persona:") :] in self.personas
+        persona = parse_address(model).persona
+        if persona is not None:
+            return persona in self.personas
         return model in self.models
 
     def require_model(self, model: str) -> None:
