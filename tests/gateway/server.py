@@ -72,7 +72,7 @@ class GatewayServer:
 
 
 def start_gateway(fakes: dict[str, FakeUpstream], settings: dict[str, Any] | None = None, **app_kwargs: Any) -> GatewayServer:
-    from execution_platform.gateway.keys import MemoryKeyStore
+    from execution_platform.storage.keys import MemoryKeyStore
 
     app_kwargs.setdefault("key_store", MemoryKeyStore())
     app = create_app(settings_for(fakes, **(settings or {})), **app_kwargs)

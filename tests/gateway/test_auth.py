@@ -6,7 +6,7 @@ import httpx
 from typer.testing import CliRunner
 
 from execution_platform.cli import app as cli_app
-from execution_platform.gateway.keys import hash_key
+from execution_platform.storage.keys import hash_key
 from tests.fakes import Reply
 
 from .conftest import MASTER

@@ -32,7 +32,7 @@ def keyless_settings() -> Settings:
 @pytest.fixture(scope="module")
 def local_gateway() -> Iterator[GatewayServer]:
     from execution_platform.gateway.app import create_app
-    from execution_platform.gateway.keys import MemoryKeyStore
+    from execution_platform.storage.keys import MemoryKeyStore
 
     server = GatewayServer(create_app(keyless_settings(), key_store=MemoryKeyStore())).start()
     yield server

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from execution_platform.config.settings import Settings
 from execution_platform.errors import register_secret
 from execution_platform.gateway.app import create_app
-from execution_platform.gateway.keys import MemoryKeyStore
+from execution_platform.storage.keys import MemoryKeyStore
 from execution_platform.tools import ToolRegistry
 from execution_platform.tools.builtins import builtin_tools
 from execution_platform.tools.mcp_servers import MCPServerConfig, MCPTools

@@ -11,6 +11,7 @@ import sys
 
 import typer
 
+from ..model.address import persona_address
 from .app import app
 
 
@@ -29,7 +30,7 @@ def chat(
         model = _default_model()
     if not model and not persona:
         raise typer.BadParameter("give --model provider/model or --persona NAME")
-    address = model or f"persona:{persona}"
+    address = model or persona_address(persona)
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
     try:
         asyncio.run(_run(address, messages, stream))

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import typer
 
+from ..model.address import persona_address
 from .app import app
+
+if TYPE_CHECKING:  # sqlalchemy is imported only when a keys command runs
+    from ..storage.keys import KeyRepository
 
 keys_app = typer.Typer(help="Manage virtual keys (stored hashed; the secret is shown once).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
@@ -18,11 +23,11 @@ def _split(value: str | None) -> list[str] | None:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def _repository():  # type: ignore[no-untyped-def]
+def _repository() -> KeyRepository:
     from ..config.settings import Settings
-    from ..gateway.sql_keys import open_repository
+    from ..storage.keys import open_key_repository
 
-    return open_repository(Settings())
+    return open_key_repository(Settings().resolved_database_url())
 
 
 @keys_app.command("create")
@@ -68,7 +73,7 @@ def list_keys(
     for name in ("team", "may use", "budget", "rpm / tpm", "created", "state"):
         table.add_column(name, no_wrap=name in ("budget", "created"))
     for r in records:
-        scope = ", ".join([*(r.get("models") or []), *(f"persona:{p}" for p in r.get("personas") or [])]) or "anything"
+        scope = ", ".join([*(r.get("models") or []), *(persona_address(p) for p in r.get("personas") or [])]) or "anything"
         budget = f"${r['budget_usd']:,.2f} / {r.get('budget_period') or 'total'}" if r.get("budget_usd") is not None else "-"
         limits = f"{r.get('rpm') or '-'} / {r.get('tpm') or '-'}"
         state = "revoked" if r.get("revoked") else "active"

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..model.address import parse_address
+
 CapabilityName = Literal[
     "tools", "parallel_tools", "vision", "json_object", "json_schema", "streaming", "system_prompt", "reasoning"
 ]
@@ -305,10 +307,8 @@ class Config(_Strict):
     def is_target(self, address: str, known_providers: set[str]) -> bool:
         if self.deployment(address) is not None or self.group(address):
             return True
-        if address == "local" and "local" in known_providers:  # serves one configured model
-            return True
-        provider, sep, model = address.partition("/")
-        return bool(sep and model and provider in known_providers)
+        parsed = parse_address(address)  # ``local`` alone serves one configured model
+        return parsed.kind in ("bare", "provider_model") and parsed.provider in known_providers
 
     # -- cross-section checks -----------------------------------------------------------------------
     def problems(self, known_providers: set[str]) -> list[tuple[tuple[str | int, ...], str]]:
@@ -354,7 +354,7 @@ class Config(_Strict):
             if not _MCP_NAME.fullmatch(key):
                 found.append((("mcp_servers", key), "an MCP server name uses letters, digits, '_' and '-' only"))
         for key in self.pricing:
-            provider, sep, model = key.partition("/")
-            if not (sep and model and provider in known_providers):
+            parsed = parse_address(key, bare=())
+            if not (parsed.kind == "provider_model" and parsed.provider in known_providers):
                 found.append((("pricing", key), f"'{key}' is not provider/model with a known provider"))
         return found

@@ -16,11 +16,11 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from ..storage.keys import KeyStore
 from . import money
 from .auth import Authenticator
 from .errors import install_handlers
 from .fastpath import HotRoutes, hot_endpoints
-from .keys import KeyStore, MemoryKeyStore
 from .limits import Limits
 from .metrics import Metrics
 from .middleware import GatewayMiddleware
@@ -38,12 +38,10 @@ def _make_client(settings: Any, config: Any) -> Any:
 
 
 def open_key_store(settings: Any) -> KeyStore:
-    """The SQL key repository when the storage layer is available, else a process-local store."""
-    try:
-        from .sql_keys import open_repository
-    except ImportError:
-        return MemoryKeyStore()
-    return open_repository(settings)
+    """The SQL key repository on the configured database (schema migrated at start-up)."""
+    from ..storage.keys import open_key_repository
+
+    return open_key_repository(settings.resolved_database_url())
 
 
 def _config_section(config: Any, name: str) -> Any:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..errors import AuthenticationError, PermissionDeniedError
-from .keys import KeyRecord, KeyStore, hash_key
+from ..model.address import parse_address
+from ..storage.keys import KeyStore, VirtualKey, hash_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +43,9 @@ class Principal:
         """Unrestricted keys may use anything; a key with lists may use only what they name."""
         if self.kind != "virtual" or not (self.models or self.personas):
             return True
-        if model.startswith("persona:"):
-            return model[len("persona:") :] in self.personas
+        persona = parse_address(model).persona
+        if persona is not None:
+            return persona in self.personas
         return model in self.models
 
     def require_model(self, model: str) -> None:
@@ -89,14 +91,14 @@ class Authenticator:
         if hit is not None and hit[0] > now:
             return hit[1]
         record = self.store.get_by_hash(digest)
-        principal = None if record is None or getattr(record, "revoked", False) else to_principal(record)
+        principal = None if record is None or record.revoked else to_principal(record)
         if len(self._cache) >= self._max_cache:
             self._cache.clear()
         self._cache[digest] = (now + self.ttl, principal)
         return principal
 
 
-def to_principal(record: KeyRecord) -> Principal:
+def to_principal(record: VirtualKey) -> Principal:
     from .money import key_budgets, key_limits
 
     return Principal(
@@ -104,10 +106,10 @@ def to_principal(record: KeyRecord) -> Principal:
         key_id=record.id,
         models=tuple(record.models or ()),
         personas=tuple(record.personas or ()),
-        team=getattr(record, "team", None),
-        budgets=key_budgets(record.id, getattr(record, "budget_usd", None), getattr(record, "budget_period", None)),
-        limits=key_limits(record.id, getattr(record, "rpm", None), getattr(record, "tpm", None)),
-        scopes=tuple(getattr(record, "scopes", None) or ()),
+        team=record.team,
+        budgets=key_budgets(record.id, record.budget_usd, record.budget_period),
+        limits=key_limits(record.id, record.rpm, record.tpm),
+        scopes=tuple(record.scopes or ()),
     )
 
 

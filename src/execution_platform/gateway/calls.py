@@ -13,6 +13,7 @@ from starlette.requests import Request
 
 from ..errors import EPError, InvalidRequestError, NotFoundError, UnsupportedParameterError
 from ..model import Capabilities, ChatRequest, ChatResponse, ImagePart
+from ..model.address import parse_address, persona_address
 from ..routing.attempts import attempts_of, served_by, upstream_attempts
 from .auth import OPEN, Principal
 from .limits import check_message_sizes
@@ -23,8 +24,6 @@ from .money import rate_headers
 from .observe import session_of
 from .state import Gateway
 from .streaming import StreamHead
-
-PERSONA = "persona:"
 
 
 def decode_with(decode: Any, body: dict[str, Any]) -> ChatRequest:
@@ -53,7 +52,7 @@ def prepare(gw: Gateway, chat: ChatRequest, request: Request, params: dict[str, 
     headers = request.headers
     persona = check_persona_header(headers)
     if persona:
-        chat.model = PERSONA + persona
+        chat.model = persona_address(persona)
     if not chat.model:
         raise InvalidRequestError("'model' is required", param="model")
     if not chat.messages:
@@ -63,10 +62,11 @@ def prepare(gw: Gateway, chat: ChatRequest, request: Request, params: dict[str, 
     principal.require_model(chat.model)
     meta = chat.metadata
     meta.key_id = principal.key_id or meta.key_id
-    if chat.model.startswith(PERSONA):
-        meta.persona = chat.model[len(PERSONA) :]
+    address = parse_address(chat.model)
+    if address.is_persona:
+        meta.persona = address.persona
     apply_metadata(meta, headers, principal)  # bounded, a key's team wins, persona within the key's scope
-    if not chat.model.startswith(PERSONA):
+    if not address.is_persona:
         caps = capabilities(gw, chat.model)
         if caps is not None:
             check_supported(chat, caps, params or {})
@@ -148,8 +148,8 @@ def stream_headers(head: StreamHead, chat: ChatRequest) -> list[tuple[bytes, byt
     serving = served_by(attempts) or (attempts[-1] if attempts else None)
     provider = getattr(first, "provider", None) or (serving.provider if serving else None)
     model = getattr(first, "model", None) or (serving.model if serving else None)
-    if not provider and "/" in chat.model and not chat.model.startswith(PERSONA):
-        provider = chat.model.partition("/")[0]
+    if not provider:
+        provider = parse_address(chat.model, bare=()).provider
     return [
         (b"x-ep-provider", (provider or "").encode()),
         (b"x-ep-model", (model or chat.model).encode()),

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..model import Capabilities
+from ..storage.keys import KeyStore
 from .auth import Authenticator
-from .keys import KeyStore
 from .limits import Limits
 from .metrics import Metrics
 from .observe import Observer

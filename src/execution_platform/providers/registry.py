@@ -7,6 +7,7 @@ import importlib.util
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFoundError
+from ..model.address import BARE_PROVIDERS, parse_address
 
 if TYPE_CHECKING:
     from ..config.settings import Settings
@@ -22,7 +23,7 @@ PROVIDERS: dict[str, tuple[str, str, str | None]] = {
 }
 
 # Providers that serve one configured model, so the bare provider name is a complete address.
-BARE = frozenset({"local"})
+BARE = BARE_PROVIDERS
 
 
 # Providers that need an installed package rather than a key to be usable.
@@ -77,13 +78,11 @@ def split_model(address: str) -> tuple[str, str]:
     """``"openai/gpt-4o"`` → ``("openai", "gpt-4o")``; the model part may itself contain slashes.
 
     ``"local"`` alone is ``("local", "default")``: that provider serves one configured model."""
-    if address in BARE:
-        return address, "default"
-    provider, sep, model = address.partition("/")
-    if not sep or not model:
+    parsed = parse_address(address, bare=BARE)
+    if parsed.provider is None or parsed.model is None:
         raise NotFoundError(
             f"model '{address}' is not of the form provider/model (e.g. openai/gpt-4o-mini)",
             code="model_not_found",
             param="model",
         )
-    return provider, model
+    return parsed.provider, parsed.model

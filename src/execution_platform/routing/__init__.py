@@ -5,6 +5,7 @@ Each piece is a :class:`~execution_platform.providers.base.Provider` wrapping an
 with :func:`attempts_of` on a response, a stream or an error.
 """
 
+from ..model.address import PERSONA_PREFIX
 from .attempts import RoutedStream, attempts_of, served_by, upstream_attempts
 from .balance import BalancedProvider, Member
 from .breaker import CircuitBreaker, CircuitBreakerProvider, CircuitOpenError
@@ -12,7 +13,7 @@ from .capabilities import Needs, missing, needs_of
 from .endpoint import Endpoint
 from .fallback import FallbackProvider, StreamBrokenError, Target
 from .retry import RetryingProvider, RetryPolicy
-from .router import PERSONA_PREFIX, Router
+from .router import Router
 
 __all__ = [
     "PERSONA_PREFIX",

@@ -33,6 +33,7 @@ from ..config.schema import (
 )
 from ..errors import NotFoundError, PermissionDeniedError
 from ..model import Capabilities, ChatRequest, Message, Reasoning
+from ..model.address import parse_address, persona_address
 from ..providers._http import Timeouts
 from ..providers.base import Provider
 from .balance import BalancedProvider, Member
@@ -42,9 +43,8 @@ from .endpoint import Endpoint
 from .fallback import FallbackProvider, Target
 from .retry import RetryingProvider, RetryPolicy
 
-__all__ = ["PERSONA_PREFIX", "ProviderFactory", "Router"]
+__all__ = ["ProviderFactory", "Router"]
 
-PERSONA_PREFIX = "persona:"
 ProviderFactory = Callable[..., Provider]
 LeafWrapper = Callable[[Provider, Config, "str | None"], Provider]
 """``(adapter, config, deployment name) -> provider`` placed between an Endpoint and its adapter
@@ -109,8 +109,8 @@ class Router:
         """The provider stack for ``request.model`` (or for ``persona``) and the rewritten request."""
         snap = self._snapshot
         address = request.model
-        if persona is None and address.startswith(PERSONA_PREFIX):
-            persona = address[len(PERSONA_PREFIX) :]
+        if persona is None:
+            persona = parse_address(address).persona
         if persona is not None:
             policy = snap.config.personas.get(persona)
             if policy is None:
@@ -154,7 +154,7 @@ class Router:
             targets.append(
                 Target(provider, spec.target, caps, provider_name=provider_name, model=model, params=_target_params(spec))
             )
-        return FallbackProvider(targets, requires=persona.requires, name=f"{PERSONA_PREFIX}{name}")
+        return FallbackProvider(targets, requires=persona.requires, name=persona_address(name))
 
     def _target(
         self, config: Config, address: str, timeouts: list[TimeoutsConfig | None], retry: RetryConfig
@@ -255,8 +255,8 @@ def _describe(config: Config, address: str) -> tuple[str, str]:
     group = config.group(address)
     if group:
         return group[0].provider, address
-    provider, _, model = address.partition("/")
-    return provider, model
+    parsed = parse_address(address, bare=())
+    return (parsed.provider, parsed.model) if parsed.provider is not None and parsed.model else (address, "")
 
 
 def _timeouts(layers: list[TimeoutsConfig | None]) -> Timeouts:

@@ -1,19 +1,22 @@
-"""Virtual keys: the repository the gateway and ``ep keys`` use.
+"""Virtual keys: the one record type, hash and prefix, and the stores the gateway and ``ep keys`` use.
 
 Only a SHA-256 hash of a key is stored, plus a short prefix so humans can tell keys apart in lists;
-the secret is returned once by :meth:`KeyRepository.create` and can never be read back. Methods are
-synchronous (short single-row statements); async callers wrap them in ``asyncio.to_thread``, as the
-``a*`` helpers do.
+the secret is returned once by ``create`` and can never be read back. A lookup hashes the whole
+secret the client presents, whatever it starts with, so keys issued under an older prefix (``ep-``)
+keep working after the prefix became ``sk-ep-``.
+
+:class:`KeyRepository` (SQL) serves real deployments; :class:`MemoryKeyStore` serves tests and
+key-less setups. Both build their records with :func:`new_key`, so both apply the same checks.
+Methods are synchronous (short single-row statements).
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import secrets
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -27,8 +30,13 @@ SCOPES = ("metrics",)  # rights beyond model calls a virtual key may be given
 
 
 def hash_key(secret: str) -> str:
-    """The stored form of a key (sha256 hex)."""
+    """The stored form of a key: SHA-256 hex. Keys are high-entropy random strings, so a fast hash
+    is the right tool (a slow password hash would only tax every request)."""
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_secret() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
 def _now() -> datetime:
@@ -37,7 +45,8 @@ def _now() -> datetime:
 
 @dataclass
 class VirtualKey:
-    """A stored key without its secret."""
+    """A stored key without its secret: the single record type of the key stores, the admin API and
+    ``ep keys``."""
 
     id: str
     key_hash: str
@@ -72,9 +81,55 @@ class VirtualKey:
         data["revoked"] = self.revoked
         return data
 
-    def public(self) -> dict[str, Any]:
-        """Same as :meth:`to_dict` (the name the gateway's key protocol uses)."""
-        return self.to_dict()
+
+def new_key(
+    *,
+    name: str | None = None,
+    models: list[str] | None = None,
+    personas: list[str] | None = None,
+    team: str | None = None,
+    budget_usd: float | None = None,
+    budget_period: str | None = None,
+    rpm: int | None = None,
+    tpm: int | None = None,
+    scopes: list[str] | None = None,
+) -> tuple[VirtualKey, str]:
+    """A checked new record and its secret (not yet stored); ``ValueError`` names a bad field."""
+    if budget_period is not None and budget_period not in BUDGET_PERIODS:
+        raise ValueError(f"budget_period must be one of {', '.join(BUDGET_PERIODS)}")
+    if budget_usd is not None and budget_usd < 0:
+        raise ValueError("budget_usd must not be negative")
+    unknown = sorted(set(scopes or ()) - set(SCOPES))
+    if unknown:
+        raise ValueError(f"unknown scope {', '.join(unknown)} (known: {', '.join(SCOPES)})")
+    secret = new_secret()
+    key = VirtualKey(
+        id="key_" + secrets.token_hex(8),
+        key_hash=hash_key(secret),
+        key_prefix=secret[:_DISPLAY_CHARS],
+        name=name,
+        models=models,
+        personas=personas,
+        team=team,
+        budget_usd=budget_usd,
+        budget_period=(budget_period or "total") if budget_usd is not None else budget_period,
+        rpm=rpm,
+        tpm=tpm,
+        scopes=sorted(set(scopes or ())),
+    )
+    return key, secret
+
+
+class KeyStore(Protocol):
+    """What the gateway and the CLI need from a key store."""
+
+    def create(self, **fields: Any) -> tuple[VirtualKey, str]: ...
+
+    def list(self) -> list[VirtualKey]: ...
+
+    def get_by_hash(self, key_hash: str) -> VirtualKey | None: ...
+
+    def revoke(self, key_id: str) -> bool: ...
 
 
 class KeyRepository:
@@ -83,42 +138,9 @@ class KeyRepository:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def create(
-        self,
-        *,
-        name: str | None = None,
-        models: list[str] | None = None,
-        personas: list[str] | None = None,
-        team: str | None = None,
-        budget_usd: float | None = None,
-        budget_period: str | None = None,
-        rpm: int | None = None,
-        tpm: int | None = None,
-        scopes: list[str] | None = None,
-    ) -> tuple[VirtualKey, str]:
-        """Store a new key; returns it and its secret (shown to the user once, never stored)."""
-        if budget_period is not None and budget_period not in BUDGET_PERIODS:
-            raise ValueError(f"budget_period must be one of {', '.join(BUDGET_PERIODS)}")
-        if budget_usd is not None and budget_usd < 0:
-            raise ValueError("budget_usd must not be negative")
-        unknown = sorted(set(scopes or ()) - set(SCOPES))
-        if unknown:
-            raise ValueError(f"unknown scope {', '.join(unknown)} (known: {', '.join(SCOPES)})")
-        secret = KEY_PREFIX + secrets.token_urlsafe(32)
-        key = VirtualKey(
-            id="key_" + secrets.token_hex(8),
-            key_hash=hash_key(secret),
-            key_prefix=secret[:_DISPLAY_CHARS],
-            name=name,
-            models=models,
-            personas=personas,
-            team=team,
-            budget_usd=budget_usd,
-            budget_period=(budget_period or "total") if budget_usd is not None else budget_period,
-            rpm=rpm,
-            tpm=tpm,
-            scopes=sorted(set(scopes or ())),
-        )
+    def create(self, **fields: Any) -> tuple[VirtualKey, str]:
+        """Store a new key (fields as :func:`new_key`); returns it and its secret (shown once, never stored)."""
+        key, secret = new_key(**fields)
         with self.engine.begin() as conn:
             conn.execute(virtual_keys.insert().values(**asdict(key)))
         return key, secret
@@ -154,14 +176,37 @@ class KeyRepository:
             )
         return result.rowcount > 0
 
-    async def aget_by_secret(self, secret: str) -> VirtualKey | None:
-        return await asyncio.to_thread(self.get_by_secret, secret)
 
-    async def acreate(self, **fields: Any) -> tuple[VirtualKey, str]:
-        return await asyncio.to_thread(lambda: self.create(**fields))
+def open_key_repository(database_url: str) -> KeyRepository:
+    """The SQL repository on ``database_url``, its schema migrated first (start-up and ``ep keys``)."""
+    from .engine import create_engine_from_url
+    from .migrate import migrate
 
-    async def alist(self, *, include_revoked: bool = True) -> list[VirtualKey]:
-        return await asyncio.to_thread(self.list, include_revoked=include_revoked)
+    engine = create_engine_from_url(database_url)
+    migrate(engine)
+    return KeyRepository(engine)
 
-    async def arevoke(self, key_id: str) -> bool:
-        return await asyncio.to_thread(self.revoke, key_id)
+
+class MemoryKeyStore:
+    """Process-local store with the same records and checks as :class:`KeyRepository`."""
+
+    def __init__(self) -> None:
+        self._by_hash: dict[str, VirtualKey] = {}
+
+    def create(self, **fields: Any) -> tuple[VirtualKey, str]:
+        key, secret = new_key(**fields)
+        self._by_hash[key.key_hash] = key
+        return key, secret
+
+    def list(self) -> list[VirtualKey]:
+        return list(self._by_hash.values())
+
+    def get_by_hash(self, key_hash: str) -> VirtualKey | None:
+        return self._by_hash.get(key_hash)
+
+    def revoke(self, key_id: str) -> bool:
+        for key in self._by_hash.values():
+            if key.id == key_id and not key.revoked:
+                key.revoked_at = _now()
+                return True
+        return False

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import EPError, InvalidRequestError, StreamInterruptedError
 from ..model import ChatRequest, ChatResponse, Message, StreamAccumulator, ToolCall, Usage
+from ..model.address import parse_address
 from .events import (
     AgentEvent,
     RunEnd,
@@ -33,7 +34,6 @@ from .events import (
 from .registry import ToolRegistry, is_allowed, result_text, to_jsonable
 
 MessagesIn = str | Sequence[Message | dict[str, Any]]
-PERSONA = "persona:"
 
 
 class Agent:
@@ -291,10 +291,11 @@ def persona_allow_list(backend: Any, model: str) -> Collection[str] | None:
     None when the model is not a persona, the backend has no configuration (a bare provider) or the
     persona sets no list; an unknown persona is left for the router to refuse.
     """
-    if not model.startswith(PERSONA):
+    name = parse_address(model).persona
+    if name is None:
         return None
     config = getattr(getattr(backend, "router", None), "config", None)
-    persona = (getattr(config, "personas", None) or {}).get(model[len(PERSONA) :])
+    persona = (getattr(config, "personas", None) or {}).get(name)
     return getattr(persona, "tools", None)
 
 

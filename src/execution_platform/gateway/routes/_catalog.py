@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ...model.address import parse_address, persona_address
 from ...money.pricing import catalogue_models
 from ...providers.registry import PROVIDERS, key_setting, provider_class, usable_without_key
 from ..state import Gateway
@@ -87,16 +88,17 @@ def model_ids(gw: Gateway) -> Iterator[tuple[str, str]]:
     personas = _get(config, "personas") if config is not None else None
     for item in _items(personas):
         name = item[0] if isinstance(item, tuple) else _get(item, "name")
-        if name and f"persona:{name}" not in seen:
-            seen.add(f"persona:{name}")
-            yield f"persona:{name}", "persona"
+        if name and persona_address(name) not in seen:
+            seen.add(persona_address(name))
+            yield persona_address(name), "persona"
     models = list(gw.extra_models)
     if "local" not in seen and local_available(gw.settings):
         models.append("local")
     for model in models:
         if model not in seen:
             seen.add(model)
-            yield model, model.partition("/")[0]
+            provider = parse_address(model).provider
+            yield model, provider if provider is not None else model
 
 
 log = logging.getLogger(__name__)

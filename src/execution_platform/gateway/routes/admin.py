@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import dataclasses
+from typing import Annotated, Any, Literal, get_type_hints
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ...errors import InvalidRequestError, NotFoundError, PermissionDeniedError
+from ...storage.keys import VirtualKey
 from ..calls import principal_of
 from ..responses import error_responses, json_response
 from . import _chat
@@ -40,41 +42,29 @@ class KeyCreate(BaseModel):
         default_factory=list, max_length=8, description="extra rights: 'metrics' may read /metrics")
 
 
-class KeyInfo(BaseModel):
-    id: str
-    key_prefix: str | None = None
-    name: str | None = None
-    models: list[str] | None = None
-    personas: list[str] | None = None
-    team: str | None = None
-    budget_usd: float | None = None
-    budget_period: str | None = None
-    rpm: int | None = None
-    tpm: int | None = None
-    scopes: list[str] | None = None
-    created_at: Any = None
-    revoked_at: Any = None
+def _key_info_fields() -> dict[str, Any]:
+    """The record's own fields (what :meth:`VirtualKey.to_dict` returns), so the published schema
+    follows the store instead of a hand-kept copy: everything but the hash, plus ``revoked``."""
+    hints = get_type_hints(VirtualKey)
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(VirtualKey):
+        if f.name == "key_hash":
+            continue
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        out[f.name] = (hints[f.name], ...) if required else (hints[f.name] | None, None)
+    out["revoked"] = (bool, False)
+    return out
 
 
-class KeyCreated(KeyInfo):
-    key: str = Field(description="the secret; shown only once")
-
-
-class KeyList(BaseModel):
-    data: list[KeyInfo]
+# Built at import (response schemas only: the routes answer with ``VirtualKey.to_dict()`` directly).
+KeyInfo = create_model("KeyInfo", **_key_info_fields())
+KeyCreated = create_model("KeyCreated", __base__=KeyInfo, key=(str, Field(description="the secret; shown only once")))
+KeyList = create_model("KeyList", data=(list[KeyInfo], ...))  # type: ignore[valid-type]
 
 
 def _require_admin(request: Request) -> None:
     if not principal_of(request).is_admin:
         raise PermissionDeniedError("only the master key manages keys")
-
-
-def _public(record: Any) -> dict[str, Any]:
-    for method in ("to_dict", "public"):
-        if hasattr(record, method):
-            return getattr(record, method)()
-    fields = KeyInfo.model_fields
-    return {name: getattr(record, name, None) for name in fields}
 
 
 _ADMIN_ERRORS = error_responses(statuses=(400, 401, 403))
@@ -92,14 +82,14 @@ async def create_key(request: Request, spec: KeyCreate) -> Response:
         record, secret = gw.keys.create(**fields)
     except ValueError as exc:  # the repository's own checks: a 400 like validation, never a 500
         raise InvalidRequestError(str(exc)) from None
-    return json_response({**_public(record), "key": secret}, status=201)
+    return json_response({**record.to_dict(), "key": secret}, status=201)
 
 
 @router.get("/admin/keys", response_model=KeyList, responses=_ADMIN_ERRORS, summary="List virtual keys")
 async def list_keys(request: Request) -> Response:
     _require_admin(request)
     gw = _chat.gateway(request)
-    return json_response({"data": [_public(r) for r in gw.keys.list()]})
+    return json_response({"data": [r.to_dict() for r in gw.keys.list()]})
 
 
 @router.delete("/admin/keys/{key_id}", response_model=KeyInfo,
@@ -111,4 +101,4 @@ async def revoke_key(request: Request, key_id: str) -> Response:
         raise NotFoundError(f"no active key '{key_id}'", code="key_not_found")
     gw.authenticator.forget()
     record = next((r for r in gw.keys.list() if r.id == key_id), None)
-    return json_response(_public(record) if record is not None else {"id": key_id, "revoked": True})
+    return json_response(record.to_dict() if record is not None else {"id": key_id, "revoked": True})

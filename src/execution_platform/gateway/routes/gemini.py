@@ -24,6 +24,7 @@ from ...codecs.passthrough import open_report
 from ...codecs.sse import frame
 from ...errors import EPError, InvalidRequestError, NotFoundError
 from ...model import ChatRequest
+from ...model.address import parse_address
 from ..calls import capabilities, decode_with, prepare, principal_of
 from ..errors import GEMINI, error_payload, error_response
 from ..limits import check_message_count, read_json_object
@@ -191,7 +192,7 @@ def _model_info(gw: Gateway, model: str) -> dict[str, Any]:
         "displayName": model,
         "supportedGenerationMethods": [*CHAT_METHODS, *EMBED_METHODS],
     }
-    caps = None if model.startswith("persona:") else capabilities(gw, model)
+    caps = None if parse_address(model).is_persona else capabilities(gw, model)
     if caps is not None:
         if caps.context_window:
             info["inputTokenLimit"] = caps.context_window
@@ -216,7 +217,7 @@ async def get_model(request: Request) -> Response:
     model = request.path_params["model"].removeprefix("models/")
     principal_of(request).require_model(model)
     known = {name for name, _ in model_ids(gw)}
-    if model.startswith("persona:") and model not in known:
+    if parse_address(model).is_persona and model not in known:
         raise NotFoundError(f"models/{model} is not found", code="model_not_found", param="model")
     return json_response(_model_info(gw, model))
 

@@ -13,7 +13,8 @@ from ...codecs.passthrough import check_provider_options
 from ...codecs.sse import frame
 from ...errors import EPError, InvalidRequestError, NotFoundError
 from ...model import ChatRequest, ChatResponse, StreamEvent
-from ..calls import PERSONA, capabilities, principal_of
+from ...model.address import parse_address, persona_address
+from ..calls import capabilities, principal_of
 from ..responses import error_responses, json_body, json_response, sse_and_json
 from . import _chat
 from ._catalog import configured_providers, local_available, model_ids
@@ -128,7 +129,7 @@ async def list_capabilities(
     if model:
         principal.require_model(model)
     router = getattr(gw.client, "router", None)
-    extra = [m for m, _ in model_ids(gw) if ("/" in m or m == "local") and not m.startswith(PERSONA)]
+    extra = [m for m, _ in model_ids(gw) if parse_address(m).kind in ("provider_model", "bare")]
     body: dict[str, Any] = {"providers": configured_providers(gw.settings, gw.config)}
     if router is None:
         names = [model] if model else [m for m in extra if principal.allows(m)]
@@ -136,8 +137,8 @@ async def list_capabilities(
         body["models"] = {name: c.model_dump() if c is not None else None for name, c in caps.items()}
         return json_response(body)
     personas = router.config.personas
-    if model and model.startswith(PERSONA):
-        name = model[len(PERSONA):]
+    name = parse_address(model).persona if model else None
+    if name is not None:
         if name not in personas:
             raise NotFoundError(f"unknown persona '{name}'", code="persona_not_found", param="model")
         body.update(models={}, personas={name: _persona_entry(router, personas[name])})
@@ -149,7 +150,7 @@ async def list_capabilities(
     body["models"] = {name: c.model_dump() for name, c in table.items() if principal.allows(name)}
     body["personas"] = {} if model else {
         name: _persona_entry(router, policy)
-        for name, policy in personas.items() if principal.allows(PERSONA + name)
+        for name, policy in personas.items() if principal.allows(persona_address(name))
     }
     return json_response(body)
 

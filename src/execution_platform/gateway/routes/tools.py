@@ -20,7 +20,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ...errors import InvalidRequestError, NotFoundError, PermissionDeniedError
-from ..calls import PERSONA, principal_of
+from ...model.address import persona_address
+from ..calls import principal_of
 from ..limits import read_json_object
 from ..responses import error_responses, json_body, json_response
 from ..state import Gateway
@@ -70,7 +71,7 @@ def allow_list(request: Request) -> tuple[str | None, Collection[str] | None]:
                 code="model_not_allowed",
             )
         return None, None
-    principal.require_model(PERSONA + name)
+    principal.require_model(persona_address(name))
     config = _chat.gateway(request).config
     personas = (config.get("personas") if isinstance(config, dict) else getattr(config, "personas", None)) or {}
     persona = personas.get(name)
