@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))
     master_key: SecretStr | None = Field(None, validation_alias=_env("MASTER_KEY"))
     workspace_root: Path | None = Field(None, validation_alias=_env("WORKSPACE_ROOT"))
-    # The ``local`` provider's engine (defaults, and why, in providers/_local_supervisor.EngineConfig).
+    # The ``local`` provider's engine (defaults, and why, in providers/local_supervisor.EngineConfig).
     local_model: Path | None = Field(None, validation_alias=_env("LOCAL_MODEL"))
     local_threads: int | None = Field(None, validation_alias=_env("LOCAL_THREADS"))
     local_ctx: int | None = Field(None, validation_alias=_env("LOCAL_CTX"))

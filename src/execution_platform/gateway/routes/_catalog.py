@@ -38,7 +38,7 @@ def local_available(settings: Any) -> bool:
     """Whether the ``local`` provider has a model file to serve (``EP_LOCAL_MODEL`` or the shipped one)."""
     if getattr(settings, "local_model", None):
         return True
-    from ...providers._local_supervisor import shipped_model
+    from ...providers.local_supervisor import shipped_model
 
     return shipped_model() is not None
 

@@ -95,9 +95,9 @@ def local_status(settings: Any) -> dict[str, Any]:
     """The local model: available (a model file), and whether its engine runs now (it starts on first use)."""
     status: dict[str, Any] = {"configured": local_available(settings)}
     if "execution_platform.providers.local" in sys.modules:
-        from ...providers._local_supervisor import _SHARED
+        from ...providers.local_supervisor import engine_running
 
-        status["running"] = any(sup.pid is not None for sup in _SHARED.values())
+        status["running"] = engine_running()
     else:
         status["running"] = False
     return status
