@@ -1,4 +1,4 @@
-"""Environment settings (prefix ``EP_``, also read from ``.env``), as documented in SPEC.md.
+"""Environment settings (prefix ``EP_``, also read from ``.env``), as documented in the README (the external contract).
 
 The standard unprefixed names (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``, ``GEMINI_API_KEY`` /
 ``GOOGLE_API_KEY``) are honoured when the ``EP_`` one is unset, so existing shells just work.
@@ -55,7 +55,7 @@ MASTER_KEY_MIN_CHARS = 16
 
 
 def master_key_problem(value: str | None) -> str | None:
-    """Why a configured master key is unusable (SPEC: at least 16 non-blank characters), or None.
+    """Why a configured master key is unusable (the external contract: at least 16 non-blank characters), or None.
 
     Unset is fine (open mode, loopback only); a set but blank or short key would let a guess, or
     nothing at all, pass for the administrator, so the gateway refuses to start with it.

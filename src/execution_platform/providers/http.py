@@ -5,8 +5,7 @@ This is the public transport layer of ``providers``: the pool (:class:`HttpClien
 failures into the error taxonomy (:func:`transport_error`). Routing, the client and the gateway use
 these names; nothing outside ``providers`` needs the pool's internals.
 
-aiohttp was chosen over httpx by measurement (see ``bench/http_client.py`` and the foundation issue
-note): for small JSON posts and SSE streams over keep-alive connections it spends markedly less CPU
+aiohttp was chosen over httpx by measurement (``bench/http_client.py``): for small JSON posts and SSE streams over keep-alive connections it spends markedly less CPU
 per request, and the gateway sits on every call.
 """
 

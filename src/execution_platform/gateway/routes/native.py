@@ -106,7 +106,7 @@ def local_status(settings: Any) -> dict[str, Any]:
 @router.head("/health", responses={200: {"description": "Alive (no body)"}}, summary="Liveness without a body",
              operation_id="health_head")
 async def health_head() -> Response:
-    """For load balancers and probes that send ``HEAD`` (SPEC: GET/HEAD ``/health``, no key)."""
+    """For load balancers and probes that send ``HEAD`` (the external contract: GET/HEAD ``/health``, no key)."""
     return Response(status_code=200, media_type="application/json")  # GET's headers, no body
 
 
