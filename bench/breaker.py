@@ -159,7 +159,7 @@ async def main(n: int) -> None:
         assert child.stdin is not None
         child.stdin.close()
         child.wait(10)
-        from execution_platform.providers._http import shared_client
+        from execution_platform.providers.http import shared_client
 
         await shared_client().aclose()
 

@@ -31,8 +31,8 @@ from tests.gateway.server import GatewayServer
 
 from execution_platform.config.settings import Settings
 from execution_platform.gateway.app import create_app
-from execution_platform.providers._local_supervisor import EngineConfig, EngineSupervisor, shared_supervisor
 from execution_platform.providers.local import engine_config
+from execution_platform.providers.local_supervisor import EngineConfig, EngineSupervisor, shared_supervisor
 from execution_platform.storage.keys import MemoryKeyStore
 
 PROMPT = [{"role": "user", "content": "Write a short story about a lighthouse keeper."}]

@@ -48,7 +48,7 @@ class Client:
         self.settings = settings
         self._providers: dict[str, Provider] = dict(providers or {})
         self._given = set(self._providers)
-        from .providers._http import HttpClient
+        from .providers.http import HttpClient
 
         # One connection pool per client: its adapters share it and ``aclose`` releases it.
         self.http = HttpClient()

@@ -194,7 +194,7 @@ class QuotaExceededError(RateLimitError):
 class OverloadedError(EPError):
     """Anthropic's 529 and similar 'try later' answers.
 
-    The gateway answers 502 (SPEC: upstream failed after retries and fallbacks); the Anthropic surface
+    The gateway answers 502 (the external contract: upstream failed after retries and fallbacks); the Anthropic surface
     keeps Anthropic's own 529 so its clients see the status they know.
     """
 

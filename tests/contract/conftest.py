@@ -20,9 +20,9 @@ import pytest
 
 from execution_platform import errors
 from execution_platform.model import ChatRequest
-from execution_platform.providers._http import HttpClient, Timeouts
 from execution_platform.providers.base import Provider
 from execution_platform.providers.claude_agent import ClaudeAgentProvider
+from execution_platform.providers.http import HttpClient, Timeouts
 from execution_platform.providers.registry import provider_class
 from tests.fakes.base import FakeUpstream
 from tests.fakes.claude_cli import CLIRun, FakeClaudeCLI

@@ -271,7 +271,7 @@ def test_upstream_failure_is_502(gw, fake_openai, fake_anthropic, surface, strea
 def test_upstream_overloaded_everywhere_is_502_or_anthropic_529(
     gw, fake_openai, fake_anthropic, surface, stream
 ) -> None:
-    """SPEC: every target failed -> 502; Anthropic clients get their own 529 overloaded_error."""
+    """The external contract: every target failed -> 502; Anthropic clients get their own 529 overloaded_error."""
     fake_openai.enqueue(Fault("status", status=503, message="busy"))
     fake_anthropic.enqueue(Fault("status", status=529, error_type="overloaded_error", message="Overloaded"))
     r, _ = post(gw, surface, "persona:dev", stream=stream)

@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("xllamacpp", reason="the local extra is not installed (pip install '.[local]')")
 
 from execution_platform.config.settings import Settings
-from execution_platform.providers._local_supervisor import shipped_model
+from execution_platform.providers.local_supervisor import shipped_model
 from tests.gateway.server import GatewayServer
 
 if shipped_model() is None:

@@ -183,7 +183,7 @@ def test_a_killed_engine_fails_the_call_in_flight_cleanly_and_is_restarted(local
     import threading
     import time
 
-    from execution_platform.providers._local_supervisor import _SHARED
+    from execution_platform.providers.local_supervisor import _SHARED
 
     assert post(local_gateway, "/chat", {"model": "local", "max_tokens": 4, "messages": HI}).status_code == 200
     [pid] = [sup.pid for sup in _SHARED.values() if sup.pid is not None]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from execution_platform.errors import UpstreamConnectionError
-from execution_platform.providers._local_supervisor import EngineConfig, EngineSupervisor
+from execution_platform.providers.local_supervisor import EngineConfig, EngineSupervisor
 
 pytestmark = [pytest.mark.local_model, pytest.mark.xdist_group("local_model")]
 

@@ -9,7 +9,7 @@ import pytest
 
 from execution_platform.config.file import parse_config
 from execution_platform.config.settings import Settings
-from execution_platform.providers._http import shared_client
+from execution_platform.providers.http import shared_client
 from execution_platform.routing import Router
 from tests.fakes.base import FakeUpstream
 

@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 import pytest
 
-from execution_platform.providers._http import HttpClient
 from execution_platform.providers.base import Provider
+from execution_platform.providers.http import HttpClient
 from execution_platform.providers.registry import provider_class
 from execution_platform.tools import Agent, ToolRegistry
 from tests.fakes.base import FakeUpstream

@@ -12,7 +12,7 @@ import pytest
 import uvicorn
 
 from execution_platform.errors import InvalidRequestError, ToolExecutionError, UpstreamConnectionError
-from execution_platform.providers._http import HttpClient
+from execution_platform.providers.http import HttpClient
 from execution_platform.providers.registry import provider_class
 from execution_platform.tools import Agent, ToolRegistry
 from execution_platform.tools.mcp_servers import MCPConnection, MCPServerConfig, MCPTools

@@ -31,8 +31,8 @@ from execution_platform.model import (
     ToolSpec,
     UsageEvent,
 )
-from execution_platform.providers._http import HttpClient, Timeouts
 from execution_platform.providers.anthropic import AnthropicProvider
+from execution_platform.providers.http import HttpClient, Timeouts
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.script import Fault, Reply, ToolCallSpec
 from tests.streams import collect, without_ids

@@ -32,8 +32,8 @@ from execution_platform.model import (
     ToolSpec,
     UsageEvent,
 )
-from execution_platform.providers._http import HttpClient, Timeouts
 from execution_platform.providers.gemini import GeminiProvider
+from execution_platform.providers.http import HttpClient, Timeouts
 from tests.fakes.gemini import FakeGemini
 from tests.fakes.script import Fault, Reply, ToolCallSpec
 from tests.streams import collect, without_ids

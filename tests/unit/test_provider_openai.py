@@ -18,7 +18,7 @@ from execution_platform.model import (
     ToolCallEnd,
     UsageEvent,
 )
-from execution_platform.providers._http import HttpClient, Timeouts
+from execution_platform.providers.http import HttpClient, Timeouts
 from execution_platform.providers.openai import OpenAIProvider
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.script import Fault, Reply, ToolCallSpec

@@ -330,11 +330,11 @@ def _encode_tool_choice(choice: ToolChoice | None, parallel: bool | None) -> dic
 # ---------------------------------------------------------------------------------------------
 # requests: wire -> canonical
 # ---------------------------------------------------------------------------------------------
-def decode_request(body: dict[str, Any]) -> ChatRequest:
+def decode_request(body: dict[str, Any], *, model: str = "") -> ChatRequest:
     """A served ``/v1/messages`` body as a canonical request; unknown fields ride along Anthropic-only."""
     if not isinstance(body, dict):
         raise InvalidRequestError("request body must be a JSON object", param="body")
-    model = body.get("model")
+    model = model or body.get("model")  # a model named outside the body (the route) wins
     if not isinstance(model, str) or not model:
         raise InvalidRequestError("model: Field required", param="model")
     raw_messages = body.get("messages")

@@ -235,7 +235,7 @@ def _encode_part(part: ContentPart) -> dict[str, Any] | None:
     return {"fileData": file_data}
 
 
-def _encode_call(call: ToolCall) -> dict[str, Any]:
+def _encode_tool_call(call: ToolCall) -> dict[str, Any]:
     function_call: dict[str, Any] = {"name": call.name, "args": call.arguments}
     if call.raw_arguments is not None and not call.arguments:
         try:
@@ -268,7 +268,7 @@ def _encode_tool_result(msg: Message, names: dict[str, str], index: int) -> dict
     return {"functionResponse": out}
 
 
-def _encode_contents(messages: list[Message]) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+def _encode_messages(messages: list[Message]) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     system_parts: list[dict[str, Any]] = []
     contents: list[dict[str, Any]] = []
     names: dict[str, str] = {}
@@ -292,7 +292,7 @@ def _encode_contents(messages: list[Message]) -> tuple[dict[str, Any] | None, li
         else:
             for call in msg.tool_calls:
                 names[call.id] = call.name
-                parts.append(_encode_call(call))
+                parts.append(_encode_tool_call(call))
             contents.append({"role": "model", "parts": parts})
     flush_results()
     return ({"parts": system_parts} if system_parts else None), contents
@@ -355,7 +355,7 @@ def _keep_thoughts_choice(req: ChatRequest, gen: dict[str, Any]) -> None:
 
 def encode_request(req: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
     """Canonical → ``generateContent`` body. ``stream`` changes only the URL for Gemini, not the body."""
-    system, contents = _encode_contents(req.messages)
+    system, contents = _encode_messages(req.messages)
     body: dict[str, Any] = {"contents": contents}
     if system is not None:
         body["systemInstruction"] = system
@@ -392,7 +392,7 @@ def _decode_image(part: dict[str, Any], where: str) -> ImagePart:
     return ImagePart(url=file_data["fileUri"], media_type=file_data.get("mimeType"))
 
 
-def _decode_content_part(part: dict[str, Any], where: str) -> ContentPart:
+def _decode_part(part: dict[str, Any], where: str) -> ContentPart:
     part = _camel(part)
     signature = part.get("thoughtSignature")
     if "text" in part:
@@ -417,18 +417,18 @@ def _response_text(response: Any) -> tuple[str, bool]:
     return orjson.dumps(response).decode(), False
 
 
-def _system_message(instruction: Any) -> Message:
+def _decode_system(instruction: Any) -> Message:
     if isinstance(instruction, str):
         return Message(role="system", content=instruction)
     if not isinstance(instruction, dict) or not isinstance(instruction.get("parts"), list):
         raise _bad("systemInstruction must be a Content object with parts", "systemInstruction")
     parts = [
-        _decode_content_part(p, f"systemInstruction.parts[{i}]") for i, p in enumerate(instruction["parts"])
+        _decode_part(p, f"systemInstruction.parts[{i}]") for i, p in enumerate(instruction["parts"])
     ]
     return Message(role="system", content=parts)
 
 
-def _decode_contents(contents: Any) -> list[Message]:
+def _decode_messages(contents: Any) -> list[Message]:
     if not isinstance(contents, list):
         raise _bad("contents must be a list of Content objects", "contents")
     messages: list[Message] = []
@@ -460,7 +460,7 @@ def _decode_contents(contents: Any) -> list[Message]:
                         )
                     )
                 else:
-                    body.append(_decode_content_part(part, f"{where}.parts[{order}]"))
+                    body.append(_decode_part(part, f"{where}.parts[{order}]"))
             messages.append(Message(role="assistant", content=body, tool_calls=calls))
             open_calls = list(calls)
         elif role in ("user", "function"):
@@ -486,7 +486,7 @@ def _decode_contents(contents: Any) -> list[Message]:
                         Message(role="tool", content=text, tool_call_id=call_id, name=name, is_error=is_error)
                     )
                 else:
-                    body.append(_decode_content_part(part, f"{where}.parts[{order}]"))
+                    body.append(_decode_part(part, f"{where}.parts[{order}]"))
             if body or not parts:
                 messages.append(Message(role="user", content=body))
         else:
@@ -597,8 +597,8 @@ def decode_request(body: dict[str, Any], *, model: str = "") -> ChatRequest:
     body = _camel(body)
     messages: list[Message] = []
     if body.get("systemInstruction") is not None:
-        messages.append(_system_message(body["systemInstruction"]))
-    messages.extend(_decode_contents(body.get("contents", [])))
+        messages.append(_decode_system(body["systemInstruction"]))
+    messages.extend(_decode_messages(body.get("contents", [])))
     options: dict[str, Any] = {}
     fields: dict[str, Any] = {}
     server_tools: list[dict[str, Any]] = []
@@ -648,13 +648,13 @@ def _encode_usage(usage: Usage) -> dict[str, Any]:
     return meta
 
 
-def _finish(raw: str | None, has_calls: bool) -> FinishReason:
+def _decode_finish(raw: str | None, has_calls: bool) -> FinishReason:
     if has_calls and raw in (None, "STOP", "FINISH_REASON_UNSPECIFIED"):
         return "tool_calls"
     return _FINISH_FROM_WIRE.get(raw or "STOP", "stop")
 
 
-def _decode_call(part: dict[str, Any], response_id: str, index: int) -> ToolCall:
+def _decode_tool_call(part: dict[str, Any], response_id: str, index: int) -> ToolCall:
     fc = part["functionCall"]
     name = fc.get("name") or ""
     args = fc.get("args") or {}
@@ -673,7 +673,7 @@ def _decode_response_part(part: dict[str, Any]) -> ContentPart | None:
     if "inlineData" in part or "fileData" in part:
         return _decode_image(part, "candidates[0].content.parts")
     if "text" in part or "thoughtSignature" in part:
-        return _decode_content_part(part, "candidates[0].content.parts")
+        return _decode_part(part, "candidates[0].content.parts")
     return None  # executableCode & co. have no canonical form in a chat answer
 
 
@@ -687,7 +687,7 @@ def decode_response(body: dict[str, Any]) -> ChatResponse:
     calls: list[ToolCall] = []
     for part in parts:
         if "functionCall" in part:
-            calls.append(_decode_call(part, response_id, len(calls)))
+            calls.append(_decode_tool_call(part, response_id, len(calls)))
         else:
             decoded = _decode_response_part(part)
             if decoded is not None:
@@ -697,7 +697,7 @@ def decode_response(body: dict[str, Any]) -> ChatResponse:
         raw = body["promptFeedback"]["blockReason"]
         reason: FinishReason = "content_filter"
     else:
-        reason = _finish(raw, bool(calls))
+        reason = _decode_finish(raw, bool(calls))
     return ChatResponse(
         id=response_id,
         model=str(body.get("modelVersion") or ""),
@@ -708,16 +708,16 @@ def decode_response(body: dict[str, Any]) -> ChatResponse:
     )
 
 
-def _wire_finish(reason: FinishReason, raw: str | None) -> str:
+def _encode_finish(reason: FinishReason, raw: str | None) -> str:
     """Keep the provider's own reason when it agrees with the canonical one (faithful re-encoding)."""
-    if raw is not None and raw in _FINISH_FROM_WIRE and _finish(raw, reason == "tool_calls") == reason:
+    if raw is not None and raw in _FINISH_FROM_WIRE and _decode_finish(raw, reason == "tool_calls") == reason:
         return raw
     return _FINISH_TO_WIRE[reason]
 
 
 def _encode_response_parts(message: Message) -> list[dict[str, Any]]:
     parts = [p for p in (_encode_part(part) for part in message.content) if p is not None]
-    parts.extend(_encode_call(call) for call in message.tool_calls)
+    parts.extend(_encode_tool_call(call) for call in message.tool_calls)
     return parts
 
 
@@ -727,7 +727,7 @@ def encode_response(resp: ChatResponse) -> dict[str, Any]:
         "candidates": [
             {
                 "content": {"role": "model", "parts": _encode_response_parts(resp.message)},
-                "finishReason": _wire_finish(resp.finish_reason, resp.raw_finish_reason),
+                "finishReason": _encode_finish(resp.finish_reason, resp.raw_finish_reason),
                 "index": 0,
             }
         ],
@@ -900,7 +900,7 @@ class StreamDecoder:
             raw = chunk["promptFeedback"]["blockReason"]
             reason: FinishReason | None = "content_filter"
         else:
-            reason = _finish(raw, self._calls > 0) if raw is not None else None
+            reason = _decode_finish(raw, self._calls > 0) if raw is not None else None
         if reason is not None:
             self._done = True
             events.extend(self._flush_signature())
@@ -912,7 +912,7 @@ class StreamDecoder:
         signature = part.get("thoughtSignature")
         if "functionCall" in part:
             events = self._flush_signature()
-            call = _decode_call(part, self._id, self._calls)
+            call = _decode_tool_call(part, self._id, self._calls)
             index = self._calls
             self._calls += 1
             events.append(ToolCallStart(index=index, id=call.id, name=call.name))
@@ -982,14 +982,14 @@ class StreamEncoder:
             return self._chunk([part])
         if isinstance(event, ToolCallEnd):
             self._had_calls = True
-            return self._chunk([_encode_call(event.tool_call)])
+            return self._chunk([_encode_tool_call(event.tool_call)])
         if isinstance(event, UsageEvent):
             self._usage = event.usage
             return b""
         if isinstance(event, FinishEvent):
             if self._usage is None:
                 self._usage = Usage()
-            return self._chunk(None, {"finishReason": _wire_finish(event.reason, event.raw_reason)})
+            return self._chunk(None, {"finishReason": _encode_finish(event.reason, event.raw_reason)})
         if isinstance(event, ErrorEvent):
             status = {"rate_limit_error": 429, "overloaded_error": 503, "timeout_error": 504}.get(
                 event.error_type, 500

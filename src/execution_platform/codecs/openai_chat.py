@@ -134,11 +134,11 @@ def arguments_text(call: ToolCall) -> str:
     return call.raw_arguments if call.raw_arguments is not None else orjson.dumps(call.arguments).decode()
 
 
-def _wire_tool_call(call: ToolCall) -> dict[str, Any]:
+def _encode_tool_call(call: ToolCall) -> dict[str, Any]:
     return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": arguments_text(call)}}
 
 
-def _wire_usage(usage: Usage) -> dict[str, Any]:
+def _encode_usage(usage: Usage) -> dict[str, Any]:
     prompt_details: dict[str, Any] = {"cached_tokens": usage.cached_input_tokens, "audio_tokens": 0}
     if usage.cache_write_tokens:
         prompt_details["cache_write_tokens"] = usage.cache_write_tokens
@@ -174,14 +174,14 @@ def decode_usage(raw: Any) -> Usage:
     )
 
 
-def _finish_from_wire(value: Any) -> FinishReason:
+def _decode_finish(value: Any) -> FinishReason:
     return _FINISH_FROM_WIRE.get(value, "stop") if isinstance(value, str) else "stop"
 
 
 # ---------------------------------------------------------------------------------------------
 # requests
 # ---------------------------------------------------------------------------------------------
-def _image_to_wire(part: ImagePart) -> dict[str, Any]:
+def _encode_image(part: ImagePart) -> dict[str, Any]:
     url = part.url if part.url is not None else f"data:{part.media_type};base64,{part.data}"
     image: dict[str, Any] = {"url": url}
     if part.detail is not None:
@@ -189,7 +189,7 @@ def _image_to_wire(part: ImagePart) -> dict[str, Any]:
     return {"type": "image_url", "image_url": image}
 
 
-def _content_to_wire(parts: list[ContentPart], *, allow_images: bool) -> str | list[dict[str, Any]]:
+def _encode_content(parts: list[ContentPart], *, allow_images: bool) -> str | list[dict[str, Any]]:
     """A lone text part becomes a plain string (what every client sends); otherwise a part array."""
     visible = [p for p in parts if not isinstance(p, ThinkingPart)]
     if not visible:
@@ -201,25 +201,25 @@ def _content_to_wire(parts: list[ContentPart], *, allow_images: bool) -> str | l
         if isinstance(part, TextPart):
             out.append({"type": "text", "text": part.text})
         elif allow_images:
-            out.append(_image_to_wire(part))
+            out.append(_encode_image(part))
     return out
 
 
-def _message_to_wire(msg: Message) -> dict[str, Any]:
+def _encode_message(msg: Message) -> dict[str, Any]:
     if msg.role == "tool":
         return {
             "role": "tool",
             "tool_call_id": msg.tool_call_id or "",
-            "content": _content_to_wire(msg.content, allow_images=False),
+            "content": _encode_content(msg.content, allow_images=False),
         }
     wire: dict[str, Any] = {"role": msg.role}
     if msg.role == "assistant":
-        text = _content_to_wire(msg.content, allow_images=False)
+        text = _encode_content(msg.content, allow_images=False)
         wire["content"] = text if (text or not msg.tool_calls) else None
         if msg.tool_calls:
-            wire["tool_calls"] = [_wire_tool_call(c) for c in msg.tool_calls]
+            wire["tool_calls"] = [_encode_tool_call(c) for c in msg.tool_calls]
     else:
-        wire["content"] = _content_to_wire(msg.content, allow_images=msg.role == "user")
+        wire["content"] = _encode_content(msg.content, allow_images=msg.role == "user")
     if msg.name is not None:
         wire["name"] = msg.name
     return wire
@@ -236,7 +236,7 @@ def _effort(reasoning: Reasoning) -> str | None:
     return "medium" if budget <= 8192 else "high"
 
 
-def _response_format_to_wire(fmt: ResponseFormat) -> dict[str, Any]:
+def _encode_response_format(fmt: ResponseFormat) -> dict[str, Any]:
     if fmt.type != "json_schema":
         return {"type": fmt.type}
     schema: dict[str, Any] = {"name": fmt.name or "response"}
@@ -248,7 +248,7 @@ def _response_format_to_wire(fmt: ResponseFormat) -> dict[str, Any]:
     return {"type": "json_schema", "json_schema": schema}
 
 
-def _tool_to_wire(tool: ToolSpec) -> dict[str, Any]:
+def _encode_tool(tool: ToolSpec) -> dict[str, Any]:
     fn: dict[str, Any] = {"name": tool.name}
     if tool.description is not None:
         fn["description"] = tool.description
@@ -258,7 +258,7 @@ def _tool_to_wire(tool: ToolSpec) -> dict[str, Any]:
     return {"type": "function", "function": fn}
 
 
-def _tool_choice_to_wire(choice: ToolChoice) -> Any:
+def _encode_tool_choice(choice: ToolChoice) -> Any:
     if isinstance(choice, NamedToolChoice):
         return {"type": "function", "function": {"name": choice.name}}
     return choice
@@ -266,15 +266,15 @@ def _tool_choice_to_wire(choice: ToolChoice) -> Any:
 
 def encode_request(req: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
     """Canonical request → OpenAI body; pass-through fields only add, never override (see passthrough)."""
-    body: dict[str, Any] = {"model": req.model, "messages": [_message_to_wire(m) for m in req.messages]}
+    body: dict[str, Any] = {"model": req.model, "messages": [_encode_message(m) for m in req.messages]}
     if req.tools:
-        body["tools"] = [_tool_to_wire(t) for t in req.tools]
+        body["tools"] = [_encode_tool(t) for t in req.tools]
     if req.tool_choice is not None:
-        body["tool_choice"] = _tool_choice_to_wire(req.tool_choice)
+        body["tool_choice"] = _encode_tool_choice(req.tool_choice)
     if req.parallel_tool_calls is not None:
         body["parallel_tool_calls"] = req.parallel_tool_calls
     if req.response_format is not None:
-        body["response_format"] = _response_format_to_wire(req.response_format)
+        body["response_format"] = _encode_response_format(req.response_format)
     for key in ("temperature", "top_p", "frequency_penalty", "presence_penalty", "stop", "seed", "user",
                 "prompt_cache_key"):
         value = getattr(req, key)
@@ -293,14 +293,14 @@ def encode_request(req: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
     return apply_extras(body, req, "openai")
 
 
-def _data_url_image(url: str, detail: Any) -> ImagePart:
+def _decode_data_url_image(url: str, detail: Any) -> ImagePart:
     match = _DATA_URL.match(url)
     if match is None:
         return ImagePart(url=url, detail=detail)
     return ImagePart(data=match["data"], media_type=match["mt"], detail=detail)
 
 
-def _content_from_wire(content: Any, param: str) -> list[ContentPart]:
+def _decode_content(content: Any, param: str) -> list[ContentPart]:
     if content is None or content == "":
         return []
     if isinstance(content, str):
@@ -317,7 +317,7 @@ def _content_from_wire(content: Any, param: str) -> list[ContentPart]:
             text = part.get("text")
             if not isinstance(text, str):
                 raise _invalid("a text part needs a string 'text'", f"{where}.text")
-            parts.append(TextPart(text=text, cache_control=_cache_mark(part, where)))
+            parts.append(TextPart(text=text, cache_control=_decode_cache(part, where)))
         elif kind == "image_url":
             image = part.get("image_url")
             if isinstance(image, str):
@@ -327,8 +327,8 @@ def _content_from_wire(content: Any, param: str) -> list[ContentPart]:
             detail = image.get("detail")
             if detail not in (None, "auto", "low", "high"):
                 raise _invalid("image detail must be auto, low or high", f"{where}.image_url.detail")
-            image_part = _data_url_image(image["url"], detail)
-            image_part.cache_control = _cache_mark(part, where)
+            image_part = _decode_data_url_image(image["url"], detail)
+            image_part.cache_control = _decode_cache(part, where)
             parts.append(image_part)
         elif kind == "refusal":
             parts.append(TextPart(text=str(part.get("refusal") or "")))
@@ -337,7 +337,7 @@ def _content_from_wire(content: Any, param: str) -> list[ContentPart]:
     return parts
 
 
-def _cache_mark(part: dict[str, Any], where: str) -> CacheControl | None:
+def _decode_cache(part: dict[str, Any], where: str) -> CacheControl | None:
     """``cache_control`` on a content part: not OpenAI's, but the convention of gateways (LiteLLM,
     OpenRouter) for reaching Anthropic's prompt cache through this format. Decoded, never encoded."""
     raw = part.get("cache_control")
@@ -349,7 +349,7 @@ def _cache_mark(part: dict[str, Any], where: str) -> CacheControl | None:
     return CacheControl(ttl=raw.get("ttl"))
 
 
-def _tool_calls_from_wire(raw: Any, param: str) -> list[ToolCall]:
+def _decode_tool_calls(raw: Any, param: str) -> list[ToolCall]:
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -367,7 +367,7 @@ def _tool_calls_from_wire(raw: Any, param: str) -> list[ToolCall]:
     return calls
 
 
-def _message_from_wire(raw: Any, i: int, call_names: dict[str, str]) -> Message:
+def _decode_message(raw: Any, i: int, call_names: dict[str, str]) -> Message:
     param = f"messages[{i}]"
     if not isinstance(raw, dict):
         raise _invalid("a message must be an object", param)
@@ -375,10 +375,10 @@ def _message_from_wire(raw: Any, i: int, call_names: dict[str, str]) -> Message:
     if role == "function":  # legacy function result: the name doubles as the call id
         name = str(raw.get("name") or "")
         return Message(role="tool", tool_call_id=name, name=name,
-                       content=_content_from_wire(raw.get("content"), f"{param}.content"))
+                       content=_decode_content(raw.get("content"), f"{param}.content"))
     if role not in ("system", "developer", "user", "assistant", "tool"):
         raise _invalid(f"unknown role {role!r}", f"{param}.role")
-    content = _content_from_wire(raw.get("content"), f"{param}.content")
+    content = _decode_content(raw.get("content"), f"{param}.content")
     if role == "tool":
         call_id = raw.get("tool_call_id")
         if not isinstance(call_id, str):
@@ -388,16 +388,16 @@ def _message_from_wire(raw: Any, i: int, call_names: dict[str, str]) -> Message:
     name = raw.get("name")
     tool_calls: list[ToolCall] = []
     if role == "assistant":
-        tool_calls = _tool_calls_from_wire(raw.get("tool_calls"), f"{param}.tool_calls")
+        tool_calls = _decode_tool_calls(raw.get("tool_calls"), f"{param}.tool_calls")
         legacy = raw.get("function_call")
         if isinstance(legacy, dict) and not tool_calls:
-            tool_calls = _tool_calls_from_wire([{"id": legacy.get("name"), "function": legacy}], param)
+            tool_calls = _decode_tool_calls([{"id": legacy.get("name"), "function": legacy}], param)
         for call in tool_calls:
             call_names[call.id] = call.name
     return Message(role=role, content=content, tool_calls=tool_calls, name=name if isinstance(name, str) else None)
 
 
-def _tools_from_wire(raw: Any, legacy: Any, builtin: list[dict[str, Any]]) -> list[ToolSpec]:
+def _decode_tools(raw: Any, legacy: Any, builtin: list[dict[str, Any]]) -> list[ToolSpec]:
     """Function tools become ToolSpecs; other tool types (``custom``…) go to ``builtin``, OpenAI-only."""
     if raw is None and legacy is not None:
         raw = [{"type": "function", "function": f} for f in legacy] if isinstance(legacy, list) else legacy
@@ -426,7 +426,7 @@ def _tools_from_wire(raw: Any, legacy: Any, builtin: list[dict[str, Any]]) -> li
     return tools
 
 
-def _tool_choice_from_wire(raw: Any, param: str) -> ToolChoice | None:
+def _decode_tool_choice(raw: Any, param: str) -> ToolChoice | None:
     if raw is None:
         return None
     if raw in ("auto", "none", "required"):
@@ -439,7 +439,7 @@ def _tool_choice_from_wire(raw: Any, param: str) -> ToolChoice | None:
     raise _invalid("tool_choice must be auto, none, required or a named function", param)
 
 
-def _response_format_from_wire(raw: Any) -> ResponseFormat | None:
+def _decode_response_format(raw: Any) -> ResponseFormat | None:
     if raw is None:
         return None
     if not isinstance(raw, dict) or raw.get("type") not in ("text", "json_object", "json_schema"):
@@ -455,11 +455,11 @@ def _response_format_from_wire(raw: Any) -> ResponseFormat | None:
     )
 
 
-def decode_request(body: dict[str, Any]) -> ChatRequest:
+def decode_request(body: dict[str, Any], *, model: str = "") -> ChatRequest:
     """OpenAI body → canonical request. Unknown keys ride along as an OpenAI-only passthrough."""
     if not isinstance(body, dict):
         raise _invalid("the request body must be a JSON object", "body")
-    model = body.get("model")
+    model = model or body.get("model")  # a model named outside the body (the route) wins
     if not isinstance(model, str) or not model:
         raise _invalid("'model' is required", "model")
     raw_messages = body.get("messages")
@@ -468,7 +468,7 @@ def decode_request(body: dict[str, Any]) -> ChatRequest:
     if body.get("n") not in (None, 1):
         raise UnsupportedParameterError("only n=1 is supported", param="n")
     call_names: dict[str, str] = {}
-    messages = [_message_from_wire(m, i, call_names) for i, m in enumerate(raw_messages)]
+    messages = [_decode_message(m, i, call_names) for i, m in enumerate(raw_messages)]
     builtin: list[dict[str, Any]] = []
 
     options: dict[str, Any] = {k: v for k, v in body.items() if k not in _KNOWN_KEYS}
@@ -488,12 +488,12 @@ def decode_request(body: dict[str, Any]) -> ChatRequest:
         return ChatRequest(
             model=model,
             messages=messages,
-            tools=_tools_from_wire(body.get("tools"), body.get("functions"), builtin),
-            tool_choice=_tool_choice_from_wire(
+            tools=_decode_tools(body.get("tools"), body.get("functions"), builtin),
+            tool_choice=_decode_tool_choice(
                 body.get("tool_choice", body.get("function_call")), "tool_choice"
             ),
             parallel_tool_calls=body.get("parallel_tool_calls"),
-            response_format=_response_format_from_wire(body.get("response_format")),
+            response_format=_decode_response_format(body.get("response_format")),
             temperature=body.get("temperature"),
             top_p=body.get("top_p"),
             max_tokens=max_tokens,
@@ -541,7 +541,7 @@ def encode_response(resp: ChatResponse) -> dict[str, Any]:
     if thinking:
         message["reasoning_content"] = thinking
     if msg.tool_calls:
-        message["tool_calls"] = [_wire_tool_call(c) for c in msg.tool_calls]
+        message["tool_calls"] = [_encode_tool_call(c) for c in msg.tool_calls]
     return {
         "id": resp.id or _completion_id(),
         "object": "chat.completion",
@@ -555,7 +555,7 @@ def encode_response(resp: ChatResponse) -> dict[str, Any]:
                 "finish_reason": _FINISH_TO_WIRE[resp.finish_reason],
             }
         ],
-        "usage": _wire_usage(resp.usage),
+        "usage": _encode_usage(resp.usage),
         "service_tier": "default",
         "system_fingerprint": None,
     }
@@ -578,21 +578,21 @@ def decode_response(body: dict[str, Any]) -> ChatResponse:
     if thinking:
         parts.append(ThinkingPart(text=thinking))
     content = raw_msg.get("content")
-    parts.extend(_content_from_wire(content, "message.content") if content else [])
+    parts.extend(_decode_content(content, "message.content") if content else [])
     refusal = raw_msg.get("refusal")
     if isinstance(refusal, str) and refusal:
         parts.append(TextPart(text=refusal))
-    calls = _tool_calls_from_wire(raw_msg.get("tool_calls"), "message.tool_calls")
+    calls = _decode_tool_calls(raw_msg.get("tool_calls"), "message.tool_calls")
     legacy = raw_msg.get("function_call")
     if isinstance(legacy, dict) and not calls:
-        calls = _tool_calls_from_wire([{"id": "call_0", "function": legacy}], "message.function_call")
+        calls = _decode_tool_calls([{"id": "call_0", "function": legacy}], "message.function_call")
     raw_reason = choice.get("finish_reason")
     return ChatResponse(
         id=str(body.get("id") or ""),
         model=str(body.get("model") or ""),
         created=_int(body.get("created")),
         message=Message(role="assistant", content=parts, tool_calls=calls),
-        finish_reason=_finish_from_wire(raw_reason),
+        finish_reason=_decode_finish(raw_reason),
         raw_finish_reason=raw_reason if isinstance(raw_reason, str) else None,
         usage=decode_usage(body.get("usage")),
     )
@@ -717,7 +717,7 @@ class StreamDecoder:
         out.extend(self._end_calls())
         out.append(UsageEvent(usage=self._usage or Usage()))
         raw = self._finish
-        reason: FinishReason = _finish_from_wire(raw) if raw else ("tool_calls" if self._calls else "stop")
+        reason: FinishReason = _decode_finish(raw) if raw else ("tool_calls" if self._calls else "stop")
         out.append(FinishEvent(reason=reason, raw_reason=raw))
         return out
 
@@ -809,7 +809,7 @@ class StreamEncoder:
         if event.index not in self._announced:
             self._announced.add(event.index)
             self._args_sent.add(event.index)
-            wire = {"index": event.index, **_wire_tool_call(call)}
+            wire = {"index": event.index, **_encode_tool_call(call)}
             return self._delta({"tool_calls": [wire]})
         if event.index in self._args_sent:
             return b""
@@ -820,7 +820,7 @@ class StreamEncoder:
     def _usage_chunk(self) -> bytes:
         usage, self._usage = self._usage, None
         assert usage is not None
-        return self._chunk([], usage=_wire_usage(usage))
+        return self._chunk([], usage=_encode_usage(usage))
 
     def finish(self) -> bytes:
         return b"data: [DONE]\n\n"

@@ -146,12 +146,12 @@ def decode_usage(raw: Any) -> Usage:
 # ---------------------------------------------------------------------------------------------
 # request pieces shared by both directions
 # ---------------------------------------------------------------------------------------------
-def _image_to_wire(part: ImagePart) -> dict[str, Any]:
+def _encode_image(part: ImagePart) -> dict[str, Any]:
     url = part.url if part.url is not None else f"data:{part.media_type};base64,{part.data}"
     return {"type": "input_image", "image_url": url, "detail": part.detail or "auto"}
 
 
-def _reasoning_item(part: ThinkingPart, item_id: str) -> dict[str, Any]:
+def _encode_thinking(part: ThinkingPart, item_id: str) -> dict[str, Any]:
     item: dict[str, Any] = {"type": "reasoning", "id": item_id, "summary": []}
     if part.redacted:
         item["encrypted_content"] = part.data or ""
@@ -163,7 +163,7 @@ def _reasoning_item(part: ThinkingPart, item_id: str) -> dict[str, Any]:
     return item
 
 
-def _thinking_from_item(item: dict[str, Any]) -> ThinkingPart:
+def _decode_thinking(item: dict[str, Any]) -> ThinkingPart:
     texts = [s.get("text", "") for s in item.get("summary") or [] if isinstance(s, dict)]
     if not texts:  # some servers return the raw reasoning text instead of a summary
         texts = [c.get("text", "") for c in item.get("content") or [] if isinstance(c, dict)]
@@ -175,7 +175,7 @@ def _thinking_from_item(item: dict[str, Any]) -> ThinkingPart:
     return ThinkingPart(text=text, signature=encrypted)
 
 
-def _function_call_item(call: ToolCall, item_id: str | None = None, status: str | None = None) -> dict[str, Any]:
+def _encode_tool_call(call: ToolCall, item_id: str | None = None, status: str | None = None) -> dict[str, Any]:
     item: dict[str, Any] = {"type": "function_call", "call_id": call.id, "name": call.name,
                             "arguments": arguments_text(call)}
     if item_id is not None:
@@ -185,11 +185,11 @@ def _function_call_item(call: ToolCall, item_id: str | None = None, status: str 
     return item
 
 
-def _output_text(text: str) -> dict[str, Any]:
+def _encode_output_text(text: str) -> dict[str, Any]:
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
 
 
-def _message_items(msg: Message, index: int) -> list[dict[str, Any]]:
+def _encode_message(msg: Message, index: int) -> list[dict[str, Any]]:
     """One canonical message → its input items."""
     if msg.role == "tool":
         texts = [p for p in msg.content if isinstance(p, TextPart)]
@@ -203,24 +203,24 @@ def _message_items(msg: Message, index: int) -> list[dict[str, Any]]:
             if isinstance(part, TextPart):
                 content.append({"type": "input_text", "text": part.text})
             elif isinstance(part, ImagePart):
-                content.append(_image_to_wire(part))
+                content.append(_encode_image(part))
         return [{"type": "message", "role": msg.role, "content": content}]
     items: list[dict[str, Any]] = []
     texts_open: list[dict[str, Any]] | None = None
     for k, part in enumerate(msg.content):
         if isinstance(part, ThinkingPart):
-            items.append(_reasoning_item(part, f"rs_{index}_{k}"))
+            items.append(_encode_thinking(part, f"rs_{index}_{k}"))
             texts_open = None
         elif isinstance(part, TextPart):
             if texts_open is None:
                 texts_open = []
                 items.append({"type": "message", "role": "assistant", "content": texts_open})
             texts_open.append({"type": "output_text", "text": part.text, "annotations": []})
-    items.extend(_function_call_item(call) for call in msg.tool_calls)
+    items.extend(_encode_tool_call(call) for call in msg.tool_calls)
     return items
 
 
-def _tool_to_wire(tool: ToolSpec) -> dict[str, Any]:
+def _encode_tool(tool: ToolSpec) -> dict[str, Any]:
     wire: dict[str, Any] = {"type": "function", "name": tool.name}
     if tool.description is not None:
         wire["description"] = tool.description
@@ -230,13 +230,13 @@ def _tool_to_wire(tool: ToolSpec) -> dict[str, Any]:
     return wire
 
 
-def _tool_choice_to_wire(choice: ToolChoice) -> Any:
+def _encode_tool_choice(choice: ToolChoice) -> Any:
     if isinstance(choice, NamedToolChoice):
         return {"type": "function", "name": choice.name}
     return choice
 
 
-def _format_to_wire(fmt: ResponseFormat) -> dict[str, Any]:
+def _encode_response_format(fmt: ResponseFormat) -> dict[str, Any]:
     if fmt.type != "json_schema":
         return {"type": fmt.type}
     wire: dict[str, Any] = {"type": "json_schema", "name": fmt.name or "response", "schema": fmt.json_schema or {}}
@@ -261,16 +261,16 @@ def encode_request(req: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
         messages = messages[1:]
     items: list[dict[str, Any]] = []
     for i, msg in enumerate(messages):
-        items.extend(_message_items(msg, i))
+        items.extend(_encode_message(msg, i))
     body["input"] = items
     if req.tools:
-        body["tools"] = [_tool_to_wire(t) for t in req.tools]
+        body["tools"] = [_encode_tool(t) for t in req.tools]
     if req.tool_choice is not None:
-        body["tool_choice"] = _tool_choice_to_wire(req.tool_choice)
+        body["tool_choice"] = _encode_tool_choice(req.tool_choice)
     if req.parallel_tool_calls is not None:
         body["parallel_tool_calls"] = req.parallel_tool_calls
     if req.response_format is not None:
-        body["text"] = {"format": _format_to_wire(req.response_format)}
+        body["text"] = {"format": _encode_response_format(req.response_format)}
     for key in ("temperature", "top_p", "user", "prompt_cache_key"):
         value = getattr(req, key)
         if value is not None:
@@ -289,7 +289,7 @@ def encode_request(req: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 # decoding a served request
 # ---------------------------------------------------------------------------------------------
-def _parts_from_wire(content: Any, param: str) -> list[ContentPart]:
+def _decode_content(content: Any, param: str) -> list[ContentPart]:
     if content is None or content == "":
         return []
     if isinstance(content, str):
@@ -315,17 +315,17 @@ def _parts_from_wire(content: Any, param: str) -> list[ContentPart]:
                 raise UnsupportedParameterError("only input_image parts with image_url are supported",
                                                 param=f"{where}.image_url")
             detail = part.get("detail")
-            image = openai_chat._data_url_image(url, detail if detail in ("auto", "low", "high") else None)
+            image = openai_chat._decode_data_url_image(url, detail if detail in ("auto", "low", "high") else None)
             parts.append(image)
         else:
             raise UnsupportedParameterError(f"content part type '{kind}' is not supported", param=f"{where}.type")
     return parts
 
 
-def _output_from_wire(output: Any, param: str) -> list[ContentPart]:
+def _decode_output(output: Any, param: str) -> list[ContentPart]:
     if isinstance(output, str):
         return [TextPart(text=output)] if output else []
-    return _parts_from_wire(output, param)
+    return _decode_content(output, param)
 
 
 class _InputFolder:
@@ -364,12 +364,12 @@ class _InputFolder:
             call_id = item.get("call_id")
             if not isinstance(call_id, str):
                 raise _invalid("a function_call_output item needs call_id", f"{param}.call_id")
-            content = _output_from_wire(item.get("output"), f"{param}.output")
+            content = _decode_output(item.get("output"), f"{param}.output")
             self.messages.append(
                 Message(role="tool", tool_call_id=call_id, name=self.call_names.get(call_id), content=content)
             )
         elif kind == "reasoning":
-            self._assistant(for_calls=False).content.append(_thinking_from_item(item))
+            self._assistant(for_calls=False).content.append(_decode_thinking(item))
         else:
             raise UnsupportedParameterError(f"input item type '{kind}' is not supported", param=f"{param}.type")
 
@@ -377,7 +377,7 @@ class _InputFolder:
         role = item.get("role")
         if role not in ("system", "developer", "user", "assistant"):
             raise _invalid(f"unknown role {role!r}", f"{param}.role")
-        parts = _parts_from_wire(item.get("content"), f"{param}.content")
+        parts = _decode_content(item.get("content"), f"{param}.content")
         if role == "assistant":
             self._assistant(for_calls=False).content.extend(parts)
         else:
@@ -401,7 +401,7 @@ _HOSTED = frozenset(
 )
 
 
-def _tools_from_wire(raw: Any) -> list[ToolSpec]:
+def _decode_tools(raw: Any) -> list[ToolSpec]:
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -424,7 +424,7 @@ def _tools_from_wire(raw: Any) -> list[ToolSpec]:
     return tools
 
 
-def _tool_choice_from_wire(raw: Any) -> ToolChoice | None:
+def _decode_tool_choice(raw: Any) -> ToolChoice | None:
     if raw is None:
         return None
     if raw in ("auto", "none", "required"):
@@ -434,7 +434,7 @@ def _tool_choice_from_wire(raw: Any) -> ToolChoice | None:
     raise _invalid("tool_choice must be auto, none, required or a named function", "tool_choice")
 
 
-def _format_from_wire(raw: Any) -> ResponseFormat | None:
+def _decode_response_format(raw: Any) -> ResponseFormat | None:
     if raw is None:
         return None
     if not isinstance(raw, dict):
@@ -452,7 +452,7 @@ def _format_from_wire(raw: Any) -> ResponseFormat | None:
                           description=fmt.get("description"))
 
 
-def _reasoning_from_wire(raw: Any, options: dict[str, Any]) -> Reasoning | None:
+def _decode_reasoning(raw: Any, options: dict[str, Any]) -> Reasoning | None:
     if raw is None:
         return None
     if not isinstance(raw, dict):
@@ -465,11 +465,11 @@ def _reasoning_from_wire(raw: Any, options: dict[str, Any]) -> Reasoning | None:
     return None
 
 
-def decode_request(body: dict[str, Any]) -> ChatRequest:
+def decode_request(body: dict[str, Any], *, model: str = "") -> ChatRequest:
     """A Responses API body → canonical request. Unknown keys are kept for a Responses upstream only (``Passthrough``)."""
     if not isinstance(body, dict):
         raise _invalid("the request body must be a JSON object", "body")
-    model = body.get("model")
+    model = model or body.get("model")  # a model named outside the body (the route) wins
     if not isinstance(model, str) or not model:
         raise _invalid("'model' is required", "model")
     folder = _InputFolder()
@@ -487,15 +487,15 @@ def decode_request(body: dict[str, Any]) -> ChatRequest:
     elif raw_input is not None:
         raise _invalid("'input' must be a string or an array of items", "input")
     options = {k: v for k, v in body.items() if k not in _KNOWN_KEYS and k not in IGNORED_KEYS}
-    reasoning = _reasoning_from_wire(body.get("reasoning"), options)
+    reasoning = _decode_reasoning(body.get("reasoning"), options)
     try:
         return ChatRequest(
             model=model,
             messages=folder.messages,
-            tools=_tools_from_wire(body.get("tools")),
-            tool_choice=_tool_choice_from_wire(body.get("tool_choice")),
+            tools=_decode_tools(body.get("tools")),
+            tool_choice=_decode_tool_choice(body.get("tool_choice")),
             parallel_tool_calls=body.get("parallel_tool_calls"),
-            response_format=_format_from_wire(body.get("text")),
+            response_format=_decode_response_format(body.get("text")),
             temperature=body.get("temperature"),
             top_p=body.get("top_p"),
             max_tokens=body.get("max_output_tokens"),
@@ -524,16 +524,16 @@ def output_items(msg: Message, *, ids: bool = True) -> list[dict[str, Any]]:
     texts: list[dict[str, Any]] | None = None
     for part in msg.content:
         if isinstance(part, ThinkingPart):
-            items.append(_reasoning_item(part, _new_id("rs")))
+            items.append(_encode_thinking(part, _new_id("rs")))
             texts = None
         elif isinstance(part, TextPart):
             if texts is None:
                 texts = []
                 items.append({"id": _new_id("msg"), "type": "message", "status": "completed", "role": "assistant",
                               "content": texts})
-            texts.append(_output_text(part.text))
+            texts.append(_encode_output_text(part.text))
     for call in msg.tool_calls:
-        items.append(_function_call_item(call, _new_id("fc"), "completed"))
+        items.append(_encode_tool_call(call, _new_id("fc"), "completed"))
     return items
 
 
@@ -556,10 +556,10 @@ def echo_fields(request: ChatRequest | None) -> dict[str, Any]:
     reasoning = openai_chat._effort(request.reasoning) if request.reasoning is not None else None
     return {
         "instructions": instructions,
-        "tools": [_tool_to_wire(t) for t in request.tools],
-        "tool_choice": _tool_choice_to_wire(request.tool_choice) if request.tool_choice is not None else "auto",
+        "tools": [_encode_tool(t) for t in request.tools],
+        "tool_choice": _encode_tool_choice(request.tool_choice) if request.tool_choice is not None else "auto",
         "parallel_tool_calls": request.parallel_tool_calls if request.parallel_tool_calls is not None else True,
-        "text": {"format": _format_to_wire(fmt) if fmt is not None else {"type": "text"}},
+        "text": {"format": _encode_response_format(fmt) if fmt is not None else {"type": "text"}},
         "temperature": request.temperature,
         "top_p": request.top_p,
         "max_output_tokens": request.max_tokens,
@@ -610,7 +610,7 @@ def encode_response(resp: ChatResponse, request: ChatRequest | None = None) -> d
     )
 
 
-def _finish_from(status: Any, incomplete: Any, has_calls: bool) -> FinishReason:
+def _decode_finish(status: Any, incomplete: Any, has_calls: bool) -> FinishReason:
     if status == "incomplete":
         reason = incomplete.get("reason") if isinstance(incomplete, dict) else None
         return "content_filter" if reason == "content_filter" else "length"
@@ -622,7 +622,7 @@ def _finish_from(status: Any, incomplete: Any, has_calls: bool) -> FinishReason:
 def decode_response(body: dict[str, Any]) -> ChatResponse:
     """A Responses API ``response`` object → canonical response."""
     if body.get("status") == "failed" and isinstance(body.get("error"), dict):
-        raise _failed_error(body["error"])
+        raise _decode_failed_error(body["error"])
     parts: list[ContentPart] = []
     calls: list[ToolCall] = []
     for item in body.get("output") or []:
@@ -630,9 +630,9 @@ def decode_response(body: dict[str, Any]) -> ChatResponse:
             continue
         kind = item.get("type")
         if kind == "message":
-            parts.extend(_parts_from_wire(item.get("content"), "output.content"))
+            parts.extend(_decode_content(item.get("content"), "output.content"))
         elif kind == "reasoning":
-            parts.append(_thinking_from_item(item))
+            parts.append(_decode_thinking(item))
         elif kind == "function_call":
             raw = item.get("arguments")
             arguments, raw_arguments = parse_arguments(raw if isinstance(raw, str) else None)
@@ -645,13 +645,13 @@ def decode_response(body: dict[str, Any]) -> ChatResponse:
         model=str(body.get("model") or ""),
         created=int(created) if isinstance(created, int | float) else 0,
         message=Message(role="assistant", content=parts, tool_calls=calls),
-        finish_reason=_finish_from(status, body.get("incomplete_details"), bool(calls)),
+        finish_reason=_decode_finish(status, body.get("incomplete_details"), bool(calls)),
         raw_finish_reason=status if isinstance(status, str) else None,
         usage=decode_usage(body.get("usage")),
     )
 
 
-def _failed_error(error: dict[str, Any]) -> EPError:
+def _decode_failed_error(error: dict[str, Any]) -> EPError:
     """``response.failed``/``error`` payloads carry a code, not an HTTP status: infer one."""
     code = str(error.get("code") or "")
     status = 429 if "rate_limit" in code else 400 if code.startswith(("invalid", "image", "unsupported")) else 500
@@ -737,7 +737,7 @@ class StreamEncoder:
         wire = {"id": item.id, "type": "message", "status": "in_progress", "role": "assistant", "content": []}
         out += self._event("response.output_item.added", output_index=item.output_index, item=wire)
         out += self._event("response.content_part.added", item_id=item.id, output_index=item.output_index,
-                           content_index=0, part=_output_text(""))
+                           content_index=0, part=_encode_output_text(""))
         return out
 
     def _close_message(self) -> bytes:
@@ -747,9 +747,9 @@ class StreamEncoder:
         text = "".join(item.text)
         where = {"item_id": item.id, "output_index": item.output_index, "content_index": 0}
         out = self._event("response.output_text.done", **where, text=text, logprobs=[])
-        out += self._event("response.content_part.done", **where, part=_output_text(text))
+        out += self._event("response.content_part.done", **where, part=_encode_output_text(text))
         wire = {"id": item.id, "type": "message", "status": "completed", "role": "assistant",
-                "content": [_output_text(text)]}
+                "content": [_encode_output_text(text)]}
         self._items[item.output_index] = wire
         return out + self._event("response.output_item.done", output_index=item.output_index, item=wire)
 
@@ -772,14 +772,14 @@ class StreamEncoder:
         where = {"item_id": item.id, "output_index": item.output_index, "summary_index": 0}
         out = self._event("response.reasoning_summary_text.done", **where, text=text)
         out += self._event("response.reasoning_summary_part.done", **where, part={"type": "summary_text", "text": text})
-        wire = _reasoning_item(ThinkingPart(text=text, signature=item.signature), item.id)
+        wire = _encode_thinking(ThinkingPart(text=text, signature=item.signature), item.id)
         self._items[item.output_index] = wire
         return out + self._event("response.output_item.done", output_index=item.output_index, item=wire)
 
     def _redacted(self, data: str | None) -> bytes:
         out = self._close_message() + self._close_thinking()
         index = self._slot()
-        wire = _reasoning_item(ThinkingPart(redacted=True, data=data or ""), _new_id("rs"))
+        wire = _encode_thinking(ThinkingPart(redacted=True, data=data or ""), _new_id("rs"))
         self._items[index] = wire
         out += self._event("response.output_item.added", output_index=index, item=wire)
         return out + self._event("response.output_item.done", output_index=index, item=wire)
@@ -820,7 +820,7 @@ class StreamEncoder:
         item.kind = "done"
         out += self._event("response.function_call_arguments.done", item_id=item.id,
                            output_index=item.output_index, arguments=text)
-        wire = _function_call_item(final.model_copy(update={"raw_arguments": text}), item.id, "completed")
+        wire = _encode_tool_call(final.model_copy(update={"raw_arguments": text}), item.id, "completed")
         self._items[item.output_index] = wire
         return out + self._event("response.output_item.done", output_index=item.output_index, item=wire)
 
@@ -955,9 +955,9 @@ class StreamDecoder:
             out.extend(self._complete(event.get("response") or {}))
         elif kind == "response.failed":
             response = event.get("response") or {}
-            raise _failed_error(response.get("error") or {"message": "the upstream response failed"})
+            raise _decode_failed_error(response.get("error") or {"message": "the upstream response failed"})
         elif kind == "error":
-            raise _failed_error(event)
+            raise _decode_failed_error(event)
         return out
 
     def _item_added(self, item: dict[str, Any]) -> list[StreamEvent]:
@@ -981,7 +981,7 @@ class StreamDecoder:
                             raw_arguments=raw_arguments)
             return [ToolCallEnd(index=index, tool_call=call)]
         if kind == "reasoning":
-            part = _thinking_from_item(item)
+            part = _decode_thinking(item)
             was_open, self._thinking_open = self._thinking_open, False
             if part.redacted:
                 return [ThinkingDelta(redacted=True, data=part.data)]
@@ -993,7 +993,7 @@ class StreamDecoder:
 
     def _complete(self, response: dict[str, Any]) -> list[StreamEvent]:
         self._done = True
-        reason = _finish_from(response.get("status"), response.get("incomplete_details"), bool(self._calls))
+        reason = _decode_finish(response.get("status"), response.get("incomplete_details"), bool(self._calls))
         return [UsageEvent(usage=decode_usage(response.get("usage"))),
                 FinishEvent(reason=reason, raw_reason=str(response.get("status") or "completed"))]
 

@@ -1,4 +1,4 @@
-"""Environment settings (prefix ``EP_``, also read from ``.env``), as documented in SPEC.md.
+"""Environment settings (prefix ``EP_``, also read from ``.env``), as documented in the README (the external contract).
 
 The standard unprefixed names (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``, ``GEMINI_API_KEY`` /
 ``GOOGLE_API_KEY``) are honoured when the ``EP_`` one is unset, so existing shells just work.
@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))
     master_key: SecretStr | None = Field(None, validation_alias=_env("MASTER_KEY"))
     workspace_root: Path | None = Field(None, validation_alias=_env("WORKSPACE_ROOT"))
-    # The ``local`` provider's engine (defaults, and why, in providers/_local_supervisor.EngineConfig).
+    # The ``local`` provider's engine (defaults, and why, in providers/local_supervisor.EngineConfig).
     local_model: Path | None = Field(None, validation_alias=_env("LOCAL_MODEL"))
     local_threads: int | None = Field(None, validation_alias=_env("LOCAL_THREADS"))
     local_ctx: int | None = Field(None, validation_alias=_env("LOCAL_CTX"))
@@ -55,7 +55,7 @@ MASTER_KEY_MIN_CHARS = 16
 
 
 def master_key_problem(value: str | None) -> str | None:
-    """Why a configured master key is unusable (SPEC: at least 16 non-blank characters), or None.
+    """Why a configured master key is unusable (the external contract: at least 16 non-blank characters), or None.
 
     Unset is fine (open mode, loopback only); a set but blank or short key would let a guess, or
     nothing at all, pass for the administrator, so the gateway refuses to start with it.

@@ -120,7 +120,9 @@ def create_app(
         with contextlib.suppress(Exception):
             await client.aclose()
         await money.close(meter)
-        await _close_shared_pool()
+        from ..providers.http import close_shared_pool
+
+        await close_shared_pool()  # the upstream pool, if it lives on this server's loop
 
     app = FastAPI(
         title="Execution Platform gateway",
@@ -146,17 +148,6 @@ def create_app(
                        body_timeout=body_timeout or server_setting(config, "body_timeout", BODY_TIMEOUT))
     _publish_native_schemas(app, native.native_components(), gateway)
     return app
-
-
-async def _close_shared_pool() -> None:
-    """Close the process-wide upstream pool if it lives on this server's loop."""
-    import asyncio
-
-    from ..providers import _http
-
-    pool = _http._shared
-    if pool is not None and pool._loop is asyncio.get_running_loop():
-        await pool.aclose()
 
 
 def _publish_native_schemas(app: FastAPI, components: dict[str, Any], gateway: Gateway) -> None:

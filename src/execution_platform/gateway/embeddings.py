@@ -18,7 +18,7 @@ import orjson
 from ..errors import EPError, InvalidRequestError, UpstreamServerError
 from ..money.embeddings import metered_embedding
 from ..money.metering import CallContext
-from ..providers._http import client_timeout, transport_error
+from ..providers.http import client_timeout, transport_error
 from ..providers.registry import split_model
 from .state import Gateway
 

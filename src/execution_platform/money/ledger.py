@@ -380,7 +380,7 @@ class Ledger:
         status: str | Sequence[str] | None = None,
         where: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """``{"total_usd", "requests", "input_tokens", "output_tokens", "groups": [...]}`` (SPEC /costs).
+        """``{"total_usd", "requests", "input_tokens", "output_tokens", "groups": [...]}`` (the external contract, README: ``GET /costs``).
 
         Whole days come from the daily roll-up (fast at millions of rows, exact after retention has
         pruned raw rows); only the partial days at the edges of a range given to the second are read

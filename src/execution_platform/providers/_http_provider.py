@@ -25,8 +25,8 @@ from ..errors import (
     register_secret,
 )
 from ..model import Capabilities, ChatRequest, ChatResponse, FinishEvent, StreamEvent
-from ._http import HttpClient, Timeouts, client_timeout, iter_chunks, shared_client, transport_error
 from .base import Provider
+from .http import HttpClient, Timeouts, client_timeout, iter_chunks, shared_client, transport_error
 
 
 class HTTPProvider(Provider):

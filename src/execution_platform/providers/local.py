@@ -1,7 +1,7 @@
 """The ``local`` provider: a GGUF model served on this machine, no key and no network needed.
 
 The engine (llama.cpp's OpenAI-compatible server) runs in a supervised child process started on
-first use (see ``_local_supervisor``), and is reached through the OpenAI adapter on its loopback
+first use (see ``local_supervisor``), and is reached through the OpenAI adapter on its loopback
 port, so routing, metering (tokens real, cost 0), limits and every wire surface treat it like any
 other provider. Tools and ``response_format`` go through the engine's grammar (``_local_tools``).
 
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from ..errors import StreamInterruptedError, UpstreamConnectionError, UpstreamTimeoutError
 from ..model import Capabilities, ChatRequest, ChatResponse, StartEvent, StreamEvent
 from . import _local_tools
-from ._http import Timeouts
-from ._local_supervisor import EngineConfig, EngineSupervisor, shared_supervisor
+from .http import Timeouts
+from .local_supervisor import EngineConfig, EngineSupervisor, shared_supervisor
 from .openai import OpenAIProvider
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ from typing import Literal
 
 from ..codecs import openai_chat
 from ..model import Capabilities
-from ._http import HttpClient, Timeouts
 from ._http_provider import HTTPProvider
+from .http import HttpClient, Timeouts
 
 Api = Literal["chat", "responses"]
 

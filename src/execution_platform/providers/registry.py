@@ -56,7 +56,7 @@ def provider_class(name: str) -> type[Provider]:
 def create_provider(name: str, settings: Settings, *, http: Any = None, **overrides: Any) -> Provider:
     """A provider configured from ``EP_*`` settings; ``overrides`` (api_key, base_url, …) win.
 
-    ``http`` is the connection pool (``providers._http.HttpClient``) HTTP adapters should share; the
+    ``http`` is the connection pool (``providers.http.HttpClient``) HTTP adapters should share; the
     owner of that pool closes it.
     """
     cls = provider_class(name)

@@ -22,7 +22,7 @@ State = Literal["closed", "open", "half_open"]
 class CircuitOpenError(UpstreamServerError):
     """Raised at once instead of calling an upstream whose breaker is open; fallback moves on."""
 
-    status_code = 502  # SPEC: every target failed -> 502
+    status_code = 502  # the external contract: every target failed -> 502
     type = "circuit_open"
     retryable = True
 

@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 
 from ..errors import EPError, UpstreamTimeoutError
 from ..model import Attempt, Capabilities, ChatRequest, ChatResponse, StartEvent, StreamEvent
-from ..providers._http import Timeouts
 from ..providers.base import Provider
+from ..providers.http import Timeouts
 from .attempts import RoutedStream, attach, close_quietly
 
 

@@ -34,8 +34,8 @@ from ..config.schema import (
 from ..errors import NotFoundError, PermissionDeniedError
 from ..model import Capabilities, ChatRequest, Message, Reasoning
 from ..model.address import parse_address, persona_address
-from ..providers._http import Timeouts
 from ..providers.base import Provider
+from ..providers.http import Timeouts
 from .balance import BalancedProvider, Member
 from .breaker import CircuitBreaker, CircuitBreakerProvider
 from .capabilities import apply_override, intersect

@@ -46,7 +46,7 @@ def local_available(settings: Any) -> bool:
         return False
     if value:
         return True
-    from ...providers._local_supervisor import shipped_model
+    from ...providers.local_supervisor import shipped_model
 
     return shipped_model() is not None
 

@@ -96,9 +96,9 @@ def local_status(settings: Any) -> dict[str, Any]:
     """The local model: available (a model file), and whether its engine runs now (it starts on first use)."""
     status: dict[str, Any] = {"configured": local_available(settings)}
     if "execution_platform.providers.local" in sys.modules:
-        from ...providers._local_supervisor import _SHARED
+        from ...providers.local_supervisor import engine_running
 
-        status["running"] = any(sup.pid is not None for sup in _SHARED.values())
+        status["running"] = engine_running()
     else:
         status["running"] = False
     return status
@@ -107,7 +107,7 @@ def local_status(settings: Any) -> dict[str, Any]:
 @router.head("/health", responses={200: {"description": "Alive (no body)"}}, summary="Liveness without a body",
              operation_id="health_head")
 async def health_head() -> Response:
-    """For load balancers and probes that send ``HEAD`` (SPEC: GET/HEAD ``/health``, no key)."""
+    """For load balancers and probes that send ``HEAD`` (the external contract: GET/HEAD ``/health``, no key)."""
     return Response(status_code=200, media_type="application/json")  # GET's headers, no body
 
 

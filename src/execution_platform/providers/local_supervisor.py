@@ -245,6 +245,11 @@ def shared_supervisor(config: EngineConfig) -> EngineSupervisor:
         return sup.acquire()
 
 
+def engine_running() -> bool:
+    """Whether any engine of this process has a live child process (``/health`` reports it)."""
+    return any(sup.pid is not None for sup in list(_SHARED.values()))
+
+
 @atexit.register
 def _stop_all() -> None:
     for sup in list(_SHARED.values()):

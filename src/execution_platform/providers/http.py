@@ -1,7 +1,11 @@
 """One pooled async HTTP client shared by the HTTP providers, with explicit timeouts.
 
-aiohttp was chosen over httpx by measurement (see ``bench/http_client.py`` and the foundation issue
-note): for small JSON posts and SSE streams over keep-alive connections it spends markedly less CPU
+This is the public transport layer of ``providers``: the pool (:class:`HttpClient`,
+:func:`shared_client`, :func:`close_shared_pool`), :class:`Timeouts`, and the mapping of transport
+failures into the error taxonomy (:func:`transport_error`). Routing, the client and the gateway use
+these names; nothing outside ``providers`` needs the pool's internals.
+
+aiohttp was chosen over httpx by measurement (``bench/http_client.py``): for small JSON posts and SSE streams over keep-alive connections it spends markedly less CPU
 per request, and the gateway sits on every call.
 """
 
@@ -57,6 +61,10 @@ class HttpClient:
             self._loop = loop
         return self._session
 
+    def bound_to(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether the current session was made on ``loop`` (sessions cannot cross loops)."""
+        return self._loop is loop
+
     async def aclose(self) -> None:
         if self._session is not None and not self._session.closed:
             try:
@@ -75,6 +83,17 @@ def shared_client() -> HttpClient:
     if _shared is None:
         _shared = HttpClient()
     return _shared
+
+
+async def close_shared_pool() -> None:
+    """Close the process-wide pool if it lives on the running loop (a server shutting down).
+
+    A pool bound to another loop is left alone: its sessions belong to that loop, and the next
+    :meth:`HttpClient.session` call on a new loop replaces them anyway.
+    """
+    pool = _shared
+    if pool is not None and pool.bound_to(asyncio.get_running_loop()):
+        await pool.aclose()
 
 
 def client_timeout(t: Timeouts) -> aiohttp.ClientTimeout:
