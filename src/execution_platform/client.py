@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from .model import ChatRequest, ChatResponse, Message, StreamEvent, ToolSpec
@@ -211,7 +211,7 @@ class Client:
         messages: Sequence[Message | dict[str, Any]],
         tools: Sequence[ToolSpec | dict[str, Any]] | None = None,
         **params: Any,
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         async for event in self.send_stream(self.build_request(model, messages, tools, **params)):
             yield event
 

@@ -373,8 +373,8 @@ def _message_from_wire(raw: Any, i: int, call_names: dict[str, str]) -> Message:
         raise _invalid("a message must be an object", param)
     role = raw.get("role")
     if role == "function":  # legacy function result: the name doubles as the call id
-        name = str(raw.get("name") or "")
-        return Message(role="tool", tool_call_id=name, name=name,
+        fn_name = str(raw.get("name") or "")
+        return Message(role="tool", tool_call_id=fn_name, name=fn_name,
                        content=_content_from_wire(raw.get("content"), f"{param}.content"))
     if role not in ("system", "developer", "user", "assistant", "tool"):
         raise _invalid(f"unknown role {role!r}", f"{param}.role")
@@ -450,7 +450,7 @@ def _response_format_from_wire(raw: Any) -> ResponseFormat | None:
     if not isinstance(spec, dict) or not isinstance(spec.get("schema", {}), dict):
         raise _invalid("json_schema needs an object with name and schema", "response_format.json_schema")
     return ResponseFormat(
-        type="json_schema", name=spec.get("name"), schema=spec.get("schema"), strict=spec.get("strict"),
+        type="json_schema", name=spec.get("name"), json_schema=spec.get("schema"), strict=spec.get("strict"),
         description=spec.get("description"),
     )
 
@@ -507,7 +507,7 @@ def decode_request(body: dict[str, Any]) -> ChatRequest:
             passthrough=split_unknown(options, "openai", tools=builtin),
         )
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        first = getattr(exc, "errors", lambda: [{}])()[0]
+        first: dict[str, Any] = getattr(exc, "errors", lambda: [{}])()[0]
         param = ".".join(str(p) for p in first.get("loc", ())) or "body"
         if param == "max_tokens" and "max_completion_tokens" in body:
             param = "max_completion_tokens"

@@ -448,7 +448,7 @@ def _format_from_wire(raw: Any) -> ResponseFormat | None:
         return ResponseFormat(type=fmt["type"])
     if not isinstance(fmt.get("schema"), dict):
         raise _invalid("a json_schema format needs a schema object", "text.format.schema")
-    return ResponseFormat(type="json_schema", name=fmt.get("name"), schema=fmt["schema"], strict=fmt.get("strict"),
+    return ResponseFormat(type="json_schema", name=fmt.get("name"), json_schema=fmt["schema"], strict=fmt.get("strict"),
                           description=fmt.get("description"))
 
 
@@ -505,7 +505,7 @@ def decode_request(body: dict[str, Any]) -> ChatRequest:
             passthrough=split_unknown(options, "openai_responses"),
         )
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        first = getattr(exc, "errors", lambda: [{}])()[0]
+        first: dict[str, Any] = getattr(exc, "errors", lambda: [{}])()[0]
         param = ".".join(str(p) for p in first.get("loc", ())) or "body"
         raise _invalid(f"invalid request: {first.get('msg', exc)}", param) from None
 

@@ -12,7 +12,7 @@ import importlib
 import inspect
 import os
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
@@ -20,12 +20,15 @@ from . import money
 from .auth import Authenticator
 from .errors import install_handlers
 from .fastpath import HotRoutes, hot_endpoints
-from .keys import KeyStore, MemoryKeyStore
+from .keys import KeyStore
 from .limits import Limits
 from .metrics import Metrics
 from .middleware import GatewayMiddleware
 from .observe import Observer
 from .state import Gateway
+
+if TYPE_CHECKING:
+    from ..config.settings import Settings
 
 
 def _make_client(settings: Any, config: Any) -> Any:
@@ -37,13 +40,13 @@ def _make_client(settings: Any, config: Any) -> Any:
     return Client(settings)
 
 
-def open_key_store(settings: Any) -> KeyStore:
-    """The SQL key repository when the storage layer is available, else a process-local store."""
-    try:
-        from .sql_keys import open_repository
-    except ImportError:
-        return MemoryKeyStore()
-    return open_repository(settings)
+def open_key_store(settings: Settings) -> KeyStore:
+    """The SQL key repository (SQLite by default, PostgreSQL when configured)."""
+    from .sql_keys import open_repository
+
+    # KeyRepository returns storage's VirtualKey where KeyStore promises KeyRecord; the two record
+    # types are being merged into one.
+    return open_repository(settings)  # type: ignore[return-value]
 
 
 def _config_section(config: Any, name: str) -> Any:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from ..errors import (
@@ -72,7 +72,7 @@ def domain_of_type(error_type: str) -> str:
     return "gateway"
 
 
-def note_error(scope: dict[str, Any], err: EPError) -> None:
+def note_error(scope: MutableMapping[str, Any], err: EPError) -> None:
     """Remember the error a request is answered with (for its metrics and log line)."""
     scope.setdefault("state", {})["error"] = err
 
