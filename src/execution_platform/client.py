@@ -9,12 +9,19 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .model import ChatRequest, ChatResponse, Message, StreamEvent, ToolSpec
 from .providers.base import Provider
+
+if TYPE_CHECKING:  # loaded lazily at run time: importing the SDK stays cheap
+    from .config.schema import Config
+    from .config.settings import Settings
+    from .money.meter import Meter
+    from .routing.router import Router
 
 
 class Client:
@@ -35,11 +42,11 @@ class Client:
 
     def __init__(
         self,
-        settings: Any = None,
+        settings: Settings | None = None,
         *,
         providers: dict[str, Provider] | None = None,
-        config: Any = None,
-        meter: Any = None,
+        config: Config | str | os.PathLike[str] | None = None,
+        meter: Meter | bool | None = None,
     ) -> None:
         if settings is None:
             from .config.settings import Settings
@@ -52,11 +59,11 @@ class Client:
 
         # One connection pool per client: its adapters share it and ``aclose`` releases it.
         self.http = HttpClient()
-        self.router: Any = None
+        self.router: Router | None = None
         self._metered: dict[str, Provider] = {}
         if config is None:
-            config = getattr(settings, "config", None)
-        loaded = None
+            config = settings.config
+        loaded: Config | None = None
         if config is not None:
             from .config.file import load_config
             from .config.schema import Config
@@ -65,11 +72,13 @@ class Client:
             loaded = config if isinstance(config, Config) else load_config(config)
             self.router = Router(loaded, settings, providers=self._providers, wrap=self._leaf, http=self.http)
         self._owns_meter = meter is True
+        self.meter: Meter | None = None
         if meter is True:
             from .money.meter import Meter
 
-            meter = Meter.from_settings(settings, loaded)
-        self.meter = meter or None
+            self.meter = Meter.from_settings(settings, loaded)
+        elif meter:
+            self.meter = meter
 
     def provider(self, name: str) -> Provider:
         if name not in self._providers:
