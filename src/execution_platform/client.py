@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .model import ChatRequest, ChatResponse, Message, StreamEvent, ToolSpec
 from .providers.base import Provider
@@ -22,6 +22,8 @@ if TYPE_CHECKING:  # loaded lazily at run time: importing the SDK stays cheap
     from .config.settings import Settings
     from .money.meter import Meter
     from .routing.router import Router
+
+T = TypeVar("T")
 
 
 class Client:
@@ -200,7 +202,7 @@ class Client:
         finally:
             await self.meter.release(admission, error)
 
-    def _config(self) -> Any:
+    def _config(self) -> Config | None:
         return self.router.config if self.router is not None else None
 
     async def chat(
@@ -250,7 +252,7 @@ class _LeafSwitch(Provider):
         self.name = adapter.name
         self.config = config
         self.deployment = deployment
-        self._metered: Any = None
+        self._metered: tuple[Meter, Provider] | None = None  # (the meter it was built for, its leaf)
 
     def _target(self) -> Provider:
         meter = self.client.meter
@@ -285,7 +287,7 @@ class SyncClient:
         self._thread = threading.Thread(target=self._loop.run_forever, name="ep-sync-client", daemon=True)
         self._thread.start()
 
-    def _run(self, coro: Any) -> Any:
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def chat(self, **kwargs: Any) -> ChatResponse:
