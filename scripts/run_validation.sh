@@ -47,5 +47,6 @@ fi
 
 # --- checks ---------------------------------------------------------------------------------------
 .venv/bin/ruff check .
+.venv/bin/mypy  # src/execution_platform, configured in pyproject.toml ([tool.mypy])
 .venv/bin/python -c 'import time, subprocess, sys; t=time.perf_counter(); subprocess.run([sys.executable, "-c", "import execution_platform"], check=True); print(f"import execution_platform (with interpreter start): {time.perf_counter()-t:.3f}s")'
 exec .venv/bin/python -m pytest -n 2 --dist loadgroup -q -p no:cacheprovider "$@"

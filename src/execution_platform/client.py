@@ -9,12 +9,21 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .model import ChatRequest, ChatResponse, Message, StreamEvent, ToolSpec
 from .providers.base import Provider
+
+if TYPE_CHECKING:  # loaded lazily at run time: importing the SDK stays cheap
+    from .config.schema import Config
+    from .config.settings import Settings
+    from .money.meter import Meter
+    from .routing.router import Router
+
+T = TypeVar("T")
 
 
 class Client:
@@ -35,11 +44,11 @@ class Client:
 
     def __init__(
         self,
-        settings: Any = None,
+        settings: Settings | None = None,
         *,
         providers: dict[str, Provider] | None = None,
-        config: Any = None,
-        meter: Any = None,
+        config: Config | str | os.PathLike[str] | None = None,
+        meter: Meter | bool | None = None,
     ) -> None:
         if settings is None:
             from .config.settings import Settings
@@ -52,11 +61,11 @@ class Client:
 
         # One connection pool per client: its adapters share it and ``aclose`` releases it.
         self.http = HttpClient()
-        self.router: Any = None
+        self.router: Router | None = None
         self._metered: dict[str, Provider] = {}
         if config is None:
-            config = getattr(settings, "config", None)
-        loaded = None
+            config = settings.config
+        loaded: Config | None = None
         if config is not None:
             from .config.file import load_config
             from .config.schema import Config
@@ -65,11 +74,13 @@ class Client:
             loaded = config if isinstance(config, Config) else load_config(config)
             self.router = Router(loaded, settings, providers=self._providers, wrap=self._leaf, http=self.http)
         self._owns_meter = meter is True
+        self.meter: Meter | None = None
         if meter is True:
             from .money.meter import Meter
 
-            meter = Meter.from_settings(settings, loaded)
-        self.meter = meter or None
+            self.meter = Meter.from_settings(settings, loaded)
+        elif meter:
+            self.meter = meter
 
     def provider(self, name: str) -> Provider:
         if name not in self._providers:
@@ -191,7 +202,7 @@ class Client:
         finally:
             await self.meter.release(admission, error)
 
-    def _config(self) -> Any:
+    def _config(self) -> Config | None:
         return self.router.config if self.router is not None else None
 
     async def chat(
@@ -211,7 +222,7 @@ class Client:
         messages: Sequence[Message | dict[str, Any]],
         tools: Sequence[ToolSpec | dict[str, Any]] | None = None,
         **params: Any,
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         async for event in self.send_stream(self.build_request(model, messages, tools, **params)):
             yield event
 
@@ -241,7 +252,7 @@ class _LeafSwitch(Provider):
         self.name = adapter.name
         self.config = config
         self.deployment = deployment
-        self._metered: Any = None
+        self._metered: tuple[Meter, Provider] | None = None  # (the meter it was built for, its leaf)
 
     def _target(self) -> Provider:
         meter = self.client.meter
@@ -276,7 +287,7 @@ class SyncClient:
         self._thread = threading.Thread(target=self._loop.run_forever, name="ep-sync-client", daemon=True)
         self._thread.start()
 
-    def _run(self, coro: Any) -> Any:
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def chat(self, **kwargs: Any) -> ChatResponse:

@@ -30,7 +30,7 @@ def chat(
         model = _default_model()
     if not model and not persona:
         raise typer.BadParameter("give --model provider/model or --persona NAME")
-    address = model or persona_address(persona)
+    address = model or persona_address(persona or "")
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
     try:
         asyncio.run(_run(address, messages, stream))

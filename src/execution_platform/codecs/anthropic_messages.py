@@ -334,8 +334,8 @@ def decode_request(body: dict[str, Any], *, model: str = "") -> ChatRequest:
     """A served ``/v1/messages`` body as a canonical request; unknown fields ride along Anthropic-only."""
     if not isinstance(body, dict):
         raise InvalidRequestError("request body must be a JSON object", param="body")
-    model = model or body.get("model")  # a model named outside the body (the route) wins
-    if not isinstance(model, str) or not model:
+    named = model or body.get("model")  # a model named outside the body (the route) wins
+    if not isinstance(named, str) or not named:
         raise InvalidRequestError("model: Field required", param="model")
     raw_messages = body.get("messages")
     if not isinstance(raw_messages, list):
@@ -355,7 +355,7 @@ def decode_request(body: dict[str, Any], *, model: str = "") -> ChatRequest:
             turns.extend(_decode_message(raw, f"messages.{i}", tool_names))
     messages.extend(turns)
     options: dict[str, Any] = {k: v for k, v in body.items() if k not in _KNOWN_REQUEST_KEYS}
-    fields: dict[str, Any] = {"model": model, "messages": messages}
+    fields: dict[str, Any] = {"model": named, "messages": messages}
     for key in ("max_tokens", "temperature", "top_p", "top_k"):
         if body.get(key) is not None:
             fields[key] = body[key]
@@ -378,7 +378,7 @@ def decode_request(body: dict[str, Any], *, model: str = "") -> ChatRequest:
     except EPError:
         raise
     except ValueError as exc:
-        first = getattr(exc, "errors", lambda: [{}])()[0]
+        first: dict[str, Any] = getattr(exc, "errors", lambda: [{}])()[0]
         param = ".".join(str(p) for p in first.get("loc", ())) or "body"
         param = {"stop": "stop_sequences"}.get(param, param)
         raise InvalidRequestError(f"{param}: {first.get('msg', exc)}", param=param) from None
@@ -402,7 +402,7 @@ def _decode_system_turn(content: Any, where: str) -> Message:
     if isinstance(content, str):
         return Message(role="system", content=content)
     if isinstance(content, list):
-        texts = [b.get("text") for b in content if isinstance(b, dict) and b.get("type") == "text"]
+        texts: list[Any] = [b.get("text") for b in content if isinstance(b, dict) and b.get("type") == "text"]
         if len(texts) == len(content) and all(isinstance(t, str) for t in texts):
             # Joined into one part, which keeps the last breakpoint among the blocks (if any).
             marks = [_decode_cache(b, f"{where}.content.{j}") for j, b in enumerate(content)]
@@ -573,7 +573,7 @@ def _decode_output_config(config: Any, fields: dict[str, Any], options: dict[str
     fmt = rest.get("format")
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and isinstance(fmt.get("schema"), dict):
         rest.pop("format")
-        fields["response_format"] = ResponseFormat(type="json_schema", schema=fmt["schema"])
+        fields["response_format"] = ResponseFormat(type="json_schema", json_schema=fmt["schema"])
     if rest:
         options["output_config"] = rest
 
@@ -974,7 +974,7 @@ class StreamEncoder:
     # -- blocks ---------------------------------------------------------------------------------
     def _message_start(self, event: StartEvent) -> bytes:
         self._started = True
-        message = {
+        message: dict[str, Any] = {
             "id": event.id or _new_id(),
             "type": "message",
             "role": "assistant",

@@ -564,7 +564,7 @@ def _decode_generation_config(gen: Any, fields: dict[str, Any], options: dict[st
         schema = _openapi_to_json_schema(gen["responseSchema"])
     if mime == "application/json":
         fields["response_format"] = (
-            ResponseFormat(type="json_schema", schema=schema)
+            ResponseFormat(type="json_schema", json_schema=schema)
             if schema is not None
             else ResponseFormat(type="json_object")
         )
@@ -616,7 +616,7 @@ def decode_request(body: dict[str, Any], *, model: str = "") -> ChatRequest:
             model=model or str(body.get("model", "")), messages=messages, passthrough=passthrough, **fields
         )
     except ValueError as exc:
-        first = getattr(exc, "errors", lambda: [{}])()[0]
+        first: dict[str, Any] = getattr(exc, "errors", lambda: [{}])()[0]
         loc = ".".join(str(p) for p in first.get("loc", ()))
         param = PARAM_NAMES.get(loc, loc or "body")
         raise _bad(f"Invalid value at '{param}': {first.get('msg', exc)}", param) from None

@@ -373,8 +373,8 @@ def _decode_message(raw: Any, i: int, call_names: dict[str, str]) -> Message:
         raise _invalid("a message must be an object", param)
     role = raw.get("role")
     if role == "function":  # legacy function result: the name doubles as the call id
-        name = str(raw.get("name") or "")
-        return Message(role="tool", tool_call_id=name, name=name,
+        fn_name = str(raw.get("name") or "")
+        return Message(role="tool", tool_call_id=fn_name, name=fn_name,
                        content=_decode_content(raw.get("content"), f"{param}.content"))
     if role not in ("system", "developer", "user", "assistant", "tool"):
         raise _invalid(f"unknown role {role!r}", f"{param}.role")
@@ -450,7 +450,7 @@ def _decode_response_format(raw: Any) -> ResponseFormat | None:
     if not isinstance(spec, dict) or not isinstance(spec.get("schema", {}), dict):
         raise _invalid("json_schema needs an object with name and schema", "response_format.json_schema")
     return ResponseFormat(
-        type="json_schema", name=spec.get("name"), schema=spec.get("schema"), strict=spec.get("strict"),
+        type="json_schema", name=spec.get("name"), json_schema=spec.get("schema"), strict=spec.get("strict"),
         description=spec.get("description"),
     )
 
@@ -459,8 +459,8 @@ def decode_request(body: dict[str, Any], *, model: str = "") -> ChatRequest:
     """OpenAI body → canonical request. Unknown keys ride along as an OpenAI-only passthrough."""
     if not isinstance(body, dict):
         raise _invalid("the request body must be a JSON object", "body")
-    model = model or body.get("model")  # a model named outside the body (the route) wins
-    if not isinstance(model, str) or not model:
+    named = model or body.get("model")  # a model named outside the body (the route) wins
+    if not isinstance(named, str) or not named:
         raise _invalid("'model' is required", "model")
     raw_messages = body.get("messages")
     if not isinstance(raw_messages, list) or not raw_messages:
@@ -486,7 +486,7 @@ def decode_request(body: dict[str, Any], *, model: str = "") -> ChatRequest:
     stop = body.get("stop")
     try:
         return ChatRequest(
-            model=model,
+            model=named,
             messages=messages,
             tools=_decode_tools(body.get("tools"), body.get("functions"), builtin),
             tool_choice=_decode_tool_choice(
@@ -507,7 +507,7 @@ def decode_request(body: dict[str, Any], *, model: str = "") -> ChatRequest:
             passthrough=split_unknown(options, "openai", tools=builtin),
         )
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        first = getattr(exc, "errors", lambda: [{}])()[0]
+        first: dict[str, Any] = getattr(exc, "errors", lambda: [{}])()[0]
         param = ".".join(str(p) for p in first.get("loc", ())) or "body"
         if param == "max_tokens" and "max_completion_tokens" in body:
             param = "max_completion_tokens"

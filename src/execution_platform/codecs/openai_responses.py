@@ -448,7 +448,7 @@ def _decode_response_format(raw: Any) -> ResponseFormat | None:
         return ResponseFormat(type=fmt["type"])
     if not isinstance(fmt.get("schema"), dict):
         raise _invalid("a json_schema format needs a schema object", "text.format.schema")
-    return ResponseFormat(type="json_schema", name=fmt.get("name"), schema=fmt["schema"], strict=fmt.get("strict"),
+    return ResponseFormat(type="json_schema", name=fmt.get("name"), json_schema=fmt["schema"], strict=fmt.get("strict"),
                           description=fmt.get("description"))
 
 
@@ -469,8 +469,8 @@ def decode_request(body: dict[str, Any], *, model: str = "") -> ChatRequest:
     """A Responses API body → canonical request. Unknown keys are kept for a Responses upstream only (``Passthrough``)."""
     if not isinstance(body, dict):
         raise _invalid("the request body must be a JSON object", "body")
-    model = model or body.get("model")  # a model named outside the body (the route) wins
-    if not isinstance(model, str) or not model:
+    named = model or body.get("model")  # a model named outside the body (the route) wins
+    if not isinstance(named, str) or not named:
         raise _invalid("'model' is required", "model")
     folder = _InputFolder()
     instructions = body.get("instructions")
@@ -490,7 +490,7 @@ def decode_request(body: dict[str, Any], *, model: str = "") -> ChatRequest:
     reasoning = _decode_reasoning(body.get("reasoning"), options)
     try:
         return ChatRequest(
-            model=model,
+            model=named,
             messages=folder.messages,
             tools=_decode_tools(body.get("tools")),
             tool_choice=_decode_tool_choice(body.get("tool_choice")),
@@ -505,7 +505,7 @@ def decode_request(body: dict[str, Any], *, model: str = "") -> ChatRequest:
             passthrough=split_unknown(options, "openai_responses"),
         )
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        first = getattr(exc, "errors", lambda: [{}])()[0]
+        first: dict[str, Any] = getattr(exc, "errors", lambda: [{}])()[0]
         param = ".".join(str(p) for p in first.get("loc", ())) or "body"
         raise _invalid(f"invalid request: {first.get('msg', exc)}", param) from None
 

@@ -29,7 +29,7 @@ from .schema import Config
 
 __all__ = ["ConfigFileError", "ConfigIssue", "load_config", "parse_config"]
 
-Loc = tuple[str | int, ...]
+Loc = tuple[str | int | float, ...]  # YAML mapping keys may be any plain scalar
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _HOLE = re.compile(r"__ep_env_(\d+)__")
 

@@ -8,11 +8,9 @@ validated once, by the codec, not twice.
 from __future__ import annotations
 
 import contextlib
-import importlib
-import inspect
 import os
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
@@ -27,17 +25,14 @@ from .middleware import GatewayMiddleware
 from .observe import Observer
 from .state import Gateway
 
-
-def _make_client(settings: Any, config: Any) -> Any:
+if TYPE_CHECKING:
     from ..client import Client
-
-    params = inspect.signature(Client).parameters
-    if config is not None and "config" in params:
-        return Client(settings, config=config)
-    return Client(settings)
+    from ..config.schema import Config
+    from ..config.settings import Settings
+    from ..tools.registry import ToolRegistry
 
 
-def open_key_store(settings: Any) -> KeyStore:
+def open_key_store(settings: Settings) -> KeyStore:
     """The SQL key repository on the configured database (schema migrated at start-up)."""
     from ..storage.keys import open_key_repository
 
@@ -61,17 +56,17 @@ def server_setting(config: Any, name: str, default: float) -> float:
 
 
 def create_app(
-    settings: Any = None,
-    config: Any = None,
-    client: Any = None,
+    settings: Settings | None = None,
+    config: Config | None = None,
+    client: Client | None = None,
     *,
     limits: Limits | None = None,
     key_store: KeyStore | None = None,
-    tools: Any = None,
+    tools: ToolRegistry | None = None,
     extra_models: tuple[str, ...] = (),
     first_event_wait: float = 10.0,
     keepalive: float = 15.0,
-    config_path: Any = None,
+    config_path: str | os.PathLike[str] | None = None,
     body_timeout: float | None = None,
 ) -> FastAPI:
     """The gateway app; with ``config_path`` the file is reloaded on SIGHUP (see :mod:`.reload`)."""
@@ -79,7 +74,10 @@ def create_app(
         from ..config.settings import Settings
 
         settings = Settings()
-    client = client if client is not None else _make_client(settings, config)
+    if client is None:
+        from ..client import Client
+
+        client = Client(settings, config=config)
     keys = key_store if key_store is not None else open_key_store(settings)
     meter = money.open_meter(settings, config, keys, client)  # ledger/budgets/limits; opened at start-up
     metrics = Metrics()
@@ -185,18 +183,10 @@ def create_app_from_env() -> FastAPI:
                       body_timeout=float(body_timeout) if body_timeout else None)
 
 
-def load_config(settings: Any) -> Any:
-    """The YAML config when a file is set and the loader is available."""
-    path = getattr(settings, "config", None)
-    if not path:
+def load_config(settings: Settings) -> Config | None:
+    """The YAML config named by ``EP_CONFIG`` (``settings.config``), or None when none is set."""
+    if not settings.config:
         return None
-    for module_name in ("execution_platform.config.file", "execution_platform.config.loader", "execution_platform.config"):
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        for name in ("load_config", "load"):
-            loader = getattr(module, name, None)
-            if callable(loader):
-                return loader(path)
-    return None
+    from ..config.file import load_config as load_file
+
+    return load_file(settings.config)

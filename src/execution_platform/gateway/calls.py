@@ -6,6 +6,7 @@ Decoding is the codec's job and is not repeated here; these checks are the gatew
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -33,7 +34,8 @@ def decode_with(decode: Any, body: dict[str, Any]) -> ChatRequest:
     except EPError:
         raise
     except ValidationError as exc:
-        first = exc.errors()[0] if exc.errors() else {}
+        errors = exc.errors()
+        first: Mapping[str, Any] = errors[0] if errors else {}
         param = ".".join(str(p) for p in first.get("loc", ())) or None
         raise InvalidRequestError(
             f"invalid request: {first.get('msg', 'invalid value')}" + (f" at '{param}'" if param else ""),

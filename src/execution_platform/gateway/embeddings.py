@@ -69,7 +69,7 @@ def to_base64(vector: list[float]) -> str:
 
 async def embed(gw: Gateway, request: EmbeddingRequest, payer: CallContext | None = None) -> EmbeddingResult:
     """One upstream call; metered under ``payer`` when the client has a meter (``payer.cost_usd`` is set)."""
-    meter = getattr(gw.client, "meter", None)
+    meter = gw.client.meter
     if meter is None:
         return await _embed(gw, request)
     provider_name, model = split_model(request.model)
@@ -81,7 +81,7 @@ async def embed(gw: Gateway, request: EmbeddingRequest, payer: CallContext | Non
         texts=request.inputs,
         call=lambda: _embed(gw, request),
         tokens_of=lambda result: result.input_tokens,
-        config=gw.client._config() if hasattr(gw.client, "_config") else None,
+        config=gw.client._config(),
     )
 
 
@@ -96,7 +96,9 @@ async def _embed(gw: Gateway, request: EmbeddingRequest) -> EmbeddingResult:
 
         vectors, tokens = await embedder().embed(request.inputs, request.dimensions)
         return EmbeddingResult(vectors=vectors, input_tokens=tokens, provider="local", model=MODEL_NAME)
-    provider = gw.client.provider(provider_name)
+    # The HTTP adapters' internals (key check, base URL, pool), not the Provider protocol's: this wire
+    # code belongs in the providers (embeddings as a provider capability).
+    provider: Any = gw.client.provider(provider_name)
     provider._require_key()
     if provider_name == "openai":
         url = f"{provider.base_url}/embeddings"

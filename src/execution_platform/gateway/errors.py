@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
@@ -84,7 +85,7 @@ def error_payload(err: EPError, surface: str) -> tuple[int, dict[str, Any]]:
     return status, body
 
 
-def error_response(err: EPError, surface: str, headers: dict[str, str] | None = None) -> Response:
+def error_response(err: EPError, surface: str, headers: Mapping[str, str] | None = None) -> Response:
     err = client_facing(err)
     status, body = error_payload(err, surface)
     extra = dict(headers or {})

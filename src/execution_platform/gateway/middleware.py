@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import MutableMapping
 from typing import Any
 
 from starlette.requests import ClientDisconnect
@@ -56,7 +57,7 @@ class GatewayMiddleware:
         finished = [False]  # the last body message was sent: a later disconnect lost the client nothing
         body = BodyReader(receive, self.body_timeout)
 
-        async def send_with_id(message: dict[str, Any]) -> None:
+        async def send_with_id(message: MutableMapping[str, Any]) -> None:
             nonlocal status, overhead
             if message["type"] == "http.response.start":
                 started_response[0] = True
@@ -97,9 +98,9 @@ class GatewayMiddleware:
                     await error_response(exc.as_error(), surface_for(path), headers=exc.headers)(
                         scope, body, send_with_id)
                     return
-                err = internal_error(exc)
-                note_error(scope, err)
-                await error_response(err, surface_for(path))(scope, body, send_with_id)
+                internal = internal_error(exc)
+                note_error(scope, internal)
+                await error_response(internal, surface_for(path))(scope, body, send_with_id)
         finally:
             if body.disconnected and (not started_response[0] or answered_nobody[0] or not finished[0]):
                 status = CLIENT_CLOSED

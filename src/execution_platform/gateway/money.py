@@ -10,7 +10,7 @@ budgets/limits come from the configuration inside the client (see ``money.meter`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 
@@ -20,11 +20,17 @@ from ..money.meter import Meter
 from ..money.metering import CallContext, current_context, set_context
 from ..money.ratelimit import RateLimit
 
+if TYPE_CHECKING:
+    from ..client import Client
+    from ..config.schema import Config
+    from ..config.settings import Settings
+    from ..storage.keys import KeyStore
 
-def open_meter(settings: Any, config: Any, keys: Any, client: Any) -> Meter | None:
+
+def open_meter(settings: Settings, config: Config | None, keys: KeyStore, client: Client) -> Meter | None:
     """A meter for ``client`` (lazy: nothing is connected before :func:`start`); None when the client
-    cannot be metered (a stand-in client) or already has its own meter."""
-    if not hasattr(client, "meter") or client.meter is not None:
+    already has its own meter."""
+    if client.meter is not None:
         return None
     meter = Meter.from_settings(settings, config, engine=getattr(keys, "engine", None))
     client.meter = meter

@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
 
 from ..errors import (
     BudgetExceededError,
@@ -29,6 +29,9 @@ from ..errors import (
 )
 from .errors import surface_for
 from .metrics import BREAKER_STATES, Metrics, route_label
+
+if TYPE_CHECKING:
+    from .state import Gateway
 
 access_log = logging.getLogger("execution_platform.access")
 
@@ -72,7 +75,7 @@ def domain_of_type(error_type: str) -> str:
     return "gateway"
 
 
-def note_error(scope: dict[str, Any], err: EPError) -> None:
+def note_error(scope: MutableMapping[str, Any], err: EPError) -> None:
     """Remember the error a request is answered with (for its metrics and log line)."""
     scope.setdefault("state", {})["error"] = err
 
@@ -349,22 +352,21 @@ class Observer:
         }
 
     # -- at scrape time ----------------------------------------------------------------------------
-    def refresh(self, gateway: Any) -> None:
+    def refresh(self, gateway: Gateway) -> None:
         """Gauges read from live state: breakers of this process (a scrape in multiprocess mode sees the
         worst state any worker reported)."""
-        router = getattr(gateway.client, "router", None)
+        router = gateway.client.router
         breakers = getattr(router, "_breakers", None) or {}
         for target, breaker in list(breakers.items()):
             self.metrics.breaker_state.labels(target).set(BREAKER_STATES.get(breaker.state, 0))
 
-    async def refresh_budgets(self, gateway: Any) -> None:
+    async def refresh_budgets(self, gateway: Gateway) -> None:
         """USD left in the current period of each configured persona and team budget (keys' budgets are
         not labels: key ids never are)."""
-        meter = getattr(gateway.client, "meter", None)
+        meter = gateway.client.meter
         if meter is None or meter.budgets is None:
             return
-        router = getattr(gateway.client, "router", None)
-        policy = meter.policy(getattr(router, "config", None) or gateway.config)
+        policy = meter.policy(gateway.client._config() or gateway.config)
         for budget in [*policy.persona_budgets.values(), *policy.team_budgets.values()]:
             spent, _ = await meter.budgets.usage(budget)
             self.metrics.budget_remaining.labels(f"{budget.scope}:{budget.name}").set(budget.limit_usd - spent)

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import threading
-from pathlib import Path
-from typing import Any
 
 from ..errors import scrub
 from .limits import Limits
@@ -22,7 +21,7 @@ from .state import Gateway
 log = logging.getLogger("execution_platform.gateway")
 
 
-def reload_config(gw: Gateway, path: str | Path) -> bool:
+def reload_config(gw: Gateway, path: str | os.PathLike[str]) -> bool:
     """Load ``path`` and make it the gateway's configuration; False (old one kept) when it is invalid."""
     from ..config.file import load_config
 
@@ -31,7 +30,7 @@ def reload_config(gw: Gateway, path: str | Path) -> bool:
     except Exception as exc:  # any failure must leave the running configuration untouched
         log.error("config reload from %s failed, keeping the previous configuration: %s", path, scrub(str(exc)))
         return False
-    router: Any = getattr(gw.client, "router", None)
+    router = gw.client.router
     if router is not None:
         router.reload(config)
     gw.config = config
@@ -41,7 +40,7 @@ def reload_config(gw: Gateway, path: str | Path) -> bool:
     return True
 
 
-def install_sighup(gw: Gateway, path: str | Path) -> bool:
+def install_sighup(gw: Gateway, path: str | os.PathLike[str]) -> bool:
     """Reload ``path`` on SIGHUP in the running loop; False where signals cannot be handled here.
 
     Only the main thread may own signal handlers, so a gateway run in a helper thread (tests, embedding)

@@ -14,10 +14,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from ..codecs.sse import KEEPALIVE
 from ..errors import EPError, scrub
@@ -98,7 +99,7 @@ class SSEResponse(Response):
         self.on_done = on_done
         self._last_write = 0.0
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         self._last_write = time.monotonic()
         pump = asyncio.ensure_future(self._pump(send))
@@ -172,7 +173,7 @@ class SSEResponse(Response):
             await self._write(send, data)
 
 
-async def _ready_batches(events: AsyncIterator[StreamEvent]) -> AsyncIterator[list[StreamEvent]]:
+async def _ready_batches(events: AsyncIterator[StreamEvent]) -> AsyncGenerator[list[StreamEvent], None]:
     """The events in groups of those already available, so one upstream read costs one socket write.
 
     After awaiting an event, the next ones are taken only while the generator produces them without
@@ -193,9 +194,10 @@ async def _ready_batches(events: AsyncIterator[StreamEvent]) -> AsyncIterator[li
             except StopAsyncIteration:
                 return
             while True:
-                coro = events.__anext__()
+                # An async generator's ``__anext__`` awaitable, driven by hand (send/throw) below.
+                advance: Any = events.__anext__()
                 try:
-                    waiting = coro.send(None)
+                    waiting = advance.send(None)
                 except StopIteration as done:
                     batch.append(done.value)
                     continue
@@ -206,7 +208,7 @@ async def _ready_batches(events: AsyncIterator[StreamEvent]) -> AsyncIterator[li
                     if batch:
                         yield batch
                     raise
-                step = (coro, waiting)
+                step = (advance, waiting)
                 break
             yield batch
     finally:
@@ -228,14 +230,14 @@ async def _resume(coro: Any, waiting: Any) -> StreamEvent:
                 try:
                     waiting = coro.throw(asyncio.CancelledError())
                 except StopIteration as done:
-                    return done.value  # type: ignore[no-any-return]
+                    return done.value
                 continue
         except BaseException:
             pass  # the coroutine reads the future's outcome itself when resumed
         try:
             waiting = coro.send(None)
         except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+            return done.value
 
 
 async def _cancel(coro: Any, waiting: Any) -> None:

@@ -223,16 +223,26 @@ class Ledger:
         ROLLUP_MEASURES order."""
         if self._rollup_sql is None:
             dialect = self.engine.dialect
-            if dialect.name == "postgresql":
-                from sqlalchemy.dialects.postgresql import insert
-            else:
-                from sqlalchemy.dialects.sqlite import insert
             names = (*ROLLUP_DIMENSIONS, *ROLLUP_MEASURES)
-            stmt = insert(ledger_daily).values({name: sa.bindparam(name) for name in names})
-            stmt = stmt.on_conflict_do_update(
-                index_elements=list(ROLLUP_DIMENSIONS),
-                set_={name: ledger_daily.c[name] + stmt.excluded[name] for name in ROLLUP_MEASURES},
-            )
+            values: dict[str, Any] = {name: sa.bindparam(name) for name in names}
+            stmt: sa.Insert
+            # Two dialect-specific Insert classes with the same upsert API (not a common base's).
+            if dialect.name == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+                pg = pg_insert(ledger_daily).values(values)
+                stmt = pg.on_conflict_do_update(
+                    index_elements=list(ROLLUP_DIMENSIONS),
+                    set_={name: ledger_daily.c[name] + pg.excluded[name] for name in ROLLUP_MEASURES},
+                )
+            else:
+                from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+                lite = sqlite_insert(ledger_daily).values(values)
+                stmt = lite.on_conflict_do_update(
+                    index_elements=list(ROLLUP_DIMENSIONS),
+                    set_={name: ledger_daily.c[name] + lite.excluded[name] for name in ROLLUP_MEASURES},
+                )
             compiled = stmt.compile(dialect=dialect)
             order = list(compiled.positiontup or ()) if compiled.positional else None
             sql = compiled.string

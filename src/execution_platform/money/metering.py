@@ -337,7 +337,8 @@ class MeteredProvider(Provider):
         status: Status = "cancelled"
         error: BaseException | None = None
         try:
-            async with contextlib.aclosing(self.inner.stream(request)) as events:
+            # Provider.stream is typed AsyncIterator; every implementation is an async generator.
+            async with contextlib.aclosing(self.inner.stream(request)) as events:  # type: ignore[type-var]
                 async for event in events:
                     self._observe(call, event)
                     yield event

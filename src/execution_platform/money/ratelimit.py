@@ -248,8 +248,9 @@ class InProcessRateLimiter(RateLimiter):
                 w = self._windows.get((limit.scope, limit.name))
                 if w is None:
                     continue
-                with contextlib.suppress(ValueError):  # already out of the window
-                    w.requests.remove(lease.admitted_at)  # equal timestamps are interchangeable
+                if lease.admitted_at is not None:
+                    with contextlib.suppress(ValueError):  # already out of the window
+                        w.requests.remove(lease.admitted_at)  # equal timestamps are interchangeable
                 entry = w.by_id.pop(lease.id, None)
                 if entry is not None:
                     w.tokens.remove(entry)

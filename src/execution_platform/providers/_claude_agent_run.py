@@ -113,7 +113,8 @@ class AgentRun:
             self._queue.put_nowait(exc)
         finally:
             self._queue.put_nowait(_END)
-            await messages.aclose()
+            # The SDK annotates query() as AsyncIterator; it is an async generator.
+            await messages.aclose()  # type: ignore[attr-defined]
 
     async def next(self) -> Any:
         """The next SDK message, an exception raised by the SDK, or ``None`` at the end."""

@@ -276,7 +276,7 @@ def _timeouts(layers: list[TimeoutsConfig | None]) -> Timeouts:
 def _reasoning(effort: str | None, budget: int | None) -> Reasoning | None:
     if effort is None and budget is None:
         return None
-    return Reasoning(effort=effort, budget_tokens=budget)  # type: ignore[arg-type]
+    return Reasoning(effort=effort, budget_tokens=budget)  # type: ignore[arg-type,unused-ignore]
 
 
 def _target_params(spec: TargetConfig) -> dict[str, Any]:

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ def builtin_tools(
     """Tools bound to ``workspace``; ``include`` picks a subset (e.g. leave out ``run_command``)."""
     files = FileTools(workspace, limits)
     runner = CommandRunner(workspace, commands)
-    functions = {
+    functions: dict[str, Callable[..., Any]] = {
         "read_file": files.read_file,
         "write_file": files.write_file,
         "list_dir": files.list_dir,

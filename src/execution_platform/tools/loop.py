@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Sequence
 from contextlib import aclosing
 from typing import Any
 
@@ -140,7 +140,7 @@ class Agent:
 
     async def _one_step(
         self, step: int, history: list[Message], specs: Any, allowed: Collection[str] | None, span: Any
-    ) -> AsyncIterator[Any]:
+    ) -> AsyncGenerator[Any, None]:
         """One model turn and the tools it called; ends with an ``_Outcome`` (not shown to callers)."""
         from .. import tracing
 
@@ -202,7 +202,7 @@ class Agent:
     async def _execute_all(
         self, step: int, calls: list[ToolCall], history: list[Message], allowed: Collection[str] | None,
         trace_context: Any = None,
-    ) -> AsyncIterator[AgentEvent]:
+    ) -> AsyncGenerator[AgentEvent, None]:
         """Run all calls of one step concurrently; report each as it finishes, append in call order."""
         tasks = [asyncio.create_task(self._execute(step, call, allowed, trace_context)) for call in calls]
         try:

@@ -185,7 +185,8 @@ class ToolRegistry:
 
     @overload
     def register(
-        self, *, name: str | None = None, description: str | None = None, timeout: float | None = None
+        self, fn: None = None, /, *, name: str | None = None, description: str | None = None,
+        timeout: float | None = None,
     ) -> Callable[[F], F]: ...
 
     def register(

@@ -59,7 +59,7 @@ def _key_info_fields() -> dict[str, Any]:
 # Built at import (response schemas only: the routes answer with ``VirtualKey.to_dict()`` directly).
 KeyInfo = create_model("KeyInfo", **_key_info_fields())
 KeyCreated = create_model("KeyCreated", __base__=KeyInfo, key=(str, Field(description="the secret; shown only once")))
-KeyList = create_model("KeyList", data=(list[KeyInfo], ...))  # type: ignore[valid-type]
+KeyList = create_model("KeyList", data=(list[KeyInfo], ...))
 
 
 def _require_admin(request: Request) -> None:

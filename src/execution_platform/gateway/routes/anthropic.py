@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,7 +21,7 @@ NAMES = {"stop": "stop_sequences", "user": "metadata.user_id"}
 PARAMS = {"reasoning": "thinking", "max_tokens": "max_tokens", "parallel_tool_calls": "tool_choice"}
 
 _BLOCKS = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]}
-MESSAGES_REQUEST = {
+MESSAGES_REQUEST: dict[str, Any] = {
     "type": "object",
     "required": ["model", "messages", "max_tokens"],
     "properties": {

@@ -62,7 +62,7 @@ async def costs(
     format: Literal["json", "csv"] = Query("json", description="json (default) or csv"),
 ) -> Response:
     gw = _chat.gateway(request)
-    meter = getattr(gw.client, "meter", None)
+    meter = gw.client.meter
     if meter is None or meter.ledger is None:
         raise ConfigurationError("this gateway keeps no ledger")
     principal = principal_of(request)

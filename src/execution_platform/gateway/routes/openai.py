@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
-from typing import Any
-
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
@@ -94,20 +90,6 @@ EMBEDDINGS_RESPONSE = {
 }
 
 
-def _encoder(codec: Any, model: str, include_usage: bool) -> Any:
-    """The codec's stream encoder, told whether the client asked for the usage chunk."""
-    cls = codec.StreamEncoder
-    if _takes_include_usage(cls):
-        return cls(model, include_usage=include_usage), True
-    return cls(model), False
-
-
-@functools.cache
-def _takes_include_usage(cls: type) -> bool:
-    """Asked once per encoder class: ``inspect.signature`` is too slow to run per streamed request."""
-    return "include_usage" in inspect.signature(cls).parameters
-
-
 def _error_frame(err: EPError) -> bytes:
     _, body = error_payload(err, OPENAI)
     return frame(body)
@@ -128,8 +110,8 @@ async def chat_completions(request: Request) -> Response:
     if options is not None and not isinstance(options, dict):
         raise InvalidRequestError("'stream_options' must be an object", param="stream_options")
     include_usage = bool(options and options.get("include_usage"))
-    encoder, handled = _encoder(codec, chat.model, include_usage)
-    if handled or include_usage:
+    encoder = codec.StreamEncoder(chat.model)
+    if include_usage:
         encode = encoder.encode
     else:
 

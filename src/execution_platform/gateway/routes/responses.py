@@ -80,7 +80,8 @@ def response_saver(request: Request) -> ResponseSaver:
     state = request.app.state
     saver: ResponseSaver | None = getattr(state, "response_saver", None)
     if saver is None:
-        engine = getattr(getattr(_chat.gateway(request).client, "meter", None), "engine", None)
+        meter = _chat.gateway(request).client.meter
+        engine = meter.engine if meter is not None else None
         store: ResponseStore = SQLResponseStore(engine) if engine is not None else MemoryResponseStore()
         saver = state.response_saver = ResponseSaver(store)
     return saver

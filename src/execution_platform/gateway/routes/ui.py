@@ -58,7 +58,7 @@ async def overview(
     until: str | None = Query(None, description="YYYY-MM-DD, included (default: today, UTC)"),
 ) -> Response:
     gw = _chat.gateway(request)
-    meter = getattr(gw.client, "meter", None)
+    meter = gw.client.meter
     if meter is None or meter.ledger is None:
         raise ConfigurationError("this gateway keeps no ledger")
     if group not in GROUPS:
