@@ -236,6 +236,15 @@ def test_hosted_tools_are_dropped_and_named() -> None:
     assert codec.dropped_tools(body) == ["tools[1]", "tools[2]"]
 
 
+@pytest.mark.parametrize("kind", [{}, [], ["web_search"]])
+def test_a_tool_type_that_is_not_a_string_is_refused_by_name(kind: Any) -> None:
+    body = {"model": "m", "input": "x", "tools": [{"type": kind, "name": "f"}]}
+    assert codec.dropped_tools(body) == []
+    with pytest.raises(errors.InvalidRequestError) as caught:
+        codec.decode_request(body)
+    assert caught.value.param == "tools[0].type"
+
+
 @pytest.mark.parametrize(("body", "param"), [
     ({"input": "x"}, "model"),
     ({"model": "m", "input": 3}, "input"),

@@ -389,7 +389,14 @@ def dropped_tools(body: dict[str, Any]) -> list[str]:
     raw = body.get("tools")
     if not isinstance(raw, list):
         return []
-    return [f"tools[{k}]" for k, tool in enumerate(raw) if isinstance(tool, dict) and tool.get("type") in _HOSTED]
+    return [f"tools[{k}]" for k, tool in enumerate(raw) if _is_hosted(tool)]
+
+
+def _is_hosted(tool: Any) -> bool:
+    """A client may send any JSON as ``type``: only a string can name a hosted tool (a set test on a
+    list or object would raise)."""
+    kind = tool.get("type") if isinstance(tool, dict) else None
+    return isinstance(kind, str) and kind in _HOSTED
 
 
 # OpenAI-hosted tools and tool groups: they run inside OpenAI, so other providers cannot serve them.
@@ -409,7 +416,7 @@ def _decode_tools(raw: Any) -> list[ToolSpec]:
     tools: list[ToolSpec] = []
     for k, tool in enumerate(raw):
         kind = tool.get("type") if isinstance(tool, dict) else None
-        if kind in _HOSTED:
+        if _is_hosted(tool):
             continue  # reported by the surface as dropped (see dropped_tools)
         if kind != "function":
             raise UnsupportedParameterError(f"tool type {kind!r} is not supported (function tools only)",

@@ -236,8 +236,10 @@ for _version in VERSIONS:
         methods=["POST"],
         openapi_extra={**json_body(GENERATE_REQUEST), "parameters": [_path_param(
             "target", "MODEL:METHOD, e.g. openai/gpt-4o-mini:generateContent (the model may contain '/')")]},
-        responses={200: {"description": "GenerateContentResponse (SSE with alt=sse), token count or embeddings",
-                         "content": {"application/json": {"schema": {"type": "object"}},
+        responses={200: {"description": "GenerateContentResponse (SSE with alt=sse, a JSON array of them for "
+                         "streamGenerateContent without it), token count or embeddings",
+                         "content": {"application/json": {"schema": {"anyOf": [
+                             {"type": "object"}, {"type": "array", "items": {"type": "object"}}]}},
                                      "text/event-stream": {"schema": {"type": "string"}}}},
                    **_ERRORS},
         summary=f"Gemini models/MODEL:METHOD ({_version}): generateContent, streamGenerateContent, countTokens, "
