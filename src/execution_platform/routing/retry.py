@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from ..errors import EPError
-from ..model import Attempt, Capabilities, ChatRequest, ChatResponse, StreamEvent
-from ..providers.base import Provider
+from ..model import Attempt, ChatRequest, ChatResponse, StreamEvent
+from ..providers.base import Provider, WrapperProvider
 from .attempts import RoutedStream, attach, attempts_of, close_quietly
 from .breaker import CircuitOpenError
 from .gate import StartGate
@@ -38,7 +38,7 @@ class RetryPolicy:
         return rng.uniform(0.0, min(self.backoff_max, self.backoff_base * (2**retry_number)))
 
 
-class RetryingProvider(Provider):
+class RetryingProvider(WrapperProvider):
     def __init__(
         self,
         inner: Provider,
@@ -47,14 +47,10 @@ class RetryingProvider(Provider):
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.policy = policy or RetryPolicy()
-        self.name = inner.name
         self._sleep = sleep
         self._rng = rng or random.Random()
-
-    def capabilities(self, model: str) -> Capabilities:
-        return self.inner.capabilities(model)
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
         attempts: list[Attempt] = []
