@@ -3,7 +3,8 @@
 Members are ranked by in-flight calls divided by weight (so a weight-2 deployment carries twice the
 concurrent load), ties broken by a weighted random draw — with no concurrency that is a plain weighted
 split. Members whose breaker is open go last (they are refused fast and recorded as skipped). On a
-retryable failure or an exhausted quota the call moves to the next member; a stream never moves once it has produced content.
+retryable failure or an exhausted quota (:func:`~.moves.moves_to_next_deployment`) the call moves to
+the next member; a stream never moves once it has produced content.
 """
 
 from __future__ import annotations
@@ -12,18 +13,14 @@ import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from ..errors import EPError, QuotaExceededError
+from ..errors import EPError
 from ..model import Attempt, Capabilities, ChatRequest, ChatResponse, StreamEvent
 from ..providers.base import Provider
 from .attempts import RoutedStream, attach, attempts_of, close_quietly
 from .breaker import CircuitBreaker
 from .capabilities import intersect
 from .gate import StartGate
-
-
-def _moves_on(err: EPError) -> bool:
-    """Another member may still answer: a retryable failure, or this deployment's quota ran out."""
-    return err.retryable or isinstance(err, QuotaExceededError)
+from .moves import moves_to_next_deployment
 
 
 @dataclass(eq=False)
@@ -64,7 +61,7 @@ class BalancedProvider(Provider):
                 response = await member.provider.chat(request)
             except EPError as exc:
                 attempts += attempts_of(exc)
-                if not _moves_on(exc):
+                if not moves_to_next_deployment(exc):
                     attach(exc, attempts)
                     raise
                 last = exc
@@ -98,7 +95,7 @@ class BalancedProvider(Provider):
                 return
             except EPError as exc:
                 routed.settle()
-                if gate.emitted or not _moves_on(exc):
+                if gate.emitted or not moves_to_next_deployment(exc):
                     attach(exc, routed.attempts)
                     raise
                 last = exc

@@ -2,9 +2,10 @@
 
 Targets lacking a capability the request needs are skipped (recorded as skipped attempts); when none
 can serve it, :class:`~execution_platform.errors.CapabilityMissingError` (412) says what each lacked.
-The call moves on after a retryable error (after the target's own retries), a context-length error
-(the next target may have a larger window) or an exhausted quota (the next target may bill another
-account; the exhausted one is not retried); any other error is final. A stream moves on only while
+The call moves on (:func:`~.moves.moves_to_next_target`) after a retryable error (after the target's
+own retries), a context-length error (the next target may have a larger window), an exhausted quota
+(the next target may bill another account; the exhausted one is not retried) or a missing key; any
+other error is final. A stream moves on only while
 nothing but its start event has arrived: once content has been produced the chain fails with
 :class:`StreamBrokenError` instead of splicing a second provider's answer onto the first.
 """
@@ -15,19 +16,13 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import (
-    CapabilityMissingError,
-    ConfigurationError,
-    ContextLengthExceededError,
-    EPError,
-    QuotaExceededError,
-    StreamInterruptedError,
-)
+from ..errors import CapabilityMissingError, EPError, StreamInterruptedError
 from ..model import Attempt, Capabilities, ChatRequest, ChatResponse, StreamEvent
 from ..providers.base import Provider
 from .attempts import RoutedStream, attach, attempts_of, close_quietly
 from .capabilities import missing, needs_of
 from .gate import StartGate
+from .moves import moves_to_next_target
 
 
 class StreamBrokenError(StreamInterruptedError):
@@ -54,12 +49,6 @@ class Target:
         if "provider_options" in update:
             update["provider_options"] = {**request.provider_options, **update["provider_options"]}
         return request.model_copy(update=update)
-
-
-def _moves_on(err: EPError) -> bool:
-    # A target without its key (ConfigurationError) cannot serve anyone; the next target may, which is
-    # what lets a persona fall back from a cloud model to the local one on a machine with no keys.
-    return err.retryable or isinstance(err, ContextLengthExceededError | QuotaExceededError | ConfigurationError)
 
 
 class FallbackProvider(Provider):
@@ -107,7 +96,7 @@ class FallbackProvider(Provider):
                 response = await target.provider.chat(prepared)
             except EPError as exc:
                 attempts += attempts_of(exc)
-                if not _moves_on(exc):
+                if not moves_to_next_target(exc):
                     attach(exc, attempts)
                     raise
                 last = exc
@@ -152,7 +141,7 @@ class FallbackProvider(Provider):
                         upstream_status=exc.upstream_status,
                     )
                     raise attach(broken, routed.attempts) from exc
-                if not _moves_on(exc):
+                if not moves_to_next_target(exc):
                     attach(exc, routed.attempts)
                     raise
                 last = exc

@@ -1,7 +1,7 @@
 """Retry one target on retryable errors: exponential backoff with full jitter, ``Retry-After`` honoured.
 
 Only errors whose ``retryable`` flag is set are retried (429, 408, 5xx, 529, timeouts, connection
-errors); every other 4xx is final. An upstream asking to wait longer than ``max_retry_after`` is not
+errors; :func:`~.moves.retries_same_target`); every other 4xx is final. An upstream asking to wait longer than ``max_retry_after`` is not
 waited for: the error goes up at once so the fallback chain can try elsewhere. An open circuit is not
 retried either (it would only be refused again), and a stream is never retried once it has produced
 content.
@@ -18,8 +18,8 @@ from ..errors import EPError
 from ..model import Attempt, ChatRequest, ChatResponse, StreamEvent
 from ..providers.base import Provider, WrapperProvider
 from .attempts import RoutedStream, attach, attempts_of, close_quietly
-from .breaker import CircuitOpenError
 from .gate import StartGate
+from .moves import retries_same_target
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class RetryPolicy:
 
     def delay(self, retry_number: int, err: EPError, rng: random.Random) -> float | None:
         """Seconds to wait before retry ``retry_number`` (0-based), or None to give up on this target."""
-        if retry_number + 1 >= self.max_attempts or not err.retryable or isinstance(err, CircuitOpenError):
+        if retry_number + 1 >= self.max_attempts or not retries_same_target(err):
             return None
         if err.retry_after is not None:
             return err.retry_after if err.retry_after <= self.max_retry_after else None
