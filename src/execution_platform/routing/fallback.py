@@ -12,16 +12,16 @@ nothing but its start event has arrived: once content has been produced the chai
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import CapabilityMissingError, EPError, StreamInterruptedError
 from ..model import Attempt, Capabilities, ChatRequest, ChatResponse, StreamEvent
 from ..providers.base import Provider
-from .attempts import RoutedStream, attach, attempts_of, close_quietly
+from .attempts import RoutedStream, attach, attempts_of
 from .capabilities import missing, needs_of
-from .gate import StartGate
+from .gate import first_stream
 from .moves import moves_to_next_target
 
 
@@ -107,7 +107,13 @@ class FallbackProvider(Provider):
         raise attach(last, attempts)
 
     def stream(self, request: ChatRequest) -> RoutedStream:
-        return RoutedStream(lambda routed: self._stream(routed, request))
+        def planned(routed: RoutedStream) -> Iterator[tuple[Target, ChatRequest]]:
+            usable, skipped = self.plan(request, stream=True)  # planned when the stream starts
+            for attempt in skipped:
+                routed.record(attempt)
+            yield from usable
+
+        return RoutedStream(lambda routed: first_stream(routed, planned(routed), _open, _failed))
 
     async def count_tokens(self, request: ChatRequest) -> int:
         """Counted by the first target able to serve the request: the one that will normally answer it."""
@@ -115,39 +121,22 @@ class FallbackProvider(Provider):
         target, prepared = usable[0]
         return await target.provider.count_tokens(prepared)
 
-    async def _stream(self, routed: RoutedStream, request: ChatRequest) -> AsyncIterator[StreamEvent]:
-        usable, skipped = self.plan(request, stream=True)
-        for attempt in skipped:
-            routed.record(attempt)
-        last: EPError | None = None
-        for target, prepared in usable:
-            inner = target.provider.stream(prepared)
-            routed.follow(inner)
-            gate = StartGate()  # nothing a client can see before content: a retry/fallback stays possible
-            try:
-                async for event in inner:
-                    for out in gate.admit(event):
-                        yield out
-                for out in gate.flush():
-                    yield out
-                return
-            except EPError as exc:
-                routed.settle()
-                if gate.emitted:
-                    broken = StreamBrokenError(
-                        f"{target.label}: the stream failed after the answer had started ({exc.type}: "
-                        f"{exc.message}); not switching provider mid-answer",
-                        provider=exc.provider,
-                        upstream_status=exc.upstream_status,
-                    )
-                    raise attach(broken, routed.attempts) from exc
-                if not moves_to_next_target(exc):
-                    attach(exc, routed.attempts)
-                    raise
-                last = exc
-            finally:
-                routed.settle()
-                await close_quietly(inner)
-        assert last is not None
-        attach(last, routed.attempts)
-        raise last
+
+def _open(planned: tuple[Target, ChatRequest]) -> AsyncIterator[StreamEvent]:
+    target, prepared = planned
+    return target.provider.stream(prepared)
+
+
+async def _failed(planned: tuple[Target, ChatRequest], err: EPError, emitted: bool) -> EPError | None:
+    """Give up (an error) or move on to the next target (None).
+
+    Once content went out the chain breaks rather than splice a second provider's answer onto the first.
+    """
+    if emitted:
+        return StreamBrokenError(
+            f"{planned[0].label}: the stream failed after the answer had started ({err.type}: "
+            f"{err.message}); not switching provider mid-answer",
+            provider=err.provider,
+            upstream_status=err.upstream_status,
+        )
+    return None if moves_to_next_target(err) else err

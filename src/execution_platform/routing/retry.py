@@ -10,6 +10,7 @@ content.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -17,8 +18,8 @@ from dataclasses import dataclass
 from ..errors import EPError
 from ..model import Attempt, ChatRequest, ChatResponse, StreamEvent
 from ..providers.base import Provider, WrapperProvider
-from .attempts import RoutedStream, attach, attempts_of, close_quietly
-from .gate import StartGate
+from .attempts import RoutedStream, attach, attempts_of
+from .gate import first_stream
 from .moves import retries_same_target
 
 
@@ -71,30 +72,15 @@ class RetryingProvider(WrapperProvider):
             return response
 
     def stream(self, request: ChatRequest) -> RoutedStream:
-        return RoutedStream(lambda routed: self._stream(routed, request))
+        def open_stream(retry: int) -> AsyncIterator[StreamEvent]:
+            return self.inner.stream(request)
 
-    async def _stream(self, routed: RoutedStream, request: ChatRequest) -> AsyncIterator[StreamEvent]:
-        retry = 0
-        while True:
-            inner = self.inner.stream(request)
-            routed.follow(inner)
-            gate = StartGate()  # nothing a client can see before content: a retry/fallback stays possible
-            try:
-                async for event in inner:
-                    for out in gate.admit(event):
-                        yield out
-                for out in gate.flush():
-                    yield out
-                routed.settle()
-                return
-            except EPError as exc:
-                routed.settle()
-                wait = None if gate.emitted else self.policy.delay(retry, exc, self._rng)
-                if wait is None:
-                    attach(exc, routed.attempts)
-                    raise
-            finally:
-                routed.settle()
-                await close_quietly(inner)
-            await self._sleep(wait)
-            retry += 1
+        return RoutedStream(lambda routed: first_stream(routed, itertools.count(), open_stream, self._failed))
+
+    async def _failed(self, retry: int, err: EPError, emitted: bool) -> EPError | None:
+        """Give up (the error) or wait out the backoff before retry number ``retry + 1`` (None)."""
+        wait = None if emitted else self.policy.delay(retry, err, self._rng)
+        if wait is None:
+            return err
+        await self._sleep(wait)
+        return None
