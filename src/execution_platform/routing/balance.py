@@ -14,12 +14,12 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 from ..errors import EPError
-from ..model import Attempt, Capabilities, ChatRequest, ChatResponse, StreamEvent
+from ..model import Capabilities, ChatRequest, ChatResponse, StreamEvent
 from ..providers.base import Provider
-from .attempts import RoutedStream, attach, attempts_of
+from .attempts import RoutedStream
 from .breaker import CircuitBreaker
 from .capabilities import intersect
-from .gate import first_stream
+from .gate import first_answer, first_stream
 from .moves import moves_to_next_deployment
 
 
@@ -53,25 +53,14 @@ class BalancedProvider(Provider):
         return sorted(self.members, key=key)
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
-        attempts: list[Attempt] = []
-        last: EPError | None = None
-        for member in self.order():
+        async def call(member: Member) -> ChatResponse:
             member.in_flight += 1
             try:
-                response = await member.provider.chat(request)
-            except EPError as exc:
-                attempts += attempts_of(exc)
-                if not moves_to_next_deployment(exc):
-                    attach(exc, attempts)
-                    raise
-                last = exc
-                continue
+                return await member.provider.chat(request)
             finally:
                 member.in_flight -= 1
-            response.attempts = attempts + response.attempts
-            return response
-        assert last is not None
-        raise attach(last, attempts)
+
+        return await first_answer(self.order(), call, _failed)
 
     def stream(self, request: ChatRequest) -> RoutedStream:
         def members() -> Iterator[Member]:

@@ -19,9 +19,9 @@ from typing import Any
 from ..errors import CapabilityMissingError, EPError, StreamInterruptedError
 from ..model import Attempt, Capabilities, ChatRequest, ChatResponse, StreamEvent
 from ..providers.base import Provider
-from .attempts import RoutedStream, attach, attempts_of
+from .attempts import RoutedStream, attach
 from .capabilities import missing, needs_of
-from .gate import first_stream
+from .gate import first_answer, first_stream
 from .moves import moves_to_next_target
 
 
@@ -89,22 +89,8 @@ class FallbackProvider(Provider):
         return usable, skipped
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
-        usable, attempts = self.plan(request, stream=False)
-        last: EPError | None = None
-        for target, prepared in usable:
-            try:
-                response = await target.provider.chat(prepared)
-            except EPError as exc:
-                attempts += attempts_of(exc)
-                if not moves_to_next_target(exc):
-                    attach(exc, attempts)
-                    raise
-                last = exc
-                continue
-            response.attempts = attempts + response.attempts
-            return response
-        assert last is not None
-        raise attach(last, attempts)
+        usable, skipped = self.plan(request, stream=False)
+        return await first_answer(usable, lambda planned: planned[0].provider.chat(planned[1]), _failed, skipped)
 
     def stream(self, request: ChatRequest) -> RoutedStream:
         def planned(routed: RoutedStream) -> Iterator[tuple[Target, ChatRequest]]:

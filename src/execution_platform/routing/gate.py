@@ -1,11 +1,11 @@
-"""Hold a stream's ``StartEvent`` back until real content arrives, and try streams one after another.
+"""Try targets one after another until one answers, holding a stream's ``StartEvent`` back meanwhile.
 
 Until the caller has seen content, a failed attempt can still be retried or moved to another target
 without the caller noticing; once content went out, it cannot. Retry, balancing and fallback all
 need exactly this, so it lives here once: :class:`StartGate` is the filter and :func:`first_stream`
 the attempt loop built on it. The gate is a plain filter, not a generator, and the loop is the
 wrapper's own stream body, so no extra async generator sits between a consumer and the upstream
-stream it may close.
+stream it may close. :func:`first_answer` is the same loop for a whole answer.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TypeVar
 
 from ..errors import EPError
-from ..model import StartEvent, StreamEvent
-from .attempts import RoutedStream, attach, close_quietly
+from ..model import Attempt, ChatResponse, StartEvent, StreamEvent
+from .attempts import RoutedStream, attach, attempts_of, close_quietly
 
-__all__ = ["StartGate", "first_stream"]
+__all__ = ["StartGate", "first_answer", "first_stream"]
 
 T = TypeVar("T")
 
@@ -94,3 +94,36 @@ async def first_stream(
         last = failure
     assert last is not None, "no tries"
     raise attach(last, routed.attempts)
+
+
+async def first_answer(
+    tries: Iterable[T],
+    call: Callable[[T], Awaitable[ChatResponse]],
+    failed: Callable[[T, EPError, bool], Awaitable[EPError | None]],
+    attempts: list[Attempt] | None = None,
+) -> ChatResponse:
+    """The answer of the first of ``tries`` that does not fail: :func:`first_stream` for ``chat``.
+
+    ``failed`` is the same verdict (``emitted`` is always False: nothing reached the caller yet).
+    ``attempts`` are those recorded before the first try (targets skipped); the answer, or the error
+    that goes up, carries them with every try's.
+    """
+    attempts = list(attempts or [])
+    last: EPError | None = None
+    for candidate in tries:
+        try:
+            response = await call(candidate)
+        except EPError as exc:
+            attempts += attempts_of(exc)
+            final = await failed(candidate, exc, False)
+            if final is not None:
+                attach(final, attempts)
+                if final is exc:
+                    raise
+                raise final from exc
+            last = exc
+            continue
+        response.attempts = attempts + response.attempts
+        return response
+    assert last is not None, "no tries"
+    raise attach(last, attempts)

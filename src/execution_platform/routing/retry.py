@@ -16,10 +16,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from ..errors import EPError
-from ..model import Attempt, ChatRequest, ChatResponse, StreamEvent
+from ..model import ChatRequest, ChatResponse, StreamEvent
 from ..providers.base import Provider, WrapperProvider
-from .attempts import RoutedStream, attach, attempts_of
-from .gate import first_stream
+from .attempts import RoutedStream
+from .gate import first_answer, first_stream
 from .moves import retries_same_target
 
 
@@ -54,22 +54,7 @@ class RetryingProvider(WrapperProvider):
         self._rng = rng or random.Random()
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
-        attempts: list[Attempt] = []
-        retry = 0
-        while True:
-            try:
-                response = await self.inner.chat(request)
-            except EPError as exc:
-                attempts += attempts_of(exc)
-                wait = self.policy.delay(retry, exc, self._rng)
-                if wait is None:
-                    attach(exc, attempts)
-                    raise
-                await self._sleep(wait)
-                retry += 1
-                continue
-            response.attempts = attempts + response.attempts
-            return response
+        return await first_answer(itertools.count(), lambda _: self.inner.chat(request), self._failed)
 
     def stream(self, request: ChatRequest) -> RoutedStream:
         def open_stream(retry: int) -> AsyncIterator[StreamEvent]:
