@@ -15,7 +15,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterator, 
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .model import ChatRequest, ChatResponse, Message, StreamEvent, ToolSpec
-from .providers.base import Provider
+from .providers.base import Provider, WrapperProvider
 
 if TYPE_CHECKING:  # loaded lazily at run time: importing the SDK stays cheap
     from .config.schema import Config
@@ -243,13 +243,15 @@ class Client:
         await self.aclose()
 
 
-class _LeafSwitch(Provider):
-    """An adapter of the routing stack, metered per attempt whenever the client has a meter."""
+class _LeafSwitch(WrapperProvider):
+    """An adapter of the routing stack, metered per attempt whenever the client has a meter.
+
+    Token counts go straight to the adapter, unmetered (the base's ``count_tokens``): counting is free.
+    """
 
     def __init__(self, client: Client, adapter: Provider, config: Any, deployment: str | None) -> None:
+        super().__init__(adapter)
         self.client = client
-        self.inner = adapter
-        self.name = adapter.name
         self.config = config
         self.deployment = deployment
         self._metered: tuple[Meter, Provider] | None = None  # (the meter it was built for, its leaf)
@@ -262,20 +264,11 @@ class _LeafSwitch(Provider):
             self._metered = (meter, meter.leaf(self.inner, self.config, self.deployment))
         return self._metered[1]
 
-    def capabilities(self, model: str) -> Any:
-        return self.inner.capabilities(model)
-
     async def chat(self, request: ChatRequest) -> ChatResponse:
         return await self._target().chat(request)
 
     def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         return self._target().stream(request)
-
-    async def count_tokens(self, request: ChatRequest) -> int:
-        return await self.inner.count_tokens(request)  # unmetered: counting is free upstream
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 class SyncClient:

@@ -79,7 +79,7 @@ RESPONSES_FIELDS: dict[str, Any] = {
     "temperature": {"type": "number", "minimum": 0, "maximum": 2},
     "top_p": _UNIT,
 }
-_GEMINI_CONTENT = {
+_GEMINI_CONTENT: dict[str, Any] = {
     "type": "object",
     "required": ["role", "parts"],
     "properties": {"role": {"enum": ["user", "model"]},

@@ -39,7 +39,6 @@ from dataclasses import dataclass, field, replace
 
 from ..errors import EPError
 from ..model import (
-    Capabilities,
     ChatRequest,
     ChatResponse,
     FinishEvent,
@@ -52,7 +51,7 @@ from ..model import (
     Usage,
     UsageEvent,
 )
-from ..providers.base import Provider
+from ..providers.base import Provider, WrapperProvider
 from .budgets import Budget, BudgetBackend, Reservation
 from .ledger import Ledger, LedgerRow, Status
 from .pricing import PriceBook
@@ -165,7 +164,7 @@ class _Call:
     first_seen: bool = False  # the upstream's first event arrived (its wait is counted in upstream_s)
 
 
-class MeteredProvider(Provider):
+class MeteredProvider(WrapperProvider):
     """Wraps ``inner`` with rate limits, budget reservations, costing and the ledger."""
 
     def __init__(
@@ -179,20 +178,13 @@ class MeteredProvider(Provider):
         context: Callable[[ChatRequest], CallContext | None] | None = None,
         default_max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS,
     ) -> None:
-        self.inner = inner
-        self.name = inner.name
+        super().__init__(inner)
         self.ledger = ledger
         self.prices = prices or PriceBook()
         self.budgets = budgets
         self.limiter = limiter
         self.resolve = context
         self.default_max_output_tokens = default_max_output_tokens
-
-    def capabilities(self, model: str) -> Capabilities:
-        return self.inner.capabilities(model)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
     # -- admission -------------------------------------------------------------------------------
     def _context(self, request: ChatRequest) -> tuple[CallContext, CallContext | None]:

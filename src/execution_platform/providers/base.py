@@ -1,4 +1,4 @@
-"""The abstract provider: what every adapter and every wrapper (fallback, retry, limits) implements."""
+"""The abstract provider every adapter and wrapper implements, and the base of wrappers around one provider."""
 
 from __future__ import annotations
 
@@ -42,13 +42,10 @@ class Provider(ABC):
     async def count_tokens(self, request: ChatRequest) -> int:
         """Input tokens ``request`` would cost: the provider's own count where it has a counting endpoint.
 
-        A wrapper that keeps the provider it wraps in ``inner`` (retry, breaker, metering) does not
-        change the prompt, so it counts through it; a leaf without a counting endpoint counts offline
-        (see :mod:`.token_count`). Never a made-up zero.
+        A :class:`WrapperProvider` does not change the prompt, so it counts through the provider it
+        wraps; a leaf without a counting endpoint counts offline (see :mod:`.token_count`). Never a
+        made-up zero.
         """
-        inner = getattr(self, "inner", None)
-        if isinstance(inner, Provider):
-            return await inner.count_tokens(request)
         import asyncio
 
         from .token_count import count_request_tokens
@@ -75,3 +72,29 @@ class Provider(ABC):
         async for event in self.stream(request):
             acc.add(event)
         return acc.response()
+
+
+class WrapperProvider(Provider):
+    """A provider that adds one concern (retries, a breaker, deadlines, metering…) around ``inner``.
+
+    Everything but the call itself is the wrapped provider's: its ``name``, capabilities, token count,
+    output cap and pooled resources. Subclasses implement ``chat`` and ``stream`` and override only the
+    parts their concern changes (an endpoint, say, answers for its own model). It lives here, not in
+    ``routing``, so wrappers below routing (metering in ``money``) share it without an upward import.
+    """
+
+    def __init__(self, inner: Provider) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    def capabilities(self, model: str) -> Capabilities:
+        return self.inner.capabilities(model)
+
+    async def count_tokens(self, request: ChatRequest) -> int:
+        return await self.inner.count_tokens(request)
+
+    def output_cap(self, request: ChatRequest) -> int | None:
+        return self.inner.output_cap(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

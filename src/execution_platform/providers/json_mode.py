@@ -30,7 +30,7 @@ from ..model import (
     ToolCallStart,
     ToolSpec,
 )
-from .base import Provider
+from .base import WrapperProvider
 
 TOOL_NAME = "json_response"
 _WRAP_KEY = "value"  # tool input must be an object: other schemas travel wrapped in {"value": ...}
@@ -133,12 +133,8 @@ async def stream_with(
             yield event
 
 
-class JsonModeProvider(Provider):
+class JsonModeProvider(WrapperProvider):
     """Any provider, with JSON mode served by :class:`JsonEmulation` where the model has none."""
-
-    def __init__(self, inner: Provider) -> None:
-        self.inner = inner
-        self.name = inner.name
 
     def native_capabilities(self, model: str) -> Capabilities:
         return self.inner.capabilities(model)
@@ -151,9 +147,6 @@ class JsonModeProvider(Provider):
 
     def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         return stream_with(self.inner.stream, request, self.native_capabilities(request.model))
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 def served_capabilities(caps: Capabilities) -> Capabilities:

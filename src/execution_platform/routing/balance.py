@@ -3,27 +3,24 @@
 Members are ranked by in-flight calls divided by weight (so a weight-2 deployment carries twice the
 concurrent load), ties broken by a weighted random draw — with no concurrency that is a plain weighted
 split. Members whose breaker is open go last (they are refused fast and recorded as skipped). On a
-retryable failure or an exhausted quota the call moves to the next member; a stream never moves once it has produced content.
+retryable failure or an exhausted quota (:func:`~.moves.moves_to_next_deployment`) the call moves to
+the next member; a stream never moves once it has produced content.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
-from ..errors import EPError, QuotaExceededError
-from ..model import Attempt, Capabilities, ChatRequest, ChatResponse, StreamEvent
+from ..errors import EPError
+from ..model import Capabilities, ChatRequest, ChatResponse, StreamEvent
 from ..providers.base import Provider
-from .attempts import RoutedStream, attach, attempts_of, close_quietly
+from .attempts import RoutedStream
 from .breaker import CircuitBreaker
 from .capabilities import intersect
-from .gate import StartGate
-
-
-def _moves_on(err: EPError) -> bool:
-    """Another member may still answer: a retryable failure, or this deployment's quota ran out."""
-    return err.retryable or isinstance(err, QuotaExceededError)
+from .gate import first_answer, first_stream
+from .moves import moves_to_next_deployment
 
 
 @dataclass(eq=False)
@@ -56,56 +53,33 @@ class BalancedProvider(Provider):
         return sorted(self.members, key=key)
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
-        attempts: list[Attempt] = []
-        last: EPError | None = None
-        for member in self.order():
+        async def call(member: Member) -> ChatResponse:
             member.in_flight += 1
             try:
-                response = await member.provider.chat(request)
-            except EPError as exc:
-                attempts += attempts_of(exc)
-                if not _moves_on(exc):
-                    attach(exc, attempts)
-                    raise
-                last = exc
-                continue
+                return await member.provider.chat(request)
             finally:
                 member.in_flight -= 1
-            response.attempts = attempts + response.attempts
-            return response
-        assert last is not None
-        raise attach(last, attempts)
+
+        return await first_answer(self.order(), call, _failed)
 
     def stream(self, request: ChatRequest) -> RoutedStream:
-        return RoutedStream(lambda routed: self._stream(routed, request))
+        def members() -> Iterator[Member]:
+            yield from self.order()  # ranked when the stream starts, not when it is created
+
+        def open_stream(member: Member) -> AsyncIterator[StreamEvent]:
+            member.in_flight += 1  # until the member's try has ended (``_ended``)
+            return member.provider.stream(request)
+
+        return RoutedStream(lambda routed: first_stream(routed, members(), open_stream, _failed, _ended))
 
     async def count_tokens(self, request: ChatRequest) -> int:
         return await self.order()[0].provider.count_tokens(request)
 
-    async def _stream(self, routed: RoutedStream, request: ChatRequest) -> AsyncIterator[StreamEvent]:
-        last: EPError | None = None
-        for member in self.order():
-            member.in_flight += 1
-            inner = member.provider.stream(request)
-            routed.follow(inner)
-            gate = StartGate()  # nothing a client can see before content: a retry/fallback stays possible
-            try:
-                async for event in inner:
-                    for out in gate.admit(event):
-                        yield out
-                for out in gate.flush():
-                    yield out
-                return
-            except EPError as exc:
-                routed.settle()
-                if gate.emitted or not _moves_on(exc):
-                    attach(exc, routed.attempts)
-                    raise
-                last = exc
-            finally:
-                member.in_flight -= 1
-                routed.settle()
-                await close_quietly(inner)
-        assert last is not None
-        attach(last, routed.attempts)
-        raise last
+
+async def _failed(member: Member, err: EPError, emitted: bool) -> EPError | None:
+    """Give up (the error) unless nothing went out yet and another deployment may answer (None)."""
+    return err if emitted or not moves_to_next_deployment(err) else None
+
+
+def _ended(member: Member) -> None:
+    member.in_flight -= 1

@@ -13,7 +13,7 @@ from typing import Literal
 
 from ..errors import EPError, UpstreamServerError
 from ..model import Attempt, Capabilities, ChatRequest, ChatResponse, StreamEvent
-from ..providers.base import Provider
+from ..providers.base import Provider, WrapperProvider
 from .attempts import RoutedStream, attach, attempts_of, close_quietly
 
 State = Literal["closed", "open", "half_open"]
@@ -98,18 +98,17 @@ class CircuitBreaker:
             self.success()
 
 
-class CircuitBreakerProvider(Provider):
+class CircuitBreakerProvider(WrapperProvider):
     def __init__(
         self, inner: Provider, breaker: CircuitBreaker, *, model: str, deployment: str | None = None
     ) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.breaker = breaker
-        self.name = inner.name
         self.model = model
         self.deployment = deployment
 
     def capabilities(self, model: str | None = None) -> Capabilities:
-        return self.inner.capabilities(self.model)
+        return self.inner.capabilities(self.model)  # the model this breaker guards, whatever is asked
 
     def _refuse(self) -> EPError:
         where = self.deployment or f"{self.name}/{self.model}"

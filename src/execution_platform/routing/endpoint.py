@@ -13,12 +13,12 @@ from collections.abc import AsyncIterator
 
 from ..errors import EPError, UpstreamTimeoutError
 from ..model import Attempt, Capabilities, ChatRequest, ChatResponse, StartEvent, StreamEvent
-from ..providers.base import Provider
+from ..providers.base import Provider, WrapperProvider
 from ..providers.http import Timeouts
 from .attempts import RoutedStream, attach, close_quietly
 
 
-class Endpoint(Provider):
+class Endpoint(WrapperProvider):
     def __init__(
         self,
         inner: Provider,
@@ -28,7 +28,7 @@ class Endpoint(Provider):
         deployment: str | None = None,
         timeouts: Timeouts | None = None,
     ) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.model = model
         self.name = provider or inner.name
         self.deployment = deployment
@@ -73,6 +73,9 @@ class Endpoint(Provider):
     async def count_tokens(self, request: ChatRequest) -> int:
         return await self.inner.count_tokens(self._own(request))
 
+    def output_cap(self, request: ChatRequest) -> int | None:
+        return self.inner.output_cap(self._own(request))
+
     async def _stream(self, routed: RoutedStream, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         started = time.monotonic()
         total_deadline = started + self.timeouts.total
@@ -114,9 +117,6 @@ class Endpoint(Provider):
             raise
         finally:
             await close_quietly(inner)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 def _loop_time(monotonic_deadline: float) -> float:

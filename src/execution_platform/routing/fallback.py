@@ -2,32 +2,27 @@
 
 Targets lacking a capability the request needs are skipped (recorded as skipped attempts); when none
 can serve it, :class:`~execution_platform.errors.CapabilityMissingError` (412) says what each lacked.
-The call moves on after a retryable error (after the target's own retries), a context-length error
-(the next target may have a larger window) or an exhausted quota (the next target may bill another
-account; the exhausted one is not retried); any other error is final. A stream moves on only while
+The call moves on (:func:`~.moves.moves_to_next_target`) after a retryable error (after the target's
+own retries), a context-length error (the next target may have a larger window), an exhausted quota
+(the next target may bill another account; the exhausted one is not retried) or a missing key; any
+other error is final. A stream moves on only while
 nothing but its start event has arrived: once content has been produced the chain fails with
 :class:`StreamBrokenError` instead of splicing a second provider's answer onto the first.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import (
-    CapabilityMissingError,
-    ConfigurationError,
-    ContextLengthExceededError,
-    EPError,
-    QuotaExceededError,
-    StreamInterruptedError,
-)
+from ..errors import CapabilityMissingError, EPError, StreamInterruptedError
 from ..model import Attempt, Capabilities, ChatRequest, ChatResponse, StreamEvent
 from ..providers.base import Provider
-from .attempts import RoutedStream, attach, attempts_of, close_quietly
+from .attempts import RoutedStream, attach
 from .capabilities import missing, needs_of
-from .gate import StartGate
+from .gate import first_answer, first_stream
+from .moves import moves_to_next_target
 
 
 class StreamBrokenError(StreamInterruptedError):
@@ -54,12 +49,6 @@ class Target:
         if "provider_options" in update:
             update["provider_options"] = {**request.provider_options, **update["provider_options"]}
         return request.model_copy(update=update)
-
-
-def _moves_on(err: EPError) -> bool:
-    # A target without its key (ConfigurationError) cannot serve anyone; the next target may, which is
-    # what lets a persona fall back from a cloud model to the local one on a machine with no keys.
-    return err.retryable or isinstance(err, ContextLengthExceededError | QuotaExceededError | ConfigurationError)
 
 
 class FallbackProvider(Provider):
@@ -100,25 +89,17 @@ class FallbackProvider(Provider):
         return usable, skipped
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
-        usable, attempts = self.plan(request, stream=False)
-        last: EPError | None = None
-        for target, prepared in usable:
-            try:
-                response = await target.provider.chat(prepared)
-            except EPError as exc:
-                attempts += attempts_of(exc)
-                if not _moves_on(exc):
-                    attach(exc, attempts)
-                    raise
-                last = exc
-                continue
-            response.attempts = attempts + response.attempts
-            return response
-        assert last is not None
-        raise attach(last, attempts)
+        usable, skipped = self.plan(request, stream=False)
+        return await first_answer(usable, lambda planned: planned[0].provider.chat(planned[1]), _failed, skipped)
 
     def stream(self, request: ChatRequest) -> RoutedStream:
-        return RoutedStream(lambda routed: self._stream(routed, request))
+        def planned(routed: RoutedStream) -> Iterator[tuple[Target, ChatRequest]]:
+            usable, skipped = self.plan(request, stream=True)  # planned when the stream starts
+            for attempt in skipped:
+                routed.record(attempt)
+            yield from usable
+
+        return RoutedStream(lambda routed: first_stream(routed, planned(routed), _open, _failed))
 
     async def count_tokens(self, request: ChatRequest) -> int:
         """Counted by the first target able to serve the request: the one that will normally answer it."""
@@ -126,39 +107,22 @@ class FallbackProvider(Provider):
         target, prepared = usable[0]
         return await target.provider.count_tokens(prepared)
 
-    async def _stream(self, routed: RoutedStream, request: ChatRequest) -> AsyncIterator[StreamEvent]:
-        usable, skipped = self.plan(request, stream=True)
-        for attempt in skipped:
-            routed.record(attempt)
-        last: EPError | None = None
-        for target, prepared in usable:
-            inner = target.provider.stream(prepared)
-            routed.follow(inner)
-            gate = StartGate()  # nothing a client can see before content: a retry/fallback stays possible
-            try:
-                async for event in inner:
-                    for out in gate.admit(event):
-                        yield out
-                for out in gate.flush():
-                    yield out
-                return
-            except EPError as exc:
-                routed.settle()
-                if gate.emitted:
-                    broken = StreamBrokenError(
-                        f"{target.label}: the stream failed after the answer had started ({exc.type}: "
-                        f"{exc.message}); not switching provider mid-answer",
-                        provider=exc.provider,
-                        upstream_status=exc.upstream_status,
-                    )
-                    raise attach(broken, routed.attempts) from exc
-                if not _moves_on(exc):
-                    attach(exc, routed.attempts)
-                    raise
-                last = exc
-            finally:
-                routed.settle()
-                await close_quietly(inner)
-        assert last is not None
-        attach(last, routed.attempts)
-        raise last
+
+def _open(planned: tuple[Target, ChatRequest]) -> AsyncIterator[StreamEvent]:
+    target, prepared = planned
+    return target.provider.stream(prepared)
+
+
+async def _failed(planned: tuple[Target, ChatRequest], err: EPError, emitted: bool) -> EPError | None:
+    """Give up (an error) or move on to the next target (None).
+
+    Once content went out the chain breaks rather than splice a second provider's answer onto the first.
+    """
+    if emitted:
+        return StreamBrokenError(
+            f"{planned[0].label}: the stream failed after the answer had started ({err.type}: "
+            f"{err.message}); not switching provider mid-answer",
+            provider=err.provider,
+            upstream_status=err.upstream_status,
+        )
+    return None if moves_to_next_target(err) else err

@@ -1,7 +1,7 @@
 """Retry one target on retryable errors: exponential backoff with full jitter, ``Retry-After`` honoured.
 
 Only errors whose ``retryable`` flag is set are retried (429, 408, 5xx, 529, timeouts, connection
-errors); every other 4xx is final. An upstream asking to wait longer than ``max_retry_after`` is not
+errors; :func:`~.moves.retries_same_target`); every other 4xx is final. An upstream asking to wait longer than ``max_retry_after`` is not
 waited for: the error goes up at once so the fallback chain can try elsewhere. An open circuit is not
 retried either (it would only be refused again), and a stream is never retried once it has produced
 content.
@@ -10,16 +10,17 @@ content.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from ..errors import EPError
-from ..model import Attempt, Capabilities, ChatRequest, ChatResponse, StreamEvent
-from ..providers.base import Provider
-from .attempts import RoutedStream, attach, attempts_of, close_quietly
-from .breaker import CircuitOpenError
-from .gate import StartGate
+from ..model import ChatRequest, ChatResponse, StreamEvent
+from ..providers.base import Provider, WrapperProvider
+from .attempts import RoutedStream
+from .gate import first_answer, first_stream
+from .moves import retries_same_target
 
 
 @dataclass(frozen=True)
@@ -31,14 +32,14 @@ class RetryPolicy:
 
     def delay(self, retry_number: int, err: EPError, rng: random.Random) -> float | None:
         """Seconds to wait before retry ``retry_number`` (0-based), or None to give up on this target."""
-        if retry_number + 1 >= self.max_attempts or not err.retryable or isinstance(err, CircuitOpenError):
+        if retry_number + 1 >= self.max_attempts or not retries_same_target(err):
             return None
         if err.retry_after is not None:
             return err.retry_after if err.retry_after <= self.max_retry_after else None
         return rng.uniform(0.0, min(self.backoff_max, self.backoff_base * (2**retry_number)))
 
 
-class RetryingProvider(Provider):
+class RetryingProvider(WrapperProvider):
     def __init__(
         self,
         inner: Provider,
@@ -47,58 +48,24 @@ class RetryingProvider(Provider):
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.policy = policy or RetryPolicy()
-        self.name = inner.name
         self._sleep = sleep
         self._rng = rng or random.Random()
 
-    def capabilities(self, model: str) -> Capabilities:
-        return self.inner.capabilities(model)
-
     async def chat(self, request: ChatRequest) -> ChatResponse:
-        attempts: list[Attempt] = []
-        retry = 0
-        while True:
-            try:
-                response = await self.inner.chat(request)
-            except EPError as exc:
-                attempts += attempts_of(exc)
-                wait = self.policy.delay(retry, exc, self._rng)
-                if wait is None:
-                    attach(exc, attempts)
-                    raise
-                await self._sleep(wait)
-                retry += 1
-                continue
-            response.attempts = attempts + response.attempts
-            return response
+        return await first_answer(itertools.count(), lambda _: self.inner.chat(request), self._failed)
 
     def stream(self, request: ChatRequest) -> RoutedStream:
-        return RoutedStream(lambda routed: self._stream(routed, request))
+        def open_stream(retry: int) -> AsyncIterator[StreamEvent]:
+            return self.inner.stream(request)
 
-    async def _stream(self, routed: RoutedStream, request: ChatRequest) -> AsyncIterator[StreamEvent]:
-        retry = 0
-        while True:
-            inner = self.inner.stream(request)
-            routed.follow(inner)
-            gate = StartGate()  # nothing a client can see before content: a retry/fallback stays possible
-            try:
-                async for event in inner:
-                    for out in gate.admit(event):
-                        yield out
-                for out in gate.flush():
-                    yield out
-                routed.settle()
-                return
-            except EPError as exc:
-                routed.settle()
-                wait = None if gate.emitted else self.policy.delay(retry, exc, self._rng)
-                if wait is None:
-                    attach(exc, routed.attempts)
-                    raise
-            finally:
-                routed.settle()
-                await close_quietly(inner)
-            await self._sleep(wait)
-            retry += 1
+        return RoutedStream(lambda routed: first_stream(routed, itertools.count(), open_stream, self._failed))
+
+    async def _failed(self, retry: int, err: EPError, emitted: bool) -> EPError | None:
+        """Give up (the error) or wait out the backoff before retry number ``retry + 1`` (None)."""
+        wait = None if emitted else self.policy.delay(retry, err, self._rng)
+        if wait is None:
+            return err
+        await self._sleep(wait)
+        return None
