@@ -5,8 +5,7 @@ from __future__ import annotations
 from execution_platform.model import Capabilities, ChatRequest
 from execution_platform.providers.json_mode import JsonModeProvider
 from execution_platform.routing import CircuitBreaker, CircuitBreakerProvider, Endpoint, RetryingProvider
-
-from .scripted import ScriptedProvider
+from tests.fakes.scripted import ScriptedProvider
 
 
 class Adapter(ScriptedProvider):
