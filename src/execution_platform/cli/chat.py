@@ -41,8 +41,8 @@ def chat(
 
 def _default_model() -> str | None:
     """``local`` when no cloud provider has a key (the same rule as the gateway's)."""
+    from ..config.availability import cloud_configured, local_available
     from ..config.settings import Settings
-    from ..gateway.routes._catalog import cloud_configured, local_available
 
     settings = Settings()
     if cloud_configured(settings) or not local_available(settings):

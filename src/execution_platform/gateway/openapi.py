@@ -15,9 +15,10 @@ import json
 import re
 from typing import Any
 
+from ..config.availability import configured_providers
 from .embeddings import MAX_DIMENSIONS
 from .metadata import MAX_CHARS
-from .routes._catalog import configured_providers, model_entries, model_ids
+from .routes._catalog import model_entries, model_ids
 from .state import Gateway
 
 METADATA_STRING = {"type": "string", "pattern": f"^[\\x20-\\x7e]{{1,{MAX_CHARS}}}$"}

@@ -9,52 +9,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ...config.availability import cloud_configured, configured_providers, local_available
 from ...model.address import parse_address, persona_address
 from ...money.pricing import catalogue_models
-from ...providers.registry import PROVIDERS, key_setting, provider_class, usable_without_key
+from ...providers.registry import provider_class
 from ..state import Gateway
-
-
-def configured_providers(settings: Any, config: Any = None) -> dict[str, bool]:
-    """Which providers of the registry are usable: a key from env, the YAML ``providers`` block or a
-    deployment's own key; a provider that needs no key counts when what it needs is installed."""
-    blocks = (_get(config, "providers") if config is not None else None) or {}
-    deployments = _items(_get(config, "deployments") if config is not None else None)
-    status = {}
-    for name in PROVIDERS:
-        attr = key_setting(name, settings)
-        if attr is None:
-            status[name] = local_available(settings) if name == "local" else usable_without_key(name)
-            continue
-        block = blocks.get(name) if isinstance(blocks, dict) else None
-        status[name] = bool(
-            settings.secret(attr)
-            or (block is not None and _get(block, "api_key"))
-            or any(_get(d, "provider") == name and _get(d, "api_key") for d in deployments)
-        )
-    return status
-
-
-# ``EP_LOCAL_MODEL=off``: no local model at all (a gateway that must never start an engine on its own).
-LOCAL_OFF = frozenset({"off", "none", "disabled", "false", "0"})
-
-
-def local_available(settings: Any) -> bool:
-    """Whether the ``local`` provider has a model file to serve (``EP_LOCAL_MODEL`` or the shipped one)."""
-    value = getattr(settings, "local_model", None)
-    if value is not None and str(value).strip().lower() in LOCAL_OFF:
-        return False
-    if value:
-        return True
-    from ...providers.local_supervisor import shipped_model
-
-    return shipped_model() is not None
-
-
-def cloud_configured(settings: Any, config: Any = None) -> bool:
-    """Whether a provider that needs a key has one (keyless ones such as claude_agent don't count)."""
-    keyed = {name for name in PROVIDERS if key_setting(name, settings) is not None}
-    return any(ok for name, ok in configured_providers(settings, config).items() if name in keyed)
 
 
 def default_model(gw: Gateway) -> str | None:

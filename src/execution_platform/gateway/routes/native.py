@@ -11,13 +11,14 @@ from starlette.responses import Response
 
 from ...codecs.passthrough import check_provider_options
 from ...codecs.sse import frame
+from ...config.availability import configured_providers, local_available
 from ...errors import EPError, InvalidRequestError, NotFoundError
 from ...model import ChatRequest, ChatResponse, StreamEvent
 from ...model.address import parse_address, persona_address
 from ..calls import capabilities, principal_of
 from ..responses import error_responses, json_body, json_response, sse_and_json
 from . import _chat
-from ._catalog import configured_providers, local_available, model_ids
+from ._catalog import model_ids
 
 router = APIRouter(tags=["Native"])
 

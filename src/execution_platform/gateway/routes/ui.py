@@ -18,12 +18,12 @@ from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
+from ...config.availability import configured_providers
 from ...errors import ConfigurationError, InvalidRequestError, NotFoundError
 from ...money.report import parse_time
 from ..calls import principal_of
 from ..responses import error_responses, json_response
 from . import _chat
-from ._catalog import configured_providers
 
 router = APIRouter(tags=["Dashboard"])
 
