@@ -32,24 +32,19 @@ from execution_platform.model import (
     UsageEvent,
 )
 from execution_platform.providers.anthropic import AnthropicProvider
-from execution_platform.providers.http import HttpClient, Timeouts
+from tests.adapters import adapter_on, asker
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.script import Fault, Reply, ToolCallSpec
 from tests.streams import collect, without_ids
 
 MODEL = "claude-sonnet-4-5"
-SHORT = Timeouts(connect=1.0, read=0.5, total=5.0, stream_idle=0.3)
+ask = asker(MODEL)
 
 
 @pytest.fixture
 async def provider(fake_anthropic: FakeAnthropic) -> AsyncIterator[AnthropicProvider]:
-    http = HttpClient()
-    yield AnthropicProvider(api_key=fake_anthropic.api_key, base_url=fake_anthropic.base_url, timeouts=SHORT, http=http)
-    await http.aclose()
-
-
-def ask(text: str = "Hi there", **kwargs: object) -> ChatRequest:
-    return ChatRequest(model=MODEL, messages=[Message(role="user", content=text)], **kwargs)
+    async with adapter_on(AnthropicProvider, fake_anthropic) as adapter:
+        yield adapter
 
 
 async def test_chat_speaks_the_messages_api(provider: AnthropicProvider, fake_anthropic: FakeAnthropic) -> None:
@@ -107,14 +102,10 @@ async def test_parallel_tool_calls_are_assembled_from_json_deltas(
 
 
 async def test_a_bad_key_is_an_authentication_error(fake_anthropic: FakeAnthropic) -> None:
-    http = HttpClient()
-    bad = AnthropicProvider(api_key="nope-nope", base_url=fake_anthropic.base_url, timeouts=SHORT, http=http)
-    try:
+    async with adapter_on(AnthropicProvider, fake_anthropic, api_key="nope-nope") as bad:
         with pytest.raises(AuthenticationError) as info:
             await bad.chat(ask())
-        assert info.value.upstream_status == 401 and info.value.provider == "anthropic"
-    finally:
-        await http.aclose()
+    assert info.value.upstream_status == 401 and info.value.provider == "anthropic"
 
 
 async def test_missing_key_fails_at_once_naming_the_variable(fake_anthropic: FakeAnthropic) -> None:

@@ -6,22 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from execution_platform import errors
 from execution_platform.codecs import gemini as codec
-from execution_platform.errors import (
-    AuthenticationError,
-    ConfigurationError,
-    ContextLengthExceededError,
-    EPError,
-    InvalidRequestError,
-    NotFoundError,
-    OverloadedError,
-    PermissionDeniedError,
-    RateLimitError,
-    StreamInterruptedError,
-    UpstreamConnectionError,
-    UpstreamServerError,
-    UpstreamTimeoutError,
-)
 from execution_platform.model import (
     ChatRequest,
     FinishEvent,
@@ -33,26 +19,20 @@ from execution_platform.model import (
     UsageEvent,
 )
 from execution_platform.providers.gemini import GeminiProvider
-from execution_platform.providers.http import HttpClient, Timeouts
+from execution_platform.providers.http import HttpClient
+from tests.adapters import adapter_on, asker
 from tests.fakes.gemini import FakeGemini
 from tests.fakes.script import Fault, Reply, ToolCallSpec
 from tests.streams import collect, without_ids
 
 MODEL = "gemini-2.5-flash"
-SHORT = Timeouts(connect=1.0, read=0.5, total=5.0, stream_idle=0.3)
+ask = asker(MODEL)
 
 
 @pytest.fixture
 async def provider(fake_gemini: FakeGemini) -> AsyncIterator[GeminiProvider]:
-    http = HttpClient()
-    yield GeminiProvider(
-        api_key=fake_gemini.api_key, base_url=fake_gemini.base_url, timeouts=SHORT, http=http
-    )
-    await http.aclose()
-
-
-def ask(text: str = "Hi there", **kwargs: object) -> ChatRequest:
-    return ChatRequest(model=MODEL, messages=[Message(role="user", content=text)], **kwargs)
+    async with adapter_on(GeminiProvider, fake_gemini) as adapter:
+        yield adapter
 
 
 async def test_chat_sends_gemini_wire_with_key_in_header(
@@ -172,23 +152,23 @@ async def test_thought_signature_goes_back_verbatim(
 @pytest.mark.parametrize(
     ("fault", "cls"),
     [
-        (Fault("status", status=429, retry_after=2), RateLimitError),
-        (Fault("status", status=503, error_type="overloaded_error"), OverloadedError),
-        (Fault("status", status=500), UpstreamServerError),
-        (Fault("status", status=400, error_type="context_length_exceeded"), ContextLengthExceededError),
-        (Fault("status", status=400, message="Invalid value at 'contents'"), InvalidRequestError),
-        (Fault("status", status=403, message="denied"), PermissionDeniedError),
-        (Fault("status", status=404, message="models/x is not found"), NotFoundError),
-        (Fault("slow_first_byte", delay=1.5), UpstreamTimeoutError),
-        (Fault("disconnect"), UpstreamConnectionError),
-        (Fault("malformed_json"), UpstreamServerError),
+        (Fault("status", status=429, retry_after=2), errors.RateLimitError),
+        (Fault("status", status=503, error_type="overloaded_error"), errors.OverloadedError),
+        (Fault("status", status=500), errors.UpstreamServerError),
+        (Fault("status", status=400, error_type="context_length_exceeded"), errors.ContextLengthExceededError),
+        (Fault("status", status=400, message="Invalid value at 'contents'"), errors.InvalidRequestError),
+        (Fault("status", status=403, message="denied"), errors.PermissionDeniedError),
+        (Fault("status", status=404, message="models/x is not found"), errors.NotFoundError),
+        (Fault("slow_first_byte", delay=1.5), errors.UpstreamTimeoutError),
+        (Fault("disconnect"), errors.UpstreamConnectionError),
+        (Fault("malformed_json"), errors.UpstreamServerError),
     ],
 )
 async def test_chat_faults_map_to_the_taxonomy(
-    provider: GeminiProvider, fake_gemini: FakeGemini, fault: Fault, cls: type[EPError]
+    provider: GeminiProvider, fake_gemini: FakeGemini, fault: Fault, cls: type[errors.EPError]
 ) -> None:
     fake_gemini.enqueue(fault)
-    with pytest.raises(EPError) as info:
+    with pytest.raises(errors.EPError) as info:
         await provider.chat(ask())
     assert type(info.value) is cls
     assert info.value.provider == "gemini"
@@ -199,42 +179,36 @@ async def test_chat_faults_map_to_the_taxonomy(
 @pytest.mark.parametrize(
     ("fault", "cls"),
     [
-        (Fault("status", status=429, retry_after=1), RateLimitError),
-        (Fault("status", status=503, error_type="overloaded_error"), OverloadedError),
-        (Fault("slow_first_byte", delay=1.5), UpstreamTimeoutError),
-        (Fault("disconnect", after_chunks=2, then=Reply(chunks=4)), StreamInterruptedError),
-        (Fault("disconnect", after_chunks=99), StreamInterruptedError),  # never after the finish
-        (Fault("stall", after_chunks=2, delay=2.0, then=Reply(chunks=4)), StreamInterruptedError),
-        (Fault("stream_error", after_chunks=1, status=500, message="Internal error"), UpstreamServerError),
-        (Fault("malformed_json"), UpstreamServerError),
+        (Fault("status", status=429, retry_after=1), errors.RateLimitError),
+        (Fault("status", status=503, error_type="overloaded_error"), errors.OverloadedError),
+        (Fault("slow_first_byte", delay=1.5), errors.UpstreamTimeoutError),
+        (Fault("disconnect", after_chunks=2, then=Reply(chunks=4)), errors.StreamInterruptedError),
+        (Fault("disconnect", after_chunks=99), errors.StreamInterruptedError),  # never after the finish
+        (Fault("stall", after_chunks=2, delay=2.0, then=Reply(chunks=4)), errors.StreamInterruptedError),
+        (Fault("stream_error", after_chunks=1, status=500, message="Internal error"), errors.UpstreamServerError),
+        (Fault("malformed_json"), errors.UpstreamServerError),
     ],
 )
 async def test_stream_faults_map_to_the_taxonomy(
-    provider: GeminiProvider, fake_gemini: FakeGemini, fault: Fault, cls: type[EPError]
+    provider: GeminiProvider, fake_gemini: FakeGemini, fault: Fault, cls: type[errors.EPError]
 ) -> None:
     fake_gemini.enqueue(fault)
-    with pytest.raises(EPError) as info:
+    with pytest.raises(errors.EPError) as info:
         await collect(provider, ask())
     assert type(info.value) is cls
 
 
 async def test_bad_key_is_an_authentication_error(fake_gemini: FakeGemini) -> None:
-    http = HttpClient()
-    try:
-        bad = GeminiProvider(
-            api_key="wrong-key-123", base_url=fake_gemini.base_url, timeouts=SHORT, http=http
-        )
-        with pytest.raises(AuthenticationError):
+    async with adapter_on(GeminiProvider, fake_gemini, api_key="wrong-key-123") as bad:
+        with pytest.raises(errors.AuthenticationError):
             await bad.chat(ask())
-    finally:
-        await http.aclose()
 
 
 async def test_missing_key_fails_at_once_naming_the_variable(fake_gemini: FakeGemini) -> None:
     provider = GeminiProvider(api_key=None, base_url=fake_gemini.base_url)
-    with pytest.raises(ConfigurationError, match="EP_GEMINI_API_KEY"):
+    with pytest.raises(errors.ConfigurationError, match="EP_GEMINI_API_KEY"):
         await provider.chat(ask())
-    with pytest.raises(ConfigurationError, match="EP_GEMINI_API_KEY"):
+    with pytest.raises(errors.ConfigurationError, match="EP_GEMINI_API_KEY"):
         await anext(aiter(provider.stream(ask())))
     assert fake_gemini.requests == []
 
