@@ -15,7 +15,7 @@ import json
 import re
 from typing import Any
 
-from .embeddings import MAX_DIMENSIONS
+from ..codecs.openai_embeddings import MAX_DIMENSIONS
 from .metadata import MAX_CHARS
 from .routes._catalog import configured_providers, model_entries, model_ids
 from .state import Gateway
