@@ -126,7 +126,7 @@ async def chat_completions(request: Request) -> Response:
     openapi_extra=json_body(EMBEDDINGS_REQUEST),
     responses={200: {"description": "Embeddings", "content": {"application/json": {"schema": EMBEDDINGS_RESPONSE}}},
                **error_responses()},
-    summary="Embeddings (OpenAI wire format), served by OpenAI or Gemini",
+    summary="Embeddings (OpenAI wire format), served by OpenAI, Gemini or the local model",
 )
 async def embeddings(request: Request) -> Response:
     gw = _chat.gateway(request)
