@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from execution_platform import BudgetExceededError, Client, EmbeddingRequest, InvalidRequestError
+from execution_platform import BudgetExceededError, Client, EmbeddingRequest, InvalidRequestError, SyncClient
 from execution_platform.config.file import parse_config
 from execution_platform.config.settings import Settings
 from execution_platform.money.budgets import Budget
@@ -110,3 +110,16 @@ async def test_a_budget_that_cannot_cover_the_attempt_is_a_402_before_the_upstre
             await metered.embed(EmbeddingRequest(model=SMALL, inputs=["hello world foo"]), payer=payer)
         assert refused.value.status_code == 402
     assert len(fake_openai.requests) == calls and rows(metered) == []
+
+
+def test_without_a_router_the_direct_provider_is_metered_too(fake_openai: FakeUpstream, tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, openai_api_key=fake_openai.api_key, openai_base_url=fake_openai.base_url,
+                        database_url=f"sqlite:///{tmp_path / 'ep.db'}")
+    with SyncClient(settings, meter=True) as client:
+        payer = CallContext(key_id="k2")
+        answer = client.embed(EmbeddingRequest(model=SMALL, inputs=["a b c"]), payer=payer)
+        assert client._client.router is None
+        [row] = rows(client._client)
+    assert answer.vectors == [pytest.approx(openai_embedding("a b c", 1536))]
+    assert (row["key_id"], row["provider"], row["attempt"], row["input_tokens"]) == ("k2", "openai", 1, 3)
+    assert answer.cost_usd == pytest.approx(row["cost_usd"]) and payer.cost_usd == answer.cost_usd
