@@ -14,13 +14,22 @@ import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .model import ChatRequest, ChatResponse, Message, StreamEvent, ToolSpec
+from .model import (
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    Message,
+    StreamEvent,
+    ToolSpec,
+)
 from .providers.base import Provider, WrapperProvider
 
 if TYPE_CHECKING:  # loaded lazily at run time: importing the SDK stays cheap
     from .config.schema import Config
     from .config.settings import Settings
     from .money.meter import Meter
+    from .money.metering import CallContext
     from .routing.router import Router
 
 T = TypeVar("T")
@@ -96,13 +105,17 @@ class Client:
         from .providers.registry import split_model
 
         provider_name, model = split_model(request.model)
+        return self._direct(provider_name), request.model_copy(update={"model": model})
+
+    def _direct(self, provider_name: str) -> Provider:
+        """A directly addressed provider (no router), behind its per-attempt meter when metered."""
         provider = self.provider(provider_name)
         if self.meter is not None:
             metered = self._metered.get(provider_name)
             if metered is None or getattr(metered, "inner", None) is not provider:
                 metered = self._metered[provider_name] = self.meter.leaf(provider)
             provider = metered
-        return provider, request.model_copy(update={"model": model})
+        return provider
 
     def _leaf(self, adapter: Provider, config: Any, deployment: str | None) -> Provider:
         """Router hook: per-attempt metering between each Endpoint and its adapter (when metered).
@@ -133,6 +146,37 @@ class Client:
         try:
             with call_context(admission.ctx):
                 return await provider.chat(resolved)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            await self.meter.release(admission, error)
+
+    async def embed(self, request: EmbeddingRequest, *, payer: CallContext | None = None) -> EmbeddingResponse:
+        """Vectors for ``request.inputs`` from the model ``request.model`` addresses.
+
+        Resolved like :meth:`send` (``provider/model``, or a deployment or group through the router; a
+        persona is a chat policy and is refused), so retries and breakers apply. With a meter, ``payer``
+        (who pays, under which limits; it receives the outcome: ``cost_usd``, ``rate_headers``…) is
+        admitted once against the request's rate limits and every attempt is metered by the routing
+        stack's leaf, as a chat attempt is: budget hold, settlement, ledger row.
+        """
+        if self.router is not None:
+            provider, resolved = self.router.resolve_target(request.model), request
+        else:
+            from .providers.registry import split_model
+
+            provider_name, model = split_model(request.model)
+            provider, resolved = self._direct(provider_name), request.model_copy(update={"model": model})
+        if self.meter is None:
+            return await provider.embed(resolved)
+        from .money.metering import CallContext, call_context
+
+        admission = await self.meter.admit(resolved, payer if payer is not None else CallContext(), self._config())
+        error: BaseException | None = None
+        try:
+            with call_context(admission.ctx):
+                return await provider.embed(resolved)
         except BaseException as exc:
             error = exc
             raise
@@ -270,6 +314,9 @@ class _LeafSwitch(WrapperProvider):
     def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         return self._target().stream(request)
 
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        return await self._target().embed(request)
+
 
 class SyncClient:
     """Blocking wrapper: runs an event loop in a private thread so it works inside other loops too."""
@@ -288,6 +335,9 @@ class SyncClient:
 
     def count_tokens(self, request: ChatRequest) -> int:
         return self._run(self._client.count_tokens(request))
+
+    def embed(self, request: EmbeddingRequest, *, payer: CallContext | None = None) -> EmbeddingResponse:
+        return self._run(self._client.embed(request, payer=payer))
 
     def stream(self, **kwargs: Any) -> Iterator[StreamEvent]:
         agen = self._client.stream(**kwargs)

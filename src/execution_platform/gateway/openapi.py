@@ -15,8 +15,8 @@ import json
 import re
 from typing import Any
 
+from ..codecs.openai_embeddings import MAX_DIMENSIONS
 from ..config.availability import configured_providers
-from .embeddings import MAX_DIMENSIONS
 from .metadata import MAX_CHARS
 from .routes._catalog import model_entries, model_ids
 from .state import Gateway

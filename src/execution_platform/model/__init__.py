@@ -7,6 +7,7 @@ without cycles. Wire formats are translated to and from these types by ``executi
 from .accumulate import StreamAccumulator
 from .capabilities import Capabilities
 from .content import CacheControl, ContentPart, ImagePart, TextPart, ThinkingPart
+from .embeddings import EmbeddingRequest, EmbeddingResponse
 from .events import (
     AgentToolResult,
     AgentToolUse,
@@ -44,6 +45,8 @@ __all__ = [
     "ChatRequest",
     "ChatResponse",
     "ContentPart",
+    "EmbeddingRequest",
+    "EmbeddingResponse",
     "ErrorEvent",
     "FinishEvent",
     "FinishReason",

@@ -5,9 +5,9 @@
     Client.send ─ Meter.admit ─ Fallback ─ Retrying ─ Breaker ─ Endpoint ─ MeteredProvider ─ adapter
                   (once per request)                                      (once per attempt)
 
-* Once per REQUEST (:meth:`Meter.admit` / :meth:`Meter.release`, called by ``Client.send`` and
-  ``Client.send_stream``): the RPM/TPM limits of the virtual key (``CallContext.request_limits``, set by
-  the gateway), of the persona and of the team. A retry or a fallback is not a new request, so it does
+* Once per REQUEST (:meth:`Meter.admit` / :meth:`Meter.release`, called by ``Client.send``,
+  ``Client.send_stream`` and ``Client.embed``): the RPM/TPM limits of the virtual key
+  (``CallContext.request_limits``, set by the gateway), of the persona and of the team. A retry or a fallback is not a new request, so it does
   not take another unit of the caller's limit. TPM holds the prompt's upper bound until the request
   ends, then the real tokens of all its attempts.
 * Once per ATTEMPT (a :class:`~.metering.MeteredProvider` at the leaf of every routing stack, right
@@ -32,14 +32,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import BudgetExceededError
-from ..model import ChatRequest
+from ..model import ChatRequest, EmbeddingRequest
 from ..providers.base import Provider
 from .budgets import Budget, BudgetBackend
 from .ledger import Ledger
 from .metering import CallContext, MeteredProvider
 from .pricing import PriceBook
 from .ratelimit import Lease, RateHeaders, RateLimit, RateLimiter, RateLimitExceeded
-from .tokens import prompt_tokens_upper_bound
+from .tokens import input_tokens_upper_bound
 
 
 def budget_from(scope: str, name: str, conf: Any) -> Budget | None:
@@ -250,7 +250,7 @@ class Meter:
         dep_limit = policy.deployment_limits.get(deployment) if deployment else None
         limits = [dep_limit] if dep_limit is not None else []
 
-        def context(request: ChatRequest) -> CallContext:
+        def context(request: ChatRequest | EmbeddingRequest) -> CallContext:
             meta = request.metadata
             return CallContext(
                 deployment=deployment, limits=limits, budgets=policy.budgets_for(meta.persona, meta.team)
@@ -266,8 +266,11 @@ class Meter:
         )
 
     # -- per request --------------------------------------------------------------------------------
-    async def admit(self, request: ChatRequest, ctx: CallContext, config: Any = None) -> Admission:
-        """Count the request once against the key's, persona's and team's RPM/TPM (429 when over)."""
+    async def admit(self, request: ChatRequest | EmbeddingRequest, ctx: CallContext, config: Any = None) -> Admission:
+        """Count the request once against the key's, persona's and team's RPM/TPM (429 when over).
+
+        Chat and embeddings alike (``Client.send``, ``send_stream`` and ``embed``); TPM holds the
+        input's upper bound until :meth:`release`."""
         if not self._started:
             await self.start()
         meta = request.metadata
@@ -278,7 +281,7 @@ class Meter:
         lease = None
         try:
             if limits and self.limiter is not None:
-                lease = await self.limiter.acquire(limits, tokens=prompt_tokens_upper_bound(request))
+                lease = await self.limiter.acquire(limits, tokens=input_tokens_upper_bound(request))
                 ctx.rate_headers = ctx.rate_headers.merge(lease.headers)
         except BaseException:
             self._free_slots(slots)

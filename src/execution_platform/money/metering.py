@@ -7,7 +7,8 @@ For one call, :class:`MeteredProvider` (wrapping any provider) does, in order:
 2. rate limits (RPM/TPM) for every :class:`RateLimit` in ``limits`` -> 429 ``RateLimitExceeded``
    (the hold of step 1 is released); the inner provider is never called when either check fails,
    and the raised error is marked ``before_upstream``;
-3. the inner ``chat`` or ``stream``;
+3. the inner ``chat``, ``embed`` or ``stream`` (an embeddings call has no output: its worst case
+   is its input, and its input tokens are estimated when the upstream reports none);
 4. on EVERY way out (success, error, timeout, cancellation, a consumer closing the stream early): the
    cost from the final usage (a provider-reported ``cost_usd`` wins, on a response or on a stream's
    final ``UsageEvent``), the budget settlement and token-count correction, and the ledger row,
@@ -33,14 +34,17 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from ..errors import EPError
 from ..model import (
     ChatRequest,
     ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
     FinishEvent,
     StartEvent,
     StreamEvent,
@@ -56,9 +60,16 @@ from .budgets import Budget, BudgetBackend, Reservation
 from .ledger import Ledger, LedgerRow, Status
 from .pricing import PriceBook
 from .ratelimit import Lease, RateHeaders, RateLimit, RateLimiter
-from .tokens import estimate_text_tokens, prompt_tokens_estimate, prompt_tokens_upper_bound
+from .tokens import (
+    embedding_tokens_estimate,
+    estimate_text_tokens,
+    input_tokens_upper_bound,
+    prompt_tokens_estimate,
+)
 
 DEFAULT_MAX_OUTPUT_TOKENS = 32_768
+MeteredRequest = ChatRequest | EmbeddingRequest  # what a metered attempt serves: chat, or embeddings
+R = TypeVar("R")
 
 
 @dataclass
@@ -150,7 +161,7 @@ def call_context(ctx: CallContext) -> Iterator[CallContext]:
 @dataclass
 class _Call:
     ctx: CallContext
-    request: ChatRequest
+    request: MeteredRequest
     scoped: CallContext | None = None  # the caller's object, which receives the outcome too
     attempt: int = 1
     max_output: int = 0
@@ -175,7 +186,7 @@ class MeteredProvider(WrapperProvider):
         prices: PriceBook | None = None,
         budgets: BudgetBackend | None = None,
         limiter: RateLimiter | None = None,
-        context: Callable[[ChatRequest], CallContext | None] | None = None,
+        context: Callable[[MeteredRequest], CallContext | None] | None = None,
         default_max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS,
     ) -> None:
         super().__init__(inner)
@@ -187,7 +198,7 @@ class MeteredProvider(WrapperProvider):
         self.default_max_output_tokens = default_max_output_tokens
 
     # -- admission -------------------------------------------------------------------------------
-    def _context(self, request: ChatRequest) -> tuple[CallContext, CallContext | None]:
+    def _context(self, request: MeteredRequest) -> tuple[CallContext, CallContext | None]:
         scoped = _current.get()
         resolved = self.resolve(request) if self.resolve else None
         ctx = scoped.merged(resolved) if scoped is not None else (resolved or CallContext())
@@ -210,14 +221,15 @@ class MeteredProvider(WrapperProvider):
             return ctx.max_output_tokens
         return self.inner.capabilities(request.model).max_output_tokens or self.default_max_output_tokens
 
-    async def _admit(self, request: ChatRequest) -> _Call:
+    async def _admit(self, request: MeteredRequest) -> _Call:
         ctx, scoped = self._context(request)
         call = _Call(ctx=ctx, request=request, scoped=scoped)
         if scoped is not None:
             scoped.attempts += 1
             call.attempt = scoped.attempts
-        prompt_bound = prompt_tokens_upper_bound(request)
-        call.max_output = self._max_output(ctx, request)
+        prompt_bound = input_tokens_upper_bound(request)
+        # An embeddings call produces no output tokens: its worst case is its input alone.
+        call.max_output = self._max_output(ctx, request) if isinstance(request, ChatRequest) else 0
         try:
             # Budget first: a request refused for money must not use up the deployment's rate limit
             # (a hold is released exactly, an admission into a rate window cannot be taken back).
@@ -308,20 +320,36 @@ class MeteredProvider(WrapperProvider):
         return await asyncio.shield(task)
 
     # -- Provider --------------------------------------------------------------------------------
-    async def chat(self, request: ChatRequest) -> ChatResponse:
-        call = await self._admit(request)
+    async def _answer(self, call: _Call, pending: Awaitable[R]) -> R:
+        """Await an admitted whole-answer call; a failure or cancellation settles the attempt here (an
+        answer is settled by the caller, from its usage)."""
         try:
-            response = await self.inner.chat(request)
+            return await pending
         except asyncio.CancelledError as exc:
             await self._finish_shielded(call, "cancelled", Usage(), error=exc)
             raise
         except BaseException as exc:
             await self._finish_shielded(call, "error", Usage(), error=exc)
             raise
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        call = await self._admit(request)
+        response = await self._answer(call, self.inner.chat(request))
         if call.scoped is not None:
             _answered(call.scoped, response.id, response.model, response.finish_reason)
         cost = await self._finish_shielded(call, "ok", response.usage, response.cost_usd)
         response.cost_usd = cost
+        return response
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        """Held, called and settled like ``chat``: the same reservation, limits and ledger row, with
+        the input tokens estimated when the upstream reports none (Gemini's embeddings)."""
+        call = await self._admit(request)
+        response = await self._answer(call, self.inner.embed(request))
+        usage = response.usage
+        if not usage.input_tokens:
+            usage = Usage(input_tokens=embedding_tokens_estimate(request))
+        response.cost_usd = await self._finish_shielded(call, "ok", usage, response.cost_usd)
         return response
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
@@ -384,7 +412,7 @@ class MeteredProvider(WrapperProvider):
         """The final usage when the stream delivered it; otherwise an estimate of the tokens so far."""
         if call.usage is not None:
             return call.usage
-        if status == "error" and call.ttft_ms is None:
+        if (status == "error" and call.ttft_ms is None) or not isinstance(call.request, ChatRequest):
             return Usage()
         return Usage(
             input_tokens=prompt_tokens_estimate(call.request),

@@ -20,11 +20,12 @@ from typing import Any
 
 import orjson
 
-from ..model import ChatRequest, ImagePart, TextPart, ThinkingPart
+from ..model import ChatRequest, EmbeddingRequest, ImagePart, TextPart, ThinkingPart
 
 PER_MESSAGE_TOKENS = 8
 PER_IMAGE_TOKENS = 8_000
 PER_TOOL_TOKENS = 16
+PER_INPUT_TOKENS = 4  # separators a provider may count per embedding input, on top of the text itself
 
 
 def _bytes(text: str | None) -> int:
@@ -52,6 +53,13 @@ def prompt_tokens_upper_bound(request: ChatRequest) -> int:
     if request.response_format is not None:
         total += len(orjson.dumps(request.response_format.model_dump(by_alias=True, exclude_none=True)))
     return total
+
+
+def input_tokens_upper_bound(request: ChatRequest | EmbeddingRequest) -> int:
+    """The upper bound of either kind of call: a chat prompt's, or the texts of an embeddings call."""
+    if isinstance(request, ChatRequest):
+        return prompt_tokens_upper_bound(request)
+    return sum(_bytes(text) + PER_INPUT_TOKENS for text in request.inputs)
 
 
 _O200K_URL = "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken"
@@ -94,3 +102,8 @@ def prompt_tokens_estimate(request: ChatRequest) -> int:
         total += 4 + sum(estimate_text_tokens(p.text) for p in message.content if isinstance(p, TextPart))
         total += sum(1_000 for p in message.content if isinstance(p, ImagePart))
     return total
+
+
+def embedding_tokens_estimate(request: EmbeddingRequest) -> int:
+    """A realistic input-token count for providers whose embeddings answer has none (Gemini's)."""
+    return sum(estimate_text_tokens(text) for text in request.inputs)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from types import ModuleType
 from typing import Any
 
@@ -24,7 +24,7 @@ from ..errors import (
     UpstreamServerError,
     register_secret,
 )
-from ..model import Capabilities, ChatRequest, ChatResponse, FinishEvent, StreamEvent
+from ..model import Capabilities, ChatRequest, ChatResponse, EmbeddingResponse, FinishEvent, StreamEvent
 from .base import Provider
 from .http import HttpClient, Timeouts, client_timeout, iter_chunks, shared_client, transport_error
 
@@ -154,6 +154,18 @@ class HTTPProvider(Provider):
             return orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise UpstreamServerError(f"{self.name}: malformed {what} answer", provider=self.name) from exc
+
+    async def post_embeddings(
+        self, url: str, payload: dict[str, Any], decode: Callable[[dict[str, Any]], EmbeddingResponse]
+    ) -> EmbeddingResponse:
+        """An embeddings call: the adapter's codec encoded ``payload`` and ``decode``s the answer."""
+        data = await self.post_json(url, payload, what="embeddings")
+        try:
+            response = decode(data)
+        except Exception as exc:
+            raise UpstreamServerError(f"{self.name}: unexpected embeddings answer", provider=self.name) from exc
+        response.provider = self.name
+        return response
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         self._require_key()

@@ -6,7 +6,16 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from typing import ClassVar
 
-from ..model import Capabilities, ChatRequest, ChatResponse, StreamAccumulator, StreamEvent
+from ..errors import InvalidRequestError
+from ..model import (
+    Capabilities,
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    StreamAccumulator,
+    StreamEvent,
+)
 
 
 class Provider(ABC):
@@ -38,6 +47,16 @@ class Provider(ABC):
 
     def capabilities(self, model: str) -> Capabilities:
         return Capabilities()
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        """One vector per input text. Most upstreams have no embeddings, so the default is a 400 that
+        says so; the adapters of those that do (OpenAI and compatible servers, Gemini, the local
+        model) override it. ``request.model`` is the provider's own model name, as for ``chat``."""
+        raise InvalidRequestError(
+            f"provider '{self.name}' has no embeddings (model '{request.model}'); "
+            "use an embedding model of openai, gemini or local",
+            param="model",
+        )
 
     async def count_tokens(self, request: ChatRequest) -> int:
         """Input tokens ``request`` would cost: the provider's own count where it has a counting endpoint.
@@ -78,7 +97,7 @@ class WrapperProvider(Provider):
     """A provider that adds one concern (retries, a breaker, deadlines, metering…) around ``inner``.
 
     Everything but the call itself is the wrapped provider's: its ``name``, capabilities, token count,
-    output cap and pooled resources. Subclasses implement ``chat`` and ``stream`` and override only the
+    output cap and pooled resources. Subclasses implement ``chat`` and ``stream`` (``embed`` is delegated unless overridden) and override only the
     parts their concern changes (an endpoint, say, answers for its own model). It lives here, not in
     ``routing``, so wrappers below routing (metering in ``money``) share it without an upward import.
     """
@@ -89,6 +108,11 @@ class WrapperProvider(Provider):
 
     def capabilities(self, model: str) -> Capabilities:
         return self.inner.capabilities(model)
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        """Delegated as it is; wrappers whose concern applies to every call (retries, metering…)
+        override it as they override ``chat``."""
+        return await self.inner.embed(request)
 
     async def count_tokens(self, request: ChatRequest) -> int:
         return await self.inner.count_tokens(request)

@@ -11,8 +11,9 @@ from typing import Any
 from urllib.parse import quote
 
 from ..codecs import gemini as gemini_codec
+from ..codecs import gemini_embeddings
 from ..errors import UpstreamServerError
-from ..model import Capabilities, ChatRequest
+from ..model import Capabilities, ChatRequest, EmbeddingRequest, EmbeddingResponse
 from ._http_provider import HTTPProvider
 
 _MILLION = 1_048_576
@@ -74,6 +75,14 @@ class GeminiProvider(HTTPProvider):
             return int(data["totalTokens"])
         except (KeyError, TypeError, ValueError) as exc:
             raise UpstreamServerError(f"{self.name}: unexpected token count answer", provider=self.name) from exc
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        """``:batchEmbedContents`` for any number of texts; its answer has no token count."""
+        return await self.post_embeddings(
+            f"{self._model_url(request.model)}:batchEmbedContents",
+            gemini_embeddings.encode_request(request),
+            lambda body: gemini_embeddings.decode_response(body, model=request.model),
+        )
 
     def headers(self) -> dict[str, str]:
         return {"x-goog-api-key": self.api_key or ""}

@@ -16,7 +16,16 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StreamInterruptedError, UpstreamConnectionError, UpstreamTimeoutError
-from ..model import Capabilities, ChatRequest, ChatResponse, StartEvent, StreamEvent
+from ..model import (
+    Capabilities,
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    StartEvent,
+    StreamEvent,
+    Usage,
+)
 from . import _local_tools
 from .http import Timeouts
 from .local_supervisor import EngineConfig, EngineSupervisor, shared_supervisor
@@ -111,6 +120,14 @@ class LocalProvider(OpenAIProvider):
             self.engine.end(served=served)
         response.model = self.model_name
         return _local_tools.decode_response(response, tool_plan) if tool_plan else response
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        """Served in this process by the small embedding model of ``local_embeddings`` (not by the chat
+        engine: a 135M decoder makes poor sentence embeddings), whatever model the address names."""
+        from .local_embeddings import MODEL_NAME, embedder
+
+        vectors, tokens = await embedder().embed(request.inputs, request.dimensions)
+        return EmbeddingResponse(vectors=vectors, model=MODEL_NAME, provider=self.name, usage=Usage(input_tokens=tokens))
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         engine_request, tool_plan = _local_tools.plan(request)

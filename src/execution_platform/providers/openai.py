@@ -11,8 +11,8 @@ import re
 from types import ModuleType
 from typing import Literal
 
-from ..codecs import openai_chat
-from ..model import Capabilities
+from ..codecs import openai_chat, openai_embeddings
+from ..model import Capabilities, EmbeddingRequest, EmbeddingResponse
 from ._http_provider import HTTPProvider
 from .http import HttpClient, Timeouts
 
@@ -57,6 +57,7 @@ class OpenAIProvider(HTTPProvider):
         if model.startswith("text-embedding-"):
             return True
         return not _NOT_CHAT.search(model) and any(p.search(model) for p, _ in _FAMILIES)
+
     def __init__(
         self,
         *,
@@ -88,6 +89,14 @@ class OpenAIProvider(HTTPProvider):
 
     def headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.api_key}"}
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        """``POST {base_url}/embeddings`` (whichever API serves chat): compatible servers have it too."""
+        return await self.post_embeddings(
+            f"{self.base_url}/embeddings",
+            openai_embeddings.encode_request(request),
+            lambda body: openai_embeddings.decode_response(body, model=request.model),
+        )
 
     def default_capabilities(self, model: str) -> Capabilities:
         for pattern, caps in _FAMILIES:

@@ -10,16 +10,16 @@ the next member; a stream never moves once it has produced content.
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 from ..errors import EPError
-from ..model import Capabilities, ChatRequest, ChatResponse, StreamEvent
+from ..model import Capabilities, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, StreamEvent
 from ..providers.base import Provider
 from .attempts import RoutedStream
 from .breaker import CircuitBreaker
 from .capabilities import intersect
-from .gate import first_answer, first_stream
+from .gate import Answer, first_answer, first_stream
 from .moves import moves_to_next_deployment
 
 
@@ -53,14 +53,20 @@ class BalancedProvider(Provider):
         return sorted(self.members, key=key)
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
-        async def call(member: Member) -> ChatResponse:
+        return await self._first(lambda provider: provider.chat(request))
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        return await self._first(lambda provider: provider.embed(request))
+
+    async def _first(self, call: Callable[[Provider], Awaitable[Answer]]) -> Answer:
+        async def attempt(member: Member) -> Answer:
             member.in_flight += 1
             try:
-                return await member.provider.chat(request)
+                return await call(member.provider)
             finally:
                 member.in_flight -= 1
 
-        return await first_answer(self.order(), call, _failed)
+        return await first_answer(self.order(), attempt, _failed)
 
     def stream(self, request: ChatRequest) -> RoutedStream:
         def members() -> Iterator[Member]:

@@ -8,13 +8,22 @@ opens it again. Answers such as a 400 prove the upstream is alive and count as s
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Literal
 
 from ..errors import EPError, UpstreamServerError
-from ..model import Attempt, Capabilities, ChatRequest, ChatResponse, StreamEvent
+from ..model import (
+    Attempt,
+    Capabilities,
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    StreamEvent,
+)
 from ..providers.base import Provider, WrapperProvider
 from .attempts import RoutedStream, attach, attempts_of, close_quietly
+from .gate import Answer
 
 State = Literal["closed", "open", "half_open"]
 
@@ -120,10 +129,17 @@ class CircuitBreakerProvider(WrapperProvider):
         return attach(err, [skipped])
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
+        return await self._guarded(lambda: self.inner.chat(request))
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        return await self._guarded(lambda: self.inner.embed(request))
+
+    async def _guarded(self, call: Callable[[], Awaitable[Answer]]) -> Answer:
+        """One whole-answer call through the breaker: refused while open, its outcome a verdict."""
         if not self.breaker.allow():
             raise self._refuse()
         try:
-            response = await self.inner.chat(request)
+            response = await call()
         except EPError as exc:
             self.breaker.verdict(exc)
             raise

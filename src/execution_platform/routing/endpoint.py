@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from ..errors import EPError, UpstreamTimeoutError
-from ..model import Attempt, Capabilities, ChatRequest, ChatResponse, StartEvent, StreamEvent
+from ..model import (
+    Attempt,
+    Capabilities,
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    StartEvent,
+    StreamEvent,
+)
 from ..providers.base import Provider, WrapperProvider
 from ..providers.http import Timeouts
 from .attempts import RoutedStream, attach, close_quietly
+from .gate import Answer
 
 
 class Endpoint(WrapperProvider):
@@ -52,10 +62,18 @@ class Endpoint(WrapperProvider):
         return request if request.model == self.model else request.model_copy(update={"model": self.model})
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
+        return await self._timed(lambda: self.inner.chat(self._own(request)))
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        own = request if request.model == self.model else request.model_copy(update={"model": self.model})
+        return await self._timed(lambda: self.inner.embed(own))
+
+    async def _timed(self, call: Callable[[], Awaitable[Answer]]) -> Answer:
+        """One whole-answer call under the total deadline, recorded as one attempt."""
         started = time.monotonic()
         try:
             async with asyncio.timeout(self.timeouts.total):
-                response = await self.inner.chat(self._own(request))
+                response = await call()
         except TimeoutError:
             err: EPError = UpstreamTimeoutError(
                 f"{self.name}/{self.model}: no answer within {self.timeouts.total:g}s", provider=self.name

@@ -14,12 +14,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TypeVar
 
 from ..errors import EPError
-from ..model import Attempt, ChatResponse, StartEvent, StreamEvent
+from ..model import Attempt, ChatResponse, EmbeddingResponse, StartEvent, StreamEvent
 from .attempts import RoutedStream, attach, attempts_of, close_quietly
 
-__all__ = ["StartGate", "first_answer", "first_stream"]
+__all__ = ["Answer", "StartGate", "first_answer", "first_stream"]
 
 T = TypeVar("T")
+Answer = TypeVar("Answer", ChatResponse, EmbeddingResponse)  # a whole answer that carries its attempts
 
 
 class StartGate:
@@ -98,11 +99,12 @@ async def first_stream(
 
 async def first_answer(
     tries: Iterable[T],
-    call: Callable[[T], Awaitable[ChatResponse]],
+    call: Callable[[T], Awaitable[Answer]],
     failed: Callable[[T, EPError, bool], Awaitable[EPError | None]],
     attempts: list[Attempt] | None = None,
-) -> ChatResponse:
-    """The answer of the first of ``tries`` that does not fail: :func:`first_stream` for ``chat``.
+) -> Answer:
+    """The answer of the first of ``tries`` that does not fail: :func:`first_stream` for ``chat``
+    (and ``embed``, whose answers carry their attempts the same way).
 
     ``failed`` is the same verdict (``emitted`` is always False: nothing reached the caller yet).
     ``attempts`` are those recorded before the first try (targets skipped); the answer, or the error

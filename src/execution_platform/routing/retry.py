@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from ..errors import EPError
-from ..model import ChatRequest, ChatResponse, StreamEvent
+from ..model import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, StreamEvent
 from ..providers.base import Provider, WrapperProvider
 from .attempts import RoutedStream
 from .gate import first_answer, first_stream
@@ -55,6 +55,9 @@ class RetryingProvider(WrapperProvider):
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
         return await first_answer(itertools.count(), lambda _: self.inner.chat(request), self._failed)
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        return await first_answer(itertools.count(), lambda _: self.inner.embed(request), self._failed)
 
     def stream(self, request: ChatRequest) -> RoutedStream:
         def open_stream(retry: int) -> AsyncIterator[StreamEvent]:

@@ -31,7 +31,7 @@ from ..config.schema import (
     TargetConfig,
     TimeoutsConfig,
 )
-from ..errors import NotFoundError, PermissionDeniedError
+from ..errors import InvalidRequestError, NotFoundError, PermissionDeniedError
 from ..model import Capabilities, ChatRequest, Message, Reasoning
 from ..model.address import parse_address, persona_address
 from ..providers.base import Provider
@@ -120,6 +120,16 @@ class Router:
                 chain = snap.personas[persona] = self._persona_chain(snap.config, persona, policy)
             return chain, _apply_persona(request, persona, policy)
         return self._direct(snap, address)[0], request
+
+    def resolve_target(self, address: str) -> Provider:
+        """The provider stack of a deployment, group or ``provider/model`` (for calls that are not chat:
+        embeddings). A persona is a chat policy (system prompt, tools, parameters), so it is refused."""
+        if parse_address(address).is_persona:
+            raise InvalidRequestError(
+                f"'{address}' is a persona, which has no embeddings; address a deployment or provider/model",
+                param="model",
+            )
+        return self._direct(self._snapshot, address)[0]
 
     def _direct(self, snap: _Snapshot, address: str) -> tuple[Provider, Capabilities]:
         entry = snap.direct.get(address)

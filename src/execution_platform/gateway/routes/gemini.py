@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ...codecs import gemini as codec
+from ...codecs import gemini_embeddings
 from ...codecs.passthrough import open_report
 from ...codecs.sse import frame
 from ...errors import EPError, InvalidRequestError, NotFoundError
@@ -30,7 +31,7 @@ from ..errors import GEMINI, error_payload, error_response
 from ..limits import check_message_count, read_json_object
 from ..responses import error_responses, json_body, json_response
 from ..state import Gateway
-from . import _chat
+from . import _chat, _embed
 from ._catalog import model_ids, visible_models
 
 router = APIRouter(tags=["Gemini"])
@@ -54,7 +55,7 @@ PARAMS = {
     "messages": "contents",
 }
 CHAT_METHODS = ("generateContent", "streamGenerateContent", "countTokens")
-EMBED_METHODS = ("embedContent", "batchEmbedContents")
+EMBED_METHODS = gemini_embeddings.METHODS
 
 GOOGLE_ERROR = {
     "type": "object",
@@ -129,7 +130,11 @@ async def _model_call(request: Request) -> Response:
     open_report(strict=_chat.strict_params(gw), names=codec.PARAM_NAMES)
     body = await read_json_object(request, gw.limits)
     if method in EMBED_METHODS:
-        return await _embed(gw, request, body, model, batch=method == "batchEmbedContents")
+        batch = method == "batchEmbedContents"
+        embedding = gemini_embeddings.decode_request(body, model=model, batch=batch)
+        return await _embed.answer(
+            gw, request, embedding, lambda result: gemini_embeddings.encode_response(result, batch=batch)
+        )
     if method == "countTokens":
         inner = body.get("generateContentRequest")
         if inner is not None and not isinstance(inner, dict):
@@ -144,43 +149,6 @@ async def _model_call(request: Request) -> Response:
         return await _chat.answer(gw, chat, lambda response: [codec.encode_response(response)])  # type: ignore[arg-type,return-value]
     encoder = codec.StreamEncoder(chat.model)
     return await _chat.stream(gw, chat, encode=encoder.encode, trailer=encoder.finish, on_error=_error_frame)
-
-
-def _text(content: Any, where: str) -> str:
-    parts = content.get("parts") if isinstance(content, dict) else None
-    if not isinstance(parts, list):
-        raise InvalidRequestError(f"'{where}' must be a Content object with 'parts'", param=where)
-    return "".join(p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str))
-
-
-async def _embed(gw: Gateway, request: Request, body: dict[str, Any], model: str, *, batch: bool) -> Response:
-    from ..embeddings import EmbeddingRequest, embed
-    from ..money import payer as money_payer
-
-    if batch:
-        items = body.get("requests")
-        if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
-            raise InvalidRequestError("'requests' must be a non-empty list of objects", param="requests")
-    else:
-        items = [body]
-    texts = [_text(item.get("content"), f"requests.{i}.content" if batch else "content") for i, item in enumerate(items)]
-    dims = {item.get("outputDimensionality") for item in items}
-    if len(dims) > 1:
-        raise InvalidRequestError("all requests must ask for the same outputDimensionality", param="requests")
-    dimensions = dims.pop()
-    if dimensions is not None and (not isinstance(dimensions, int) or isinstance(dimensions, bool) or dimensions < 1):
-        raise InvalidRequestError("'outputDimensionality' must be a positive integer", param="outputDimensionality")
-    principal = principal_of(request)
-    principal.require_model(model)
-    payer = money_payer(request, principal)
-    result = await embed(gw, EmbeddingRequest(model=model, inputs=texts, dimensions=dimensions), payer)
-    vectors = [{"values": vector} for vector in result.vectors]
-    payload: dict[str, Any] = {"embeddings": vectors} if batch else {"embedding": vectors[0]}
-    headers = {"x-ep-provider": result.provider, "x-ep-model": result.model, "x-ep-attempts": "1",
-               **payer.rate_headers.as_headers()}
-    if payer.cost_usd is not None:
-        headers["x-ep-cost-usd"] = f"{payer.cost_usd:.8f}".rstrip("0").rstrip(".") or "0"
-    return json_response(payload, headers=headers)
 
 
 def _model_info(gw: Gateway, model: str) -> dict[str, Any]:

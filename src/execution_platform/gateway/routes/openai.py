@@ -6,14 +6,14 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ...codecs import openai_embeddings
 from ...codecs.sse import frame
 from ...errors import EPError, InvalidRequestError
 from ...model import StreamEvent, UsageEvent
-from ..calls import principal_of
 from ..errors import OPENAI, codec_for, error_payload
 from ..limits import read_json_object
-from ..responses import error_responses, json_body, json_response, sse_and_json
-from . import _chat
+from ..responses import error_responses, json_body, sse_and_json
+from . import _chat, _embed
 
 router = APIRouter(tags=["OpenAI"])
 
@@ -126,31 +126,13 @@ async def chat_completions(request: Request) -> Response:
     openapi_extra=json_body(EMBEDDINGS_REQUEST),
     responses={200: {"description": "Embeddings", "content": {"application/json": {"schema": EMBEDDINGS_RESPONSE}}},
                **error_responses()},
-    summary="Embeddings (OpenAI wire format), served by OpenAI or Gemini",
+    summary="Embeddings (OpenAI wire format), served by OpenAI, Gemini or the local model",
 )
 async def embeddings(request: Request) -> Response:
-    from ..embeddings import EmbeddingRequest, embed, to_base64
-    from ..money import payer as money_payer
-
     gw = _chat.gateway(request)
     body = await read_json_object(request, gw.limits)
-    req = EmbeddingRequest.from_openai(body)
-    principal = principal_of(request)
-    principal.require_model(req.model)
-    payer = money_payer(request, principal)
-    result = await embed(gw, req, payer)
-    data = [
-        {"object": "embedding", "index": i, "embedding": to_base64(vector) if req.base64 else vector}
-        for i, vector in enumerate(result.vectors)
-    ]
-    payload = {
-        "object": "list",
-        "data": data,
-        "model": result.model,
-        "usage": {"prompt_tokens": result.input_tokens, "total_tokens": result.input_tokens},
-    }
-    headers = {"x-ep-provider": result.provider, "x-ep-model": result.model, "x-ep-attempts": "1",
-               **payer.rate_headers.as_headers()}
-    if payer.cost_usd is not None:
-        headers["x-ep-cost-usd"] = f"{payer.cost_usd:.8f}".rstrip("0").rstrip(".") or "0"
-    return json_response(payload, headers=headers)
+    embedding = openai_embeddings.decode_request(body)
+    base64 = openai_embeddings.wants_base64(body)
+    return await _embed.answer(
+        gw, request, embedding, lambda result: openai_embeddings.encode_response(result, base64=base64)
+    )
