@@ -119,6 +119,16 @@ def test_key_rpm_429_with_retry_after_and_ratelimit_headers(gw: Any, fake_openai
     assert len(fake_openai.requests) == 2
 
 
+def test_a_streamed_answer_carries_the_ratelimit_headers_in_its_head(gw: Any, fake_openai: Any) -> None:
+    key, _ = new_key(gw, rpm=2)
+    body = {"model": MODEL, "messages": HI, "max_tokens": 10, "stream": True}
+    with httpx.stream("POST", gw.url + "/v1/chat/completions", headers=bearer(key), json=body, timeout=10) as r:
+        assert r.status_code == 200
+        assert r.headers["x-ratelimit-limit-requests"] == "2"
+        assert r.headers["x-ratelimit-remaining-requests"] == "1"
+        assert "data: [DONE]" in r.read().decode()
+
+
 def test_budget_refusal_gives_the_key_rpm_slot_back(gw: Any, fake_openai: Any) -> None:
     key, _ = new_key(gw, rpm=3)
     assert chat(gw, key, model="persona:coder").status_code == 200
