@@ -129,6 +129,19 @@ def test_a_streamed_answer_carries_the_ratelimit_headers_in_its_head(gw: Any, fa
         assert "data: [DONE]" in r.read().decode()
 
 
+def test_a_reloaded_configuration_is_metered_by_the_same_meter(gw: Any, fake_openai: Any, tmp_path: Any) -> None:
+    from execution_platform.gateway.reload import reload_config
+
+    meter = gw.gateway.client.meter
+    path = tmp_path / "ep.yaml"
+    path.write_text(CONFIG.replace("usd: 0.05, period: day", "usd: 0.01, period: day"))
+    assert reload_config(gw.gateway, path)
+    key, _ = new_key(gw)
+    assert chat(gw, key, model="persona:coder").status_code == 402  # the new, smaller persona budget
+    assert chat(gw, key).status_code == 200
+    assert gw.gateway.client.meter is meter and [r["cost_usd"] for r in rows(gw)] == [pytest.approx(0.019)]
+
+
 def test_budget_refusal_gives_the_key_rpm_slot_back(gw: Any, fake_openai: Any) -> None:
     key, _ = new_key(gw, rpm=3)
     assert chat(gw, key, model="persona:coder").status_code == 200
