@@ -129,7 +129,8 @@ class Client:
         """Answer a canonical request (the gateway's entry point; ``chat`` builds one for you).
 
         ``payer`` is who pays and under which limits (see the class docstring); metered calls copy the
-        ``x-ratelimit-*`` of the limits counted to ``response.rate_limits``."""
+        ``x-ratelimit-*`` of the limits counted to ``response.rate_limits``. Without a meter nothing is
+        charged and ``payer`` is not used."""
         provider, resolved = self.resolve(request)
         if self.meter is None:
             return await provider.chat(resolved)
@@ -264,7 +265,9 @@ def _payer(payer: CallContext | None) -> CallContext:
 
 
 class SyncClient:
-    """Blocking wrapper: runs an event loop in a private thread so it works inside other loops too."""
+    """Blocking wrapper: runs an event loop in a private thread so it works inside other loops too.
+
+    ``chat`` and ``stream`` take the arguments of :class:`Client`'s, ``payer=`` included."""
 
     def __init__(self, settings: Any = None, **kwargs: Any) -> None:
         self._client = Client(settings, **kwargs)
