@@ -78,19 +78,25 @@ class Client:
 
             loaded = config if isinstance(config, Config) else load_config(config)
         self._owns_meter = meter is True
-        self.meter: Meter | None = None
+        self._meter: Meter | None = None
         if meter is True:
             from .money.meter import Meter
 
-            self.meter = Meter.from_settings(settings, loaded)
+            self._meter = Meter.from_settings(settings, loaded)
         elif meter:
-            self.meter = meter
+            self._meter = meter
         if loaded is not None:
             from .routing.router import Router
 
             # Per-attempt metering sits between each Endpoint and its adapter (see ``money.meter``).
-            leaf = self.meter.leaf if self.meter is not None else None
+            leaf = self._meter.leaf if self._meter is not None else None
             self.router = Router(loaded, settings, providers=self._providers, wrap=leaf, http=self.http)
+
+    @property
+    def meter(self) -> Meter | None:
+        """The meter given at construction (None: calls are not metered). Fixed for the client's life:
+        every routing stack is built with its per-attempt leaf."""
+        return self._meter
 
     def provider(self, name: str) -> Provider:
         if name not in self._providers:
