@@ -30,7 +30,7 @@ from execution_platform.model import ChatRequest, ChatResponse, Message, StreamE
 from execution_platform.money.backends import connect_redis
 from execution_platform.money.budgets import Budget, BudgetBackend, InProcessBudgets, RedisBudgets
 from execution_platform.money.meter import Meter
-from execution_platform.money.metering import CallContext, call_context
+from execution_platform.money.metering import CallContext
 from execution_platform.money.ratelimit import (
     InProcessRateLimiter,
     RateLimit,
@@ -104,8 +104,7 @@ async def measure_wired(name: str, meter: Meter | None, n: int) -> float:
 
     async def one() -> float:
         start = time.perf_counter()
-        with call_context(CallContext(budgets=key, request_limits=key_limits)):
-            await client.send(request)
+        await client.send(request, payer=CallContext(budgets=key, request_limits=key_limits))
         return (time.perf_counter() - start) * 1e6
 
     for _ in range(200):

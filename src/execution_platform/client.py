@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterator, Sequence
@@ -23,13 +24,14 @@ from .model import (
     StreamEvent,
     ToolSpec,
 )
-from .providers.base import Provider, WrapperProvider
+from .providers.base import Provider
 
 if TYPE_CHECKING:  # loaded lazily at run time: importing the SDK stays cheap
     from .config.schema import Config
     from .config.settings import Settings
-    from .money.meter import Meter
-    from .money.metering import CallContext
+    from .money.meter import Admission, Meter
+    from .money.metering import CallContext, MeteredProvider
+    from .routing.attempts import RoutedStream
     from .routing.router import Router
 
 T = TypeVar("T")
@@ -47,8 +49,11 @@ class Client:
 
     With ``meter=`` (a :class:`~execution_platform.money.meter.Meter`, or ``True`` to open one from
     ``EP_DATABASE_URL`` / ``EP_REDIS_URL``) every call pays its way: rate limits once per request, a
-    budget reservation and a ledger row per upstream attempt, ``response.cost_usd`` set. Who pays comes
-    from ``request.metadata`` and from a ``money.metering.call_context`` active when the call is made.
+    budget reservation and a ledger row per upstream attempt, ``response.cost_usd`` and
+    ``response.rate_limits`` set. Who pays is the ``payer=`` of the call (a
+    :class:`~execution_platform.money.metering.CallContext`: key, team, budgets, limits; it also
+    receives the outcome), else the one of a ``money.metering.call_context`` block active when the call
+    is made, else nobody in particular; ``request.metadata`` fills what the payer leaves unset.
     """
 
     def __init__(
@@ -71,25 +76,35 @@ class Client:
         # One connection pool per client: its adapters share it and ``aclose`` releases it.
         self.http = HttpClient()
         self.router: Router | None = None
-        self._metered: dict[str, Provider] = {}
+        self._metered: dict[str, MeteredProvider] = {}
         if config is None:
             config = settings.config
         loaded: Config | None = None
         if config is not None:
             from .config.file import load_config
             from .config.schema import Config
-            from .routing.router import Router
 
             loaded = config if isinstance(config, Config) else load_config(config)
-            self.router = Router(loaded, settings, providers=self._providers, wrap=self._leaf, http=self.http)
         self._owns_meter = meter is True
-        self.meter: Meter | None = None
+        self._meter: Meter | None = None
         if meter is True:
             from .money.meter import Meter
 
-            self.meter = Meter.from_settings(settings, loaded)
+            self._meter = Meter.from_settings(settings, loaded)
         elif meter:
-            self.meter = meter
+            self._meter = meter
+        if loaded is not None:
+            from .routing.router import Router
+
+            # Per-attempt metering sits between each Endpoint and its adapter (see ``money.meter``).
+            leaf = self._meter.leaf if self._meter is not None else None
+            self.router = Router(loaded, settings, providers=self._providers, wrap=leaf, http=self.http)
+
+    @property
+    def meter(self) -> Meter | None:
+        """The meter given at construction (None: calls are not metered). Fixed for the client's life:
+        every routing stack is built with its per-attempt leaf."""
+        return self._meter
 
     def provider(self, name: str) -> Provider:
         if name not in self._providers:
@@ -110,18 +125,12 @@ class Client:
     def _direct(self, provider_name: str) -> Provider:
         """A directly addressed provider (no router), behind its per-attempt meter when metered."""
         provider = self.provider(provider_name)
-        if self.meter is not None:
+        if self.meter is not None:  # the attempt leaf of a directly addressed provider
             metered = self._metered.get(provider_name)
-            if metered is None or getattr(metered, "inner", None) is not provider:
+            if metered is None or metered.inner is not provider:
                 metered = self._metered[provider_name] = self.meter.leaf(provider)
             provider = metered
         return provider
-
-    def _leaf(self, adapter: Provider, config: Any, deployment: str | None) -> Provider:
-        """Router hook: per-attempt metering between each Endpoint and its adapter (when metered).
-
-        Decided per call, not when the stack is built, so a meter attached after start-up applies."""
-        return _LeafSwitch(self, adapter, config, deployment)
 
     @staticmethod
     def build_request(
@@ -134,23 +143,38 @@ class Client:
             {"model": model, "messages": list(messages), "tools": list(tools or []), **params}
         )
 
-    async def send(self, request: ChatRequest) -> ChatResponse:
-        """Answer a canonical request (the gateway's entry point; ``chat`` builds one for you)."""
+    async def send(self, request: ChatRequest, *, payer: CallContext | None = None) -> ChatResponse:
+        """Answer a canonical request (the gateway's entry point; ``chat`` builds one for you).
+
+        ``payer`` is who pays and under which limits (see the class docstring); metered calls copy the
+        ``x-ratelimit-*`` of the limits counted to ``response.rate_limits``. Without a meter nothing is
+        charged and ``payer`` is not used."""
         provider, resolved = self.resolve(request)
         if self.meter is None:
             return await provider.chat(resolved)
-        from .money.metering import CallContext, call_context, current_context
+        async with self._admitted(self.meter, resolved, _payer(payer)) as admission:
+            with admission.paying():
+                response = await provider.chat(resolved)
+            response.rate_limits = admission.rate_limits()
+            return response
 
-        admission = await self.meter.admit(resolved, current_context() or CallContext(), self._config())
+    @contextlib.asynccontextmanager
+    async def _admitted(
+        self, meter: Meter, request: ChatRequest | EmbeddingRequest, payer: CallContext
+    ) -> AsyncIterator[Admission]:
+        """The meter's per-request entry point, shared by :meth:`send`, :meth:`send_stream` and
+        :meth:`embed`: the
+        request is admitted once (its payer's, persona's and team's limits) and released on every way
+        out, with the error it ended on (a budget refusal gives its admission back)."""
+        admission = await meter.admit(request, payer, self.config)
         error: BaseException | None = None
         try:
-            with call_context(admission.ctx):
-                return await provider.chat(resolved)
+            yield admission
         except BaseException as exc:
             error = exc
             raise
         finally:
-            await self.meter.release(admission, error)
+            await meter.release(admission, error)
 
     async def embed(self, request: EmbeddingRequest, *, payer: CallContext | None = None) -> EmbeddingResponse:
         """Vectors for ``request.inputs`` from the model ``request.model`` addresses.
@@ -170,18 +194,11 @@ class Client:
             provider, resolved = self._direct(provider_name), request.model_copy(update={"model": model})
         if self.meter is None:
             return await provider.embed(resolved)
-        from .money.metering import CallContext, call_context
-
-        admission = await self.meter.admit(resolved, payer if payer is not None else CallContext(), self._config())
-        error: BaseException | None = None
-        try:
-            with call_context(admission.ctx):
-                return await provider.embed(resolved)
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            await self.meter.release(admission, error)
+        async with self._admitted(self.meter, resolved, _payer(payer)) as admission:
+            with admission.paying():
+                embedded = await provider.embed(resolved)
+            embedded.rate_limits = admission.rate_limits()
+            return embedded
 
     async def count_tokens(self, request: ChatRequest) -> int:
         """Input tokens of a canonical request, through the same routing as :meth:`send`.
@@ -193,22 +210,23 @@ class Client:
         provider, resolved = self.resolve(request)
         return await provider.count_tokens(resolved)
 
-    def send_stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+    def send_stream(self, request: ChatRequest, *, payer: CallContext | None = None) -> RoutedStream:
         """Stream the answer to a canonical request; closing the iterator cancels the upstream call.
 
         The returned stream has an ``attempts`` attribute (``routing.attempts_of(stream)``): the
-        upstream attempts made so far, including the serving one once the first event has arrived.
+        upstream attempts made so far, including the serving one once the first event has arrived; and,
+        when metered, ``rate_limits`` (the ``x-ratelimit-*`` of the limits counted) from the moment the
+        request is admitted, before the first event. ``payer`` is as for :meth:`send`.
         """
         from .routing.attempts import RoutedStream
 
-        ctx = None
-        if self.meter is not None:  # captured now: the stream is consumed later, maybe by other tasks
-            from .money.metering import current_context
+        if self.meter is not None:  # decided now: the stream is consumed later, maybe by other tasks
+            payer = _payer(payer)
+        return RoutedStream(lambda routed: self._stream(routed, request, payer))
 
-            ctx = current_context()
-        return RoutedStream(lambda routed: self._stream(routed, request, ctx))
-
-    async def _stream(self, routed: Any, request: ChatRequest, ctx: Any = None) -> AsyncIterator[StreamEvent]:
+    async def _stream(
+        self, routed: RoutedStream, request: ChatRequest, payer: CallContext | None
+    ) -> AsyncIterator[StreamEvent]:
         provider, resolved = self.resolve(request)
         if self.meter is None:
             inner = provider.stream(resolved)
@@ -220,18 +238,13 @@ class Client:
                 routed.settle()
                 await inner.aclose()  # type: ignore[attr-defined]
             return
-        from .money.metering import CallContext, call_context
-
-        admission = await self.meter.admit(resolved, ctx or CallContext(), self._config())
-        error: BaseException | None = None
-        try:
+        async with self._admitted(self.meter, resolved, _payer(payer)) as admission:
+            routed.report_rates(admission.rate_limits)
             inner = provider.stream(resolved)
             routed.follow(inner)
             try:
                 while True:
-                    # The context is set around each step only: the consumer may switch tasks
-                    # between events, and a context variable must be reset where it was set.
-                    with call_context(admission.ctx):
+                    with admission.paying():  # around each step only (see ``Admission.paying``)
                         try:
                             event = await inner.__anext__()
                         except StopAsyncIteration:
@@ -240,13 +253,10 @@ class Client:
             finally:
                 routed.settle()
                 await inner.aclose()  # type: ignore[attr-defined]
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            await self.meter.release(admission, error)
 
-    def _config(self) -> Config | None:
+    @property
+    def config(self) -> Config | None:
+        """The routing configuration in force (a hot reload replaces it), None without a router."""
         return self.router.config if self.router is not None else None
 
     async def chat(
@@ -255,9 +265,10 @@ class Client:
         model: str,
         messages: Sequence[Message | dict[str, Any]],
         tools: Sequence[ToolSpec | dict[str, Any]] | None = None,
+        payer: CallContext | None = None,
         **params: Any,
     ) -> ChatResponse:
-        return await self.send(self.build_request(model, messages, tools, **params))
+        return await self.send(self.build_request(model, messages, tools, **params), payer=payer)
 
     async def stream(
         self,
@@ -265,9 +276,10 @@ class Client:
         model: str,
         messages: Sequence[Message | dict[str, Any]],
         tools: Sequence[ToolSpec | dict[str, Any]] | None = None,
+        payer: CallContext | None = None,
         **params: Any,
     ) -> AsyncGenerator[StreamEvent, None]:
-        async for event in self.send_stream(self.build_request(model, messages, tools, **params)):
+        async for event in self.send_stream(self.build_request(model, messages, tools, **params), payer=payer):
             yield event
 
     async def aclose(self) -> None:
@@ -287,39 +299,20 @@ class Client:
         await self.aclose()
 
 
-class _LeafSwitch(WrapperProvider):
-    """An adapter of the routing stack, metered per attempt whenever the client has a meter.
+def _payer(payer: CallContext | None) -> CallContext:
+    """Who pays for a metered call: ``payer``, else the one of an active ``money.metering.call_context``
+    block (how SDK code named a payer before ``payer=``), else an anonymous payer."""
+    if payer is not None:
+        return payer
+    from .money.metering import CallContext, current_context
 
-    Token counts go straight to the adapter, unmetered (the base's ``count_tokens``): counting is free.
-    """
-
-    def __init__(self, client: Client, adapter: Provider, config: Any, deployment: str | None) -> None:
-        super().__init__(adapter)
-        self.client = client
-        self.config = config
-        self.deployment = deployment
-        self._metered: tuple[Meter, Provider] | None = None  # (the meter it was built for, its leaf)
-
-    def _target(self) -> Provider:
-        meter = self.client.meter
-        if meter is None:
-            return self.inner
-        if self._metered is None or self._metered[0] is not meter:
-            self._metered = (meter, meter.leaf(self.inner, self.config, self.deployment))
-        return self._metered[1]
-
-    async def chat(self, request: ChatRequest) -> ChatResponse:
-        return await self._target().chat(request)
-
-    def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
-        return self._target().stream(request)
-
-    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
-        return await self._target().embed(request)
+    return current_context() or CallContext()
 
 
 class SyncClient:
-    """Blocking wrapper: runs an event loop in a private thread so it works inside other loops too."""
+    """Blocking wrapper: runs an event loop in a private thread so it works inside other loops too.
+
+    ``chat`` and ``stream`` take the arguments of :class:`Client`'s, ``payer=`` included."""
 
     def __init__(self, settings: Any = None, **kwargs: Any) -> None:
         self._client = Client(settings, **kwargs)

@@ -119,6 +119,29 @@ def test_key_rpm_429_with_retry_after_and_ratelimit_headers(gw: Any, fake_openai
     assert len(fake_openai.requests) == 2
 
 
+def test_a_streamed_answer_carries_the_ratelimit_headers_in_its_head(gw: Any, fake_openai: Any) -> None:
+    key, _ = new_key(gw, rpm=2)
+    body = {"model": MODEL, "messages": HI, "max_tokens": 10, "stream": True}
+    with httpx.stream("POST", gw.url + "/v1/chat/completions", headers=bearer(key), json=body, timeout=10) as r:
+        assert r.status_code == 200
+        assert r.headers["x-ratelimit-limit-requests"] == "2"
+        assert r.headers["x-ratelimit-remaining-requests"] == "1"
+        assert "data: [DONE]" in r.read().decode()
+
+
+def test_a_reloaded_configuration_is_metered_by_the_same_meter(gw: Any, fake_openai: Any, tmp_path: Any) -> None:
+    from execution_platform.gateway.reload import reload_config
+
+    meter = gw.gateway.client.meter
+    path = tmp_path / "ep.yaml"
+    path.write_text(CONFIG.replace("usd: 0.05, period: day", "usd: 0.01, period: day"))
+    assert reload_config(gw.gateway, path)
+    key, _ = new_key(gw)
+    assert chat(gw, key, model="persona:coder").status_code == 402  # the new, smaller persona budget
+    assert chat(gw, key).status_code == 200
+    assert gw.gateway.client.meter is meter and [r["cost_usd"] for r in rows(gw)] == [pytest.approx(0.019)]
+
+
 def test_budget_refusal_gives_the_key_rpm_slot_back(gw: Any, fake_openai: Any) -> None:
     key, _ = new_key(gw, rpm=3)
     assert chat(gw, key, model="persona:coder").status_code == 200

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ..client import Client
     from ..config.schema import Config
     from ..config.settings import Settings
+    from ..money.meter import Meter
     from ..tools.registry import ToolRegistry
 
 
@@ -69,17 +70,22 @@ def create_app(
     config_path: str | os.PathLike[str] | None = None,
     body_timeout: float | None = None,
 ) -> FastAPI:
-    """The gateway app; with ``config_path`` the file is reloaded on SIGHUP (see :mod:`.reload`)."""
+    """The gateway app; with ``config_path`` the file is reloaded on SIGHUP (see :mod:`.reload`).
+
+    Without ``client`` the app builds its own, metered by the app's meter (ledger, budgets, limits;
+    started and closed with the app); a ``client`` given in is used as it is, with its own meter or none.
+    """
     if settings is None:
         from ..config.settings import Settings
 
         settings = Settings()
+    keys = key_store if key_store is not None else open_key_store(settings)
+    meter: Meter | None = None
     if client is None:
         from ..client import Client
 
-        client = Client(settings, config=config)
-    keys = key_store if key_store is not None else open_key_store(settings)
-    meter = money.open_meter(settings, config, keys, client)  # ledger/budgets/limits; opened at start-up
+        meter = money.open_meter(settings, config, keys)  # connected at start-up
+        client = Client(settings, config=config, meter=meter)
     metrics = Metrics()
     from .. import tracing
 

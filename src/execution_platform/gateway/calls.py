@@ -13,15 +13,15 @@ from pydantic import ValidationError
 from starlette.requests import Request
 
 from ..errors import EPError, InvalidRequestError, NotFoundError, UnsupportedParameterError
-from ..model import Capabilities, ChatRequest, ChatResponse, ImagePart
+from ..model import Capabilities, ChatRequest, ChatResponse, EmbeddingResponse, ImagePart
 from ..model.address import parse_address, persona_address
+from ..money.metering import CallContext
 from ..routing.attempts import attempts_of, served_by, upstream_attempts
 from .auth import OPEN, Principal
 from .limits import check_message_sizes
 from .metadata import apply as apply_metadata
 from .metadata import check_persona_header
 from .money import bind as bind_payer
-from .money import rate_headers
 from .observe import session_of
 from .state import Gateway
 from .streaming import StreamHead
@@ -49,8 +49,12 @@ def principal_of(request: Request) -> Principal:
     return request.scope.get("state", {}).get("principal", OPEN)
 
 
-def prepare(gw: Gateway, chat: ChatRequest, request: Request, params: dict[str, str] | None = None) -> ChatRequest:
-    """Apply headers, limits, key scope and model capabilities; raises before any upstream call."""
+def prepare(
+    gw: Gateway, chat: ChatRequest, request: Request, params: dict[str, str] | None = None
+) -> tuple[ChatRequest, CallContext]:
+    """Apply headers, limits, key scope and model capabilities; raises before any upstream call.
+
+    Returns the request and who pays for it (the payer to hand to :func:`complete` or :func:`open_stream`)."""
     headers = request.headers
     persona = check_persona_header(headers)
     if persona:
@@ -72,8 +76,7 @@ def prepare(gw: Gateway, chat: ChatRequest, request: Request, params: dict[str, 
         caps = capabilities(gw, chat.model)
         if caps is not None:
             check_supported(chat, caps, params or {})
-    bind_payer(request, principal, chat, session_of(headers))
-    return chat
+    return chat, bind_payer(request, principal, chat, session_of(headers))
 
 
 def capabilities(gw: Gateway, model: str) -> Capabilities | None:
@@ -81,8 +84,7 @@ def capabilities(gw: Gateway, model: str) -> Capabilities | None:
     cache = gw.capability_cache
     if model in cache:
         return cache[model]
-    router = getattr(gw.client, "router", None)
-    resolve = getattr(gw.client, "resolve", None)
+    router = gw.client.router
     caps: Capabilities | None = None
     if router is not None:  # deployments and groups too, with the config's overrides applied
         try:
@@ -91,9 +93,9 @@ def capabilities(gw: Gateway, model: str) -> Capabilities | None:
             raise
         except EPError:
             return None
-    elif resolve is not None and ("/" in model or model == "local"):
+    elif "/" in model or model == "local":
         try:
-            provider, resolved = resolve(ChatRequest.model_construct(model=model, messages=[]))
+            provider, resolved = gw.client.resolve(ChatRequest.model_construct(model=model, messages=[]))
         except NotFoundError:
             raise
         except EPError:
@@ -131,7 +133,8 @@ def check_supported(chat: ChatRequest, caps: Capabilities, params: dict[str, str
                 refuse("messages", "the model does not accept images")
 
 
-def model_headers(response: ChatResponse) -> dict[str, str]:
+def model_headers(response: ChatResponse | EmbeddingResponse) -> dict[str, str]:
+    """Who served an answer, after how many upstream attempts, at what cost, under which limits."""
     headers = {
         "x-ep-provider": response.provider or "",
         "x-ep-model": response.model,
@@ -139,7 +142,7 @@ def model_headers(response: ChatResponse) -> dict[str, str]:
     }
     if response.cost_usd is not None:
         headers["x-ep-cost-usd"] = f"{response.cost_usd:.8f}".rstrip("0").rstrip(".") or "0"
-    headers.update(rate_headers())
+    headers.update(response.rate_limits)
     return headers
 
 
@@ -156,16 +159,16 @@ def stream_headers(head: StreamHead, chat: ChatRequest) -> list[tuple[bytes, byt
         (b"x-ep-provider", (provider or "").encode()),
         (b"x-ep-model", (model or chat.model).encode()),
         (b"x-ep-attempts", str(max(1, upstream_attempts(attempts))).encode()),
-        *((name.encode(), value.encode()) for name, value in rate_headers().items()),
+        *((name.encode(), value.encode()) for name, value in head.rate_limits.items()),
     ]
 
 
-async def complete(gw: Gateway, chat: ChatRequest) -> ChatResponse:
-    """The call; its attempts are counted by the request's ``on_attempt`` hook (see :mod:`.observe`)."""
-    response: ChatResponse = await gw.client.send(chat)
-    return response
+async def complete(gw: Gateway, chat: ChatRequest, payer: CallContext) -> ChatResponse:
+    """The call, paid by ``payer``; its attempts are counted by the payer's ``on_attempt`` hook (see
+    :mod:`.observe`)."""
+    return await gw.client.send(chat, payer=payer)
 
 
-async def open_stream(gw: Gateway, chat: ChatRequest) -> StreamHead:
+async def open_stream(gw: Gateway, chat: ChatRequest, payer: CallContext) -> StreamHead:
     """Start the upstream stream; failures before its first event raise here (a proper HTTP status)."""
-    return await StreamHead(gw.client.send_stream(chat)).start(gw.first_event_wait)
+    return await StreamHead(gw.client.send_stream(chat, payer=payer)).start(gw.first_event_wait)

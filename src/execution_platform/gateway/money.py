@@ -2,10 +2,11 @@
 
 The app opens one :class:`~execution_platform.money.meter.Meter` (ledger on ``EP_DATABASE_URL``,
 budgets and rate limits in Redis with ``EP_REDIS_URL``, else in-process), migrates at start-up and
-closes it at shutdown. Per request, :func:`bind` makes a ``CallContext`` current for the request's
-task: the request id (so ledger rows match ``x-ep-request-id``), the virtual key's budget (reserved per
-attempt) and its RPM/TPM (counted once per request by the client). Persona, team and deployment
-budgets/limits come from the configuration inside the client (see ``money.meter``).
+closes it at shutdown; the app's ``Client`` is built with it. Per request, :func:`bind` builds the
+payer (a ``CallContext``) that the call hands to the client explicitly: the request id (so ledger rows
+match ``x-ep-request-id``), the virtual key's budget (reserved per attempt) and its RPM/TPM (counted
+once per request by the client). Persona, team and deployment budgets/limits come from the
+configuration inside the client (see ``money.meter``).
 """
 
 from __future__ import annotations
@@ -17,24 +18,20 @@ from starlette.requests import Request
 from ..model import ChatRequest
 from ..money.budgets import Budget
 from ..money.meter import Meter
-from ..money.metering import CallContext, current_context, set_context
+from ..money.metering import CallContext
 from ..money.ratelimit import RateLimit
+from ..storage.keys import KeyRepository, KeyStore
 
 if TYPE_CHECKING:
-    from ..client import Client
     from ..config.schema import Config
     from ..config.settings import Settings
-    from ..storage.keys import KeyStore
 
 
-def open_meter(settings: Settings, config: Config | None, keys: KeyStore, client: Client) -> Meter | None:
-    """A meter for ``client`` (lazy: nothing is connected before :func:`start`); None when the client
-    already has its own meter."""
-    if client.meter is not None:
-        return None
-    meter = Meter.from_settings(settings, config, engine=getattr(keys, "engine", None))
-    client.meter = meter
-    return meter
+def open_meter(settings: Settings, config: Config | None, keys: KeyStore) -> Meter:
+    """The app's meter, to build its client with (lazy: nothing is connected before :func:`start`).
+
+    It shares the key store's database engine when the keys are in SQL."""
+    return Meter.from_settings(settings, config, engine=keys.engine if isinstance(keys, KeyRepository) else None)
 
 
 async def start(meter: Meter | None) -> None:
@@ -60,8 +57,8 @@ def key_limits(key_id: str | None, rpm: int | None, tpm: int | None) -> tuple[Ra
 
 
 def bind(request: Request, principal: Any, chat: ChatRequest, session_id: str | None = None) -> CallContext:
-    """Make this request's payer current for the rest of the request's task (and tasks it starts), and
-    attach it to the request's state, where the middleware reads its timing and outcome."""
+    """This request's payer, for the call to hand to the client; also attached to the request's state,
+    where the middleware reads its timing and outcome."""
     state = request.scope.setdefault("state", {})
     observer = request.app.state.gateway.observer
     rows: list[Any] = []
@@ -85,7 +82,6 @@ def bind(request: Request, principal: Any, chat: ChatRequest, session_id: str | 
             import orjson
 
             state["input_messages"] = orjson.dumps([m.model_dump(mode="json") for m in chat.messages]).decode()
-    set_context(ctx)
     return ctx
 
 
@@ -106,9 +102,3 @@ def payer(request: Request, principal: Any) -> CallContext:
     )
     state["call"] = ctx
     return ctx
-
-
-def rate_headers() -> dict[str, str]:
-    """``x-ratelimit-*`` of the limits the current request counted against (empty when none)."""
-    ctx = current_context()
-    return ctx.rate_headers.as_headers() if ctx is not None else {}

@@ -366,7 +366,7 @@ class Observer:
         meter = gateway.client.meter
         if meter is None or meter.budgets is None:
             return
-        policy = meter.policy(gateway.client._config() or gateway.config)
+        policy = meter.policy(gateway.client.config or gateway.config)
         for budget in [*policy.persona_budgets.values(), *policy.team_budgets.values()]:
             spent, _ = await meter.budgets.usage(budget)
             self.metrics.budget_remaining.labels(f"{budget.scope}:{budget.name}").set(budget.limit_usd - spent)

@@ -23,6 +23,7 @@ from starlette.types import Receive, Scope, Send
 from ..codecs.sse import KEEPALIVE
 from ..errors import EPError, scrub
 from ..model import StreamEvent
+from ..routing.attempts import RoutedStream
 from .errors import client_facing
 
 log = logging.getLogger("execution_platform.gateway")
@@ -39,10 +40,15 @@ class StreamHead:
 
     __slots__ = ("events", "first", "pending")
 
-    def __init__(self, events: AsyncIterator[StreamEvent]) -> None:
+    def __init__(self, events: RoutedStream) -> None:
         self.events = events
         self.first: StreamEvent | None = None
         self.pending: asyncio.Future[StreamEvent] | None = None
+
+    @property
+    def rate_limits(self) -> dict[str, str]:
+        """``x-ratelimit-*`` for the response head: known once the request was admitted, first event or not."""
+        return self.events.rate_limits
 
     async def start(self, first_wait: float) -> StreamHead:
         """Wait up to ``first_wait`` s for the first event; errors raised before it propagate to the caller."""
@@ -66,7 +72,7 @@ class StreamHead:
             with contextlib.suppress(BaseException):
                 await self.pending
         with contextlib.suppress(RuntimeError):
-            await self.events.aclose()  # type: ignore[attr-defined]
+            await self.events.aclose()
 
 
 class SSEResponse(Response):

@@ -32,3 +32,5 @@ class EmbeddingResponse(CanonicalModel):
     usage: Usage = Field(default_factory=Usage)
     cost_usd: float | None = None
     attempts: list[Attempt] = Field(default_factory=list)
+    # ``x-ratelimit-*`` of the limits the request counted against (as ``ChatResponse.rate_limits``).
+    rate_limits: dict[str, str] = Field(default_factory=dict, exclude=True)

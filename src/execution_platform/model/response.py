@@ -68,3 +68,6 @@ class ChatResponse(CanonicalModel):
     stop_sequence: str | None = None
     # Handle to continue the conversation upstream (pass it back as ``metadata.session_id``).
     session_id: str | None = None
+    # ``x-ratelimit-*`` of the limits the request counted against (set by a metered client; empty when
+    # none applied). Response headers for a server to copy, never part of any wire body.
+    rate_limits: dict[str, str] = Field(default_factory=dict, exclude=True)

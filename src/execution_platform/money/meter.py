@@ -2,20 +2,28 @@
 
 ::
 
-    Client.send ─ Meter.admit ─ Fallback ─ Retrying ─ Breaker ─ Endpoint ─ MeteredProvider ─ adapter
-                  (once per request)                                      (once per attempt)
+    Client.send(request, payer=…)
+      └ Meter.admit ─ Fallback ─ Retrying ─ Breaker ─ Endpoint ─ MeteredProvider ─ adapter
+        (once per request)                                      (once per attempt)
 
-* Once per REQUEST (:meth:`Meter.admit` / :meth:`Meter.release`, called by ``Client.send``,
-  ``Client.send_stream`` and ``Client.embed``): the RPM/TPM limits of the virtual key
-  (``CallContext.request_limits``, set by the gateway), of the persona and of the team. A retry or a fallback is not a new request, so it does
-  not take another unit of the caller's limit. TPM holds the prompt's upper bound until the request
-  ends, then the real tokens of all its attempts.
+* Who pays is a :class:`~.metering.CallContext` handed to ``Client.send`` / ``Client.send_stream`` / ``Client.embed``
+  (``payer=``; the gateway builds one per HTTP request from the virtual key). Without one the payer is
+  anonymous: attribution then comes from ``request.metadata`` and the configuration alone.
+* Once per REQUEST (:meth:`Meter.admit`, then :meth:`Meter.release` on every way out; the client calls
+  both from one helper shared by ``send``, ``send_stream`` and ``embed``): the RPM/TPM limits of the payer
+  (``CallContext.request_limits``, the virtual key's), of the persona and of the team. A retry or a
+  fallback is not a new request, so it does not take another unit of the caller's limit. TPM holds the
+  prompt's upper bound until the request ends, then the real tokens of all its attempts.
 * Once per ATTEMPT (a :class:`~.metering.MeteredProvider` at the leaf of every routing stack, right
-  above the adapter, built by :meth:`Meter.leaf`): the deployment's RPM/TPM (each attempt really hits
-  that deployment), the budget reservation of the attempt's worst case at THIS target's prices on the
-  key, persona and team budgets, and the ledger row with the attempt number and deployment. So a
-  request over budget is refused (402) before the first upstream call, a fallback to a dearer model
-  reserves at that model's prices, and every attempt settles its reservation on every way out.
+  above the adapter, built by :meth:`Meter.leaf` when the client builds its stacks): the deployment's
+  RPM/TPM (each attempt really hits that deployment), the budget reservation of the attempt's worst case
+  at THIS target's prices on the key, persona and team budgets, and the ledger row with the attempt
+  number and deployment. So a request over budget is refused (402) before the first upstream call, a
+  fallback to a dearer model reserves at that model's prices, and every attempt settles its reservation
+  on every way out. The leaves find the request's payer through :meth:`Admission.paying` (the routing
+  layers in between are plain Providers and carry no payer).
+* The ``x-ratelimit-*`` values of every limit counted land on the payer; the client copies them to
+  ``ChatResponse.rate_limits`` or exposes them on the stream (``RoutedStream.rate_limits``).
 * Refusals raised at the leaf carry ``before_upstream``: breakers do not count them as upstream
   failures and they are reported as skipped attempts.
 
@@ -36,7 +44,7 @@ from ..model import ChatRequest, EmbeddingRequest
 from ..providers.base import Provider
 from .budgets import Budget, BudgetBackend
 from .ledger import Ledger
-from .metering import CallContext, MeteredProvider
+from .metering import CallContext, MeteredProvider, call_context
 from .pricing import PriceBook
 from .ratelimit import Lease, RateHeaders, RateLimit, RateLimiter, RateLimitExceeded
 from .tokens import input_tokens_upper_bound
@@ -143,6 +151,20 @@ class Admission:
     tokens_before: int
     upstream_before: int = 0  # ctx.upstream_calls at admission (the context may be reused)
     slots: list[tuple[str, str]] = field(default_factory=list)  # in-flight slots held (max_concurrent)
+
+    def paying(self) -> contextlib.AbstractContextManager[CallContext]:
+        """Make this request's payer the one the per-attempt leaves charge, for one step of the call.
+
+        The routing layers between the client and its leaves are plain Providers (``chat(request)``)
+        with no room for a payer, so it crosses them in a context variable: set here, around each step
+        the client awaits (never across a ``yield``: a stream's consumer may switch tasks between
+        events), and read by :class:`~.metering.MeteredProvider`. The client's calls set it nowhere else.
+        """
+        return call_context(self.ctx)
+
+    def rate_limits(self) -> dict[str, str]:
+        """``x-ratelimit-*`` of every limit counted so far: the request's own and its attempts'."""
+        return self.ctx.rate_headers.as_headers()
 
 
 class Meter:

@@ -16,10 +16,11 @@ For one call, :class:`MeteredProvider` (wrapping any provider) does, in order:
    cancellation cannot skip it.
 
 Who pays and under which limits is a :class:`CallContext`: the per-request part (request id, the
-virtual key's budget) is made current with ``with metering.call_context(ctx): ...`` (a context
-variable, so it crosses routing/fallback layers untouched), the per-target part (deployment, its
+virtual key's budget) is the payer, made current for the call with ``with metering.call_context(ctx):
+...`` (a context variable, so it crosses routing/fallback layers untouched; ``Client`` does this
+itself for the ``payer=`` it is given, see ``money.meter``), the per-target part (deployment, its
 limits, persona/team budgets) comes from the resolver ``context=lambda request: ...`` given at
-construction; both are merged (``money.meter`` wires this up for ``Client`` and the gateway).
+construction; both are merged.
 ``ctx.request_limits`` are NOT checked here: they are counted once per request by ``money.meter``.
 Attribution not given there comes from ``request.metadata`` (key_id, team, persona, run_id). After
 the call the same object holds the outcome: ``ctx.cost_usd``, ``ctx.rate_headers`` (``x-ratelimit-*``
@@ -138,14 +139,8 @@ _current: ContextVar[CallContext | None] = ContextVar("ep_call_context", default
 
 
 def current_context() -> CallContext | None:
-    """The context made current by :func:`call_context` (or ``set_context``), if any."""
+    """The context made current by :func:`call_context`, if any (a ``Client`` call's default payer)."""
     return _current.get()
-
-
-def set_context(ctx: CallContext) -> None:
-    """Make ``ctx`` current for the rest of the running task (a server's per-request task) and of the
-    tasks it starts; unlike :func:`call_context` it is not undone, so use it only in such a task."""
-    _current.set(ctx)
 
 
 @contextlib.contextmanager

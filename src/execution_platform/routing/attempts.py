@@ -56,7 +56,21 @@ class RoutedStream:
     def __init__(self, body: Callable[[RoutedStream], AsyncIterator[StreamEvent]]) -> None:
         self._settled: list[Attempt] = []
         self._live: Any = None
+        self._rates: Callable[[], dict[str, str]] | None = None
         self._gen = body(self)
+
+    @property
+    def rate_limits(self) -> dict[str, str]:
+        """``x-ratelimit-*`` of the limits the request counted against (empty when none applied).
+
+        Filled in by whoever admits the request (a metered client, see :meth:`report_rates`) before it
+        asks for the first upstream event, so a server can send them with the stream's headers."""
+        return self._rates() if self._rates is not None else {}
+
+    def report_rates(self, rates: Callable[[], dict[str, str]]) -> None:
+        """Read :attr:`rate_limits` from ``rates`` from now on: a live view, because every attempt
+        may add a tighter limit (its deployment's) to what the admission counted."""
+        self._rates = rates
 
     @property
     def attempts(self) -> list[Attempt]:

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from ...codecs.passthrough import DROPPED_HEADER, current_report, open_report
 from ...errors import EPError, InvalidRequestError
 from ...model import ChatRequest, ChatResponse, StreamEvent
+from ...money.metering import CallContext
 from ..calls import complete, decode_with, open_stream, prepare, stream_headers
 from ..calls import model_headers as headers_of
 from ..limits import check_message_count, read_json_object
@@ -40,8 +41,9 @@ async def read_chat(
     decode: Callable[[dict[str, Any]], ChatRequest],
     params: dict[str, str] | None = None,
     names: dict[str, str] | None = None,
-) -> tuple[Gateway, ChatRequest, bool, dict[str, Any]]:
-    """Body → checked canonical request; returns the stream flag and the stripped transport options.
+) -> tuple[Gateway, ChatRequest, CallContext, bool, dict[str, Any]]:
+    """Body → checked canonical request and its payer; returns the stream flag and the stripped
+    transport options.
 
     Opens the call's dropped-parameter report first: decoding and the upstream encoder both add to it.
     ``names`` spells canonical fields the way this surface's clients do.
@@ -60,26 +62,27 @@ async def read_chat(
         body["model"] = default_model(gw) or body.get("model")
     transport = {"stream_options": body.pop("stream_options", None)}
     check_message_count(body, gw.limits)
-    chat = decode_with(decode, body)
-    return gw, prepare(gw, chat, request, params), stream, transport
+    chat, payer = prepare(gw, decode_with(decode, body), request, params)
+    return gw, chat, payer, stream, transport
 
 
 async def answer(
-    gw: Gateway, chat: ChatRequest, encode_response: Callable[[ChatResponse], dict[str, Any]]
+    gw: Gateway, chat: ChatRequest, payer: CallContext, encode_response: Callable[[ChatResponse], dict[str, Any]]
 ) -> Response:
-    response = await complete(gw, chat)
+    response = await complete(gw, chat, payer)
     return json_response(encode_response(response), headers={**headers_of(response), **dropped_headers()})
 
 
 async def stream(
     gw: Gateway,
     chat: ChatRequest,
+    payer: CallContext,
     *,
     encode: Callable[[StreamEvent], bytes],
     trailer: Callable[[], bytes],
     on_error: Callable[[EPError], bytes],
 ) -> SSEResponse:
-    head = await open_stream(gw, chat)
+    head = await open_stream(gw, chat, payer)
     return SSEResponse(
         head,
         encode=encode,

@@ -14,8 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ...model import EmbeddingRequest, EmbeddingResponse, RequestMetadata
-from ...routing.attempts import upstream_attempts
-from ..calls import principal_of
+from ..calls import model_headers, principal_of
 from ..money import payer as money_payer
 from ..responses import json_response
 from ..state import Gateway
@@ -34,17 +33,5 @@ async def answer(
         key_id=payer.key_id, team=payer.team, run_id=payer.run_id, session_id=payer.session_id
     )
     result = await gw.client.embed(embedding, payer=payer)
-    return json_response(encode_response(result), headers=headers(result, payer.rate_headers.as_headers()))
+    return json_response(encode_response(result), headers=model_headers(result))
 
-
-def headers(result: EmbeddingResponse, rate_headers: dict[str, str]) -> dict[str, str]:
-    """What chat answers carry too: who served it, after how many attempts, at what cost, the limits."""
-    found = {
-        "x-ep-provider": result.provider or "",
-        "x-ep-model": result.model,
-        "x-ep-attempts": str(max(1, upstream_attempts(result.attempts))),
-        **rate_headers,
-    }
-    if result.cost_usd is not None:
-        found["x-ep-cost-usd"] = f"{result.cost_usd:.8f}".rstrip("0").rstrip(".") or "0"
-    return found

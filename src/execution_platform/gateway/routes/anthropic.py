@@ -76,12 +76,12 @@ def _error_frame(err: EPError) -> bytes:
 )
 async def messages(request: Request) -> Response:
     codec = codec_for(ANTHROPIC)
-    gw, chat, streaming, _ = await _chat.read_chat(request, codec_for(ANTHROPIC).decode_request, PARAMS,
-                                                  NAMES)
+    gw, chat, payer, streaming, _ = await _chat.read_chat(request, codec_for(ANTHROPIC).decode_request, PARAMS,
+                                                         NAMES)
     if not streaming:
-        return await _chat.answer(gw, chat, codec.encode_response)
+        return await _chat.answer(gw, chat, payer, codec.encode_response)
     encoder = codec.StreamEncoder(chat.model)
-    return await _chat.stream(gw, chat, encode=encoder.encode, trailer=encoder.finish, on_error=_error_frame)
+    return await _chat.stream(gw, chat, payer, encode=encoder.encode, trailer=encoder.finish, on_error=_error_frame)
 
 
 COUNT_REQUEST = {
@@ -102,5 +102,5 @@ TOKEN_COUNT = {"type": "object", "required": ["input_tokens"], "properties": {"i
     summary="Count input tokens (Anthropic wire format): the upstream's own count where it has one",
 )
 async def count_tokens(request: Request) -> Response:
-    gw, chat, _, _ = await _chat.read_chat(request, codec_for(ANTHROPIC).decode_request, PARAMS)
+    gw, chat, _, _, _ = await _chat.read_chat(request, codec_for(ANTHROPIC).decode_request, PARAMS)
     return json_response({"input_tokens": await gw.client.count_tokens(chat)})

@@ -26,6 +26,7 @@ from ...codecs.sse import frame
 from ...errors import EPError, InvalidRequestError, NotFoundError
 from ...model import ChatRequest
 from ...model.address import parse_address
+from ...money.metering import CallContext
 from ..calls import capabilities, decode_with, prepare, principal_of
 from ..errors import GEMINI, error_payload, error_response
 from ..limits import check_message_count, read_json_object
@@ -104,7 +105,7 @@ def _split(target: str) -> tuple[str, str]:
     return model, method
 
 
-def _decode(gw: Gateway, request: Request, body: dict[str, Any], model: str) -> ChatRequest:
+def _decode(gw: Gateway, request: Request, body: dict[str, Any], model: str) -> tuple[ChatRequest, CallContext]:
     check_message_count(body, gw.limits, key="contents")
     chat = decode_with(functools.partial(codec.decode_request, model=model), body)
     return prepare(gw, chat, request, PARAMS)
@@ -139,16 +140,16 @@ async def _model_call(request: Request) -> Response:
         inner = body.get("generateContentRequest")
         if inner is not None and not isinstance(inner, dict):
             raise InvalidRequestError("'generateContentRequest' must be an object", param="generateContentRequest")
-        chat = _decode(gw, request, inner if inner is not None else body, model)
+        chat, _ = _decode(gw, request, inner if inner is not None else body, model)
         return json_response({"totalTokens": await gw.client.count_tokens(chat)})
-    chat = _decode(gw, request, body, model)
+    chat, payer = _decode(gw, request, body, model)
     if method == "generateContent":
-        return await _chat.answer(gw, chat, codec.encode_response)
+        return await _chat.answer(gw, chat, payer, codec.encode_response)
     if request.query_params.get("alt") != "sse":
         # Without alt=sse Google streams one JSON array of response objects; one whole answer is such an array.
-        return await _chat.answer(gw, chat, lambda response: [codec.encode_response(response)])  # type: ignore[arg-type,return-value]
+        return await _chat.answer(gw, chat, payer, lambda response: [codec.encode_response(response)])  # type: ignore[arg-type,return-value]
     encoder = codec.StreamEncoder(chat.model)
-    return await _chat.stream(gw, chat, encode=encoder.encode, trailer=encoder.finish, on_error=_error_frame)
+    return await _chat.stream(gw, chat, payer, encode=encoder.encode, trailer=encoder.finish, on_error=_error_frame)
 
 
 def _model_info(gw: Gateway, model: str) -> dict[str, Any]:

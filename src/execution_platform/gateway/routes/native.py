@@ -26,6 +26,7 @@ _NATIVE_REQUEST = ChatRequest.model_json_schema(ref_template="#/components/schem
 _NATIVE_RESPONSE = ChatResponse.model_json_schema(ref_template="#/components/schemas/{model}")
 _NATIVE_DEFS = {**_NATIVE_REQUEST.pop("$defs", {}), **_NATIVE_RESPONSE.pop("$defs", {})}
 _NATIVE_REQUEST["properties"].pop("passthrough", None)  # filled by wire decoders, refused on /chat
+_NATIVE_RESPONSE["properties"].pop("rate_limits", None)  # sent as headers, never in the body
 _NATIVE_REQUEST["properties"]["stream"] = {"type": "boolean", "description": "answer with SSE of canonical events"}
 
 
@@ -64,10 +65,10 @@ def _error_frame(err: EPError) -> bytes:
     summary="Chat in the canonical model; SSE of canonical events with stream=true",
 )
 async def chat(request: Request) -> Response:
-    gw, req, streaming, _ = await _chat.read_chat(request, _decode)
+    gw, req, payer, streaming, _ = await _chat.read_chat(request, _decode)
     if not streaming:
-        return await _chat.answer(gw, req, _dump)
-    return await _chat.stream(gw, req, encode=_encode, trailer=lambda: b"", on_error=_error_frame)
+        return await _chat.answer(gw, req, payer, _dump)
+    return await _chat.stream(gw, req, payer, encode=_encode, trailer=lambda: b"", on_error=_error_frame)
 
 
 HEALTH = {
@@ -129,7 +130,7 @@ async def list_capabilities(
     principal = principal_of(request)
     if model:
         principal.require_model(model)
-    router = getattr(gw.client, "router", None)
+    router = gw.client.router
     extra = [m for m, _ in model_ids(gw) if parse_address(m).kind in ("provider_model", "bare")]
     body: dict[str, Any] = {"providers": configured_providers(gw.settings, gw.config)}
     if router is None:

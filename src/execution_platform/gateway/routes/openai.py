@@ -103,9 +103,9 @@ def _error_frame(err: EPError) -> bytes:
 )
 async def chat_completions(request: Request) -> Response:
     codec = codec_for(OPENAI)
-    gw, chat, streaming, transport = await _chat.read_chat(request, codec.decode_request, PARAMS)
+    gw, chat, payer, streaming, transport = await _chat.read_chat(request, codec.decode_request, PARAMS)
     if not streaming:
-        return await _chat.answer(gw, chat, codec.encode_response)
+        return await _chat.answer(gw, chat, payer, codec.encode_response)
     options = transport["stream_options"]
     if options is not None and not isinstance(options, dict):
         raise InvalidRequestError("'stream_options' must be an object", param="stream_options")
@@ -118,7 +118,7 @@ async def chat_completions(request: Request) -> Response:
         def encode(event: StreamEvent) -> bytes:
             return b"" if isinstance(event, UsageEvent) else encoder.encode(event)
 
-    return await _chat.stream(gw, chat, encode=encode, trailer=encoder.finish, on_error=_error_frame)
+    return await _chat.stream(gw, chat, payer, encode=encode, trailer=encoder.finish, on_error=_error_frame)
 
 
 @router.post(

@@ -21,11 +21,13 @@ from ...codecs import openai_responses as codec
 from ...codecs.passthrough import drop, open_report
 from ...errors import InvalidRequestError, NotFoundError
 from ...model import ChatRequest, ChatResponse, Message
+from ...money.metering import CallContext
 from ...storage.responses import MemoryResponseStore, ResponseStore, SQLResponseStore, StoredResponse
 from ..calls import complete, decode_with, model_headers, prepare, principal_of
 from ..limits import check_message_count, read_json_object
 from ..response_saver import ResponseSaver
 from ..responses import error_responses, json_body, json_response, sse_and_json
+from ..state import Gateway
 from . import _chat
 
 router = APIRouter(tags=["OpenAI"])
@@ -127,7 +129,7 @@ class _State:
         return [m.model_dump(mode="json", exclude_none=True) for m in [*messages, answer]]
 
 
-async def _read(request: Request) -> tuple[Any, ChatRequest, bool, _State, ResponseSaver]:
+async def _read(request: Request) -> tuple[Gateway, ChatRequest, CallContext, bool, _State, ResponseSaver]:
     gw = _chat.gateway(request)
     open_report(strict=_chat.strict_params(gw), names=PARAMS)
     body = await read_json_object(request, gw.limits)
@@ -151,7 +153,8 @@ async def _read(request: Request) -> tuple[Any, ChatRequest, bool, _State, Respo
         history = [Message.model_validate(m) for m in previous.conversation]
         head = chat.messages[:1] if state.instructions else []
         chat.messages = [*head, *history, *chat.messages[len(head):]]
-    return gw, prepare(gw, chat, request, PARAMS), stream, state, saver
+    chat, payer = prepare(gw, chat, request, PARAMS)
+    return gw, chat, payer, stream, state, saver
 
 
 def _stored(state: _State, chat: ChatRequest, payload: dict[str, Any], answer: Message) -> StoredResponse:
@@ -166,9 +169,9 @@ def _stored(state: _State, chat: ChatRequest, payload: dict[str, Any], answer: M
     summary="Create a response (OpenAI Responses API), streaming or not, served by any provider",
 )
 async def create_response(request: Request) -> Response:
-    gw, chat, streaming, state, saver = await _read(request)
+    gw, chat, payer, streaming, state, saver = await _read(request)
     if not streaming:
-        response: ChatResponse = await complete(gw, chat)
+        response: ChatResponse = await complete(gw, chat, payer)
         payload = codec.encode_response(response, chat)
         payload.update(state.echo)
         if state.store:
@@ -183,7 +186,7 @@ async def create_response(request: Request) -> Response:
             saver.save_soon(_stored(state, chat, encoder.final, codec.decode_response(encoder.final).message))
         return data
 
-    return await _chat.stream(gw, chat, encode=encoder.encode, trailer=trailer, on_error=encoder.error)
+    return await _chat.stream(gw, chat, payer, encode=encoder.encode, trailer=trailer, on_error=encoder.error)
 
 
 INPUT_TOKENS = {
@@ -204,7 +207,7 @@ INPUT_TOKENS = {
 async def count_input_tokens(request: Request) -> Response:
     """The same request ``POST /v1/responses`` would send (``previous_response_id`` included), counted
     by the serving provider's own endpoint where it has one, offline otherwise; nothing is stored."""
-    gw, chat, _, _, _ = await _read(request)
+    gw, chat, _, _, _, _ = await _read(request)
     return json_response({"object": "response.input_tokens", "input_tokens": await gw.client.count_tokens(chat)})
 
 

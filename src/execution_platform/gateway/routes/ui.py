@@ -110,7 +110,7 @@ async def _budgets(gw: Any, meter: Any, principal: Any, admin: bool) -> list[dic
 
     items: list[Any] = []
     if admin:
-        policy = meter.policy(getattr(getattr(gw.client, "router", None), "config", None) or gw.config)
+        policy = meter.policy(gw.client.config or gw.config)
         items += [*policy.persona_budgets.values(), *policy.team_budgets.values()]
         for record in gw.keys.list()[:200]:
             if record.budget_usd is not None and not record.revoked:
@@ -131,7 +131,7 @@ async def _budgets(gw: Any, meter: Any, principal: Any, admin: bool) -> list[dic
 def _providers(gw: Any) -> dict[str, Any]:
     """Configured providers and the state of every circuit breaker of this process."""
     providers = {name: {"configured": ok} for name, ok in configured_providers(gw.settings, gw.config).items()}
-    router = getattr(gw.client, "router", None)
+    router = gw.client.router
     breakers = getattr(router, "_breakers", None) or {}
     return {"providers": providers,
             "breakers": [{"target": target, "state": breaker.state} for target, breaker in sorted(breakers.items())]}
