@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import os
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .model import (
@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # loaded lazily at run time: importing the SDK stays cheap
     from .routing.router import Router
 
 T = TypeVar("T")
+Answer = TypeVar("Answer", ChatResponse, EmbeddingResponse)
 
 
 class Client:
@@ -117,10 +118,18 @@ class Client:
         """Pick the provider for ``request.model`` and rewrite the model to the provider's own name."""
         if self.router is not None:
             return self.router.resolve(request)
+        provider, model = self._target(request.model)
+        return provider, request.model_copy(update={"model": model})
+
+    def _target(self, address: str) -> tuple[Provider, str]:
+        """The stack serving an address that is not a persona, and the model name to send it: through
+        the router (deployments, groups) when configured, else ``provider/model`` split here."""
+        if self.router is not None:
+            return self.router.resolve_target(address), address
         from .providers.registry import split_model
 
-        provider_name, model = split_model(request.model)
-        return self._direct(provider_name), request.model_copy(update={"model": model})
+        provider_name, model = split_model(address)
+        return self._direct(provider_name), model
 
     def _direct(self, provider_name: str) -> Provider:
         """A directly addressed provider (no router), behind its per-attempt meter when metered."""
@@ -150,22 +159,28 @@ class Client:
         ``x-ratelimit-*`` of the limits counted to ``response.rate_limits``. Without a meter nothing is
         charged and ``payer`` is not used."""
         provider, resolved = self.resolve(request)
+        return await self._answer(resolved, payer, lambda: provider.chat(resolved))
+
+    async def _answer(self, request: ChatRequest | EmbeddingRequest, payer: CallContext | None,
+                      call: Callable[[], Awaitable[Answer]]) -> Answer:
+        """One answered call (chat or embeddings), admitted and paid for when the client is metered;
+        the answer carries the ``x-ratelimit-*`` of the limits it counted against."""
         if self.meter is None:
-            return await provider.chat(resolved)
-        async with self._admitted(self.meter, resolved, _payer(payer)) as admission:
+            return await call()
+        async with self._admitted(self.meter, request, _payer(payer)) as admission:
             with admission.paying():
-                response = await provider.chat(resolved)
-            response.rate_limits = admission.rate_limits()
-            return response
+                answer = await call()
+            answer.rate_limits = admission.rate_limits()
+            return answer
 
     @contextlib.asynccontextmanager
     async def _admitted(
         self, meter: Meter, request: ChatRequest | EmbeddingRequest, payer: CallContext
     ) -> AsyncIterator[Admission]:
         """The meter's per-request entry point, shared by :meth:`send`, :meth:`send_stream` and
-        :meth:`embed`: the
-        request is admitted once (its payer's, persona's and team's limits) and released on every way
-        out, with the error it ended on (a budget refusal gives its admission back)."""
+        :meth:`embed`: the request is admitted once (its payer's, persona's and team's limits) and
+        released on every way out, with the error it ended on (a budget refusal gives its admission
+        back)."""
         admission = await meter.admit(request, payer, self.config)
         error: BaseException | None = None
         try:
@@ -185,20 +200,9 @@ class Client:
         admitted once against the request's rate limits and every attempt is metered by the routing
         stack's leaf, as a chat attempt is: budget hold, settlement, ledger row.
         """
-        if self.router is not None:
-            provider, resolved = self.router.resolve_target(request.model), request
-        else:
-            from .providers.registry import split_model
-
-            provider_name, model = split_model(request.model)
-            provider, resolved = self._direct(provider_name), request.model_copy(update={"model": model})
-        if self.meter is None:
-            return await provider.embed(resolved)
-        async with self._admitted(self.meter, resolved, _payer(payer)) as admission:
-            with admission.paying():
-                embedded = await provider.embed(resolved)
-            embedded.rate_limits = admission.rate_limits()
-            return embedded
+        provider, model = self._target(request.model)
+        resolved = request if model == request.model else request.model_copy(update={"model": model})
+        return await self._answer(resolved, payer, lambda: provider.embed(resolved))
 
     async def count_tokens(self, request: ChatRequest) -> int:
         """Input tokens of a canonical request, through the same routing as :meth:`send`.
