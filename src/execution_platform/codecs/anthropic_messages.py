@@ -71,9 +71,14 @@ from ..model import (
     ToolSpec,
     Usage,
     UsageEvent,
+    WireFrame,
 )
 from .passthrough import apply_extras, drop_field, split_unknown
 from .sse import SSEEvent, frame
+from .wire import after_start as _after_start
+
+# The wire format this codec speaks, as in ``Passthrough.format`` and ``WireHint.format``.
+FORMAT = "anthropic"
 
 __all__ = [
     "ANTHROPIC_VERSION",
@@ -905,6 +910,42 @@ class StreamDecoder:
 # ---------------------------------------------------------------------------------------------
 # streams: canonical -> wire
 # ---------------------------------------------------------------------------------------------
+class WireTap:
+    """Anthropic events forwarded as bytes (``WireFrame``) to a client that speaks this format too.
+
+    A text ``content_block_delta`` (the bulk of a stream) and ``ping`` are forwarded without building
+    canonical events; every other event also goes through the full :class:`StreamDecoder`, whose
+    events (start, tool calls, usage and finish at ``message_stop``) follow the frame for metering and
+    routing, and are ignored by whoever serves the frames. Errors raise exactly as in the decoder;
+    empty deltas are dropped, as the canonical path drops them. Usage crosses as the upstream wrote
+    it (input tokens in ``message_start``, its own extra fields), where the canonical encoder can
+    only report zeros at the start and the totals at the end.
+    """
+
+    def __init__(self, model: str, *, include_usage: bool = True) -> None:
+        self._decoder = StreamDecoder(model)
+
+    def feed(self, sse: SSEEvent) -> list[StreamEvent]:
+        if not sse.data:
+            return []
+        if sse.event == "ping":
+            return [WireFrame(format=FORMAT, data=frame(sse.data, "ping"), text="")]
+        if sse.event == "content_block_delta":
+            data = orjson.loads(sse.data)
+            delta = data.get("delta") if isinstance(data, dict) else None
+            if isinstance(delta, dict) and delta.get("type") == "text_delta" and data.get("type") == sse.event:
+                text = delta.get("text")
+                if isinstance(text, str):
+                    return [WireFrame(format=FORMAT, data=frame(sse.data, sse.event), text=text)] if text else []
+        events = self._decoder.feed(sse)
+        if not events and sse.event == "content_block_delta":
+            return []  # an empty delta: nothing the canonical path would send either
+        return _after_start(WireFrame(format=FORMAT, data=frame(sse.data, sse.event), text=""), events)
+
+    def finish(self) -> list[StreamEvent]:
+        return self._decoder.finish()
+
+
 class StreamEncoder:
     """Canonical events → the exact Anthropic event sequence.
 

@@ -20,6 +20,7 @@ from .events import (
     ToolCallEnd,
     ToolCallStart,
     UsageEvent,
+    WireFrame,
 )
 from .messages import Message, Role, ToolCall
 from .request import (
@@ -32,6 +33,7 @@ from .request import (
     ToolChoice,
     ToolSpec,
     WireFormat,
+    WireHint,
 )
 from .response import Attempt, ChatResponse, FinishReason, Usage
 
@@ -71,4 +73,6 @@ __all__ = [
     "Usage",
     "UsageEvent",
     "WireFormat",
+    "WireFrame",
+    "WireHint",
 ]

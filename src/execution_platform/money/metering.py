@@ -50,6 +50,7 @@ from ..model import (
     ToolCallStart,
     Usage,
     UsageEvent,
+    WireFrame,
 )
 from ..providers.base import Provider, WrapperProvider
 from .budgets import Budget, BudgetBackend, Reservation
@@ -359,6 +360,8 @@ class MeteredProvider(WrapperProvider):
         elif isinstance(event, StartEvent):
             if call.scoped is not None:
                 _answered(call.scoped, event.id, event.model, None)
+        elif isinstance(event, WireFrame) and not event.text:
+            return  # a forwarded frame without text: the canonical events after it say what it meant
         else:
             now = time.perf_counter()
             if call.ttft_ms is None:
@@ -367,12 +370,12 @@ class MeteredProvider(WrapperProvider):
             if scoped is not None:
                 if isinstance(event, FinishEvent):
                     scoped.finish_reason = event.reason
-                elif isinstance(event, TextDelta | ThinkingDelta | ToolCallStart | ToolCallDelta):
+                elif isinstance(event, TextDelta | ThinkingDelta | ToolCallStart | ToolCallDelta | WireFrame):
                     if scoped.first_token_at is None:
                         scoped.first_token_at = now
                     scoped.last_token_at = now
                     scoped.token_events += 1
-            if isinstance(event, TextDelta | ThinkingDelta):
+            if isinstance(event, TextDelta | ThinkingDelta | WireFrame):
                 call.output_text.append(event.text)
             elif isinstance(event, ToolCallDelta):
                 call.output_text.append(event.arguments)
