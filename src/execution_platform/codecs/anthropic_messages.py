@@ -936,7 +936,8 @@ class WireTap:
             if isinstance(delta, dict) and delta.get("type") == "text_delta" and data.get("type") == sse.event:
                 text = delta.get("text")
                 if isinstance(text, str):
-                    return [WireFrame(format=FORMAT, data=frame(sse.data, sse.event), text=text)] if text else []
+                    return [WireFrame(format=FORMAT, data=frame(sse.data, sse.event), text=text,
+                                      pieces=1)] if text else []
         events = self._decoder.feed(sse)
         if not events and sse.event == "content_block_delta":
             return []  # an empty delta: nothing the canonical path would send either

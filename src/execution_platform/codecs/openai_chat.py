@@ -778,7 +778,7 @@ class WireTap:
             if isinstance(delta, dict) and delta.keys() <= _PLAIN_DELTA:
                 text = delta.get("content")
                 if isinstance(text, str) and text and not delta.get("refusal"):
-                    return [WireFrame(format=FORMAT, data=self._frame(data, chunk), text=text)]
+                    return [WireFrame(format=FORMAT, data=self._frame(data, chunk), text=text, pieces=1)]
         self._started = True
         events = self._decoder.feed(sse)
         if not self._include_usage and chunk.get("usage") is not None and not choices:

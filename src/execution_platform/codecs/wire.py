@@ -43,4 +43,4 @@ def _joined(frames: list[WireFrame]) -> WireFrame:
     if len(frames) == 1:
         return frames[0]
     return WireFrame(format=frames[0].format, data=b"".join([f.data for f in frames]),
-                     text="".join([f.text for f in frames]))
+                     text="".join([f.text for f in frames]), pieces=sum([f.pieces for f in frames]))

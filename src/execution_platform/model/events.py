@@ -111,13 +111,16 @@ class WireFrame(CanonicalModel):
 
     Only an adapter asked for its own format (``ChatRequest.wire``) emits these; the canonical events
     the frame implies for metering (start, usage, finish) follow it, and a consumer serving the frame
-    ignores those. ``text`` is the frame's generated text, for estimates when a stream is cut short.
+    ignores those. ``text`` is the frame's generated text, for estimates when a stream is cut short;
+    ``pieces`` how many upstream deltas that text came in (frames of one read travel as one event),
+    so timings per token stay what they are on the canonical path.
     """
 
     type: Literal["wire"] = "wire"
     format: str
     data: bytes
     text: str = ""
+    pieces: int = 0
 
 
 StreamEvent = Annotated[

@@ -374,7 +374,7 @@ class MeteredProvider(WrapperProvider):
                     if scoped.first_token_at is None:
                         scoped.first_token_at = now
                     scoped.last_token_at = now
-                    scoped.token_events += 1
+                    scoped.token_events += event.pieces if isinstance(event, WireFrame) else 1
             if isinstance(event, TextDelta | ThinkingDelta | WireFrame):
                 call.output_text.append(event.text)
             elif isinstance(event, ToolCallDelta):
