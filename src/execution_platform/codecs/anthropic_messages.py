@@ -75,6 +75,7 @@ from ..model import (
 )
 from .passthrough import apply_extras, drop_field, split_unknown
 from .sse import SSEEvent, frame
+from .wire import WireTapBase
 from .wire import after_start as _after_start
 
 # The wire format this codec speaks, as in ``Passthrough.format`` and ``WireHint.format``.
@@ -910,7 +911,7 @@ class StreamDecoder:
 # ---------------------------------------------------------------------------------------------
 # streams: canonical -> wire
 # ---------------------------------------------------------------------------------------------
-class WireTap:
+class WireTap(WireTapBase):
     """Anthropic events forwarded as bytes (``WireFrame``) to a client that speaks this format too.
 
     A text ``content_block_delta`` (the bulk of a stream) and ``ping`` are forwarded without building
@@ -923,28 +924,32 @@ class WireTap:
     """
 
     def __init__(self, model: str, *, include_usage: bool = True) -> None:
+        super().__init__()
         self._decoder = StreamDecoder(model)
 
-    def feed(self, sse: SSEEvent) -> list[StreamEvent]:
-        if not sse.data:
+    def frame(self, event: str | None, data: bytes) -> list[StreamEvent]:
+        if not data:
             return []
-        if sse.event == "ping":
-            return [WireFrame(format=FORMAT, data=frame(sse.data, "ping"), text="")]
-        if sse.event == "content_block_delta":
-            data = orjson.loads(sse.data)
-            delta = data.get("delta") if isinstance(data, dict) else None
-            if isinstance(delta, dict) and delta.get("type") == "text_delta" and data.get("type") == sse.event:
+        if event == "ping":
+            return [WireFrame(format=FORMAT, data=b"event: ping\ndata: " + data + b"\n\n", text="")]
+        if event == "content_block_delta":
+            parsed = orjson.loads(data)
+            delta = parsed.get("delta") if isinstance(parsed, dict) else None
+            if isinstance(delta, dict) and delta.get("type") == "text_delta" and parsed.get("type") == event:
                 text = delta.get("text")
                 if isinstance(text, str):
-                    return [WireFrame(format=FORMAT, data=frame(sse.data, sse.event), text=text,
-                                      pieces=1)] if text else []
-        events = self._decoder.feed(sse)
-        if not events and sse.event == "content_block_delta":
+                    return [WireFrame(format=FORMAT, data=_framed(event, data), text=text, pieces=1)] if text else []
+        events = self._decoder.feed(SSEEvent(data=data.decode("utf-8", errors="replace"), event=event))
+        if not events and event == "content_block_delta":
             return []  # an empty delta: nothing the canonical path would send either
-        return _after_start(WireFrame(format=FORMAT, data=frame(sse.data, sse.event), text=""), events)
+        return _after_start(WireFrame(format=FORMAT, data=_framed(event, data), text=""), events)
 
     def finish(self) -> list[StreamEvent]:
         return self._decoder.finish()
+
+
+def _framed(event: str | None, data: bytes) -> bytes:
+    return (b"event: " + event.encode() + b"\ndata: " if event else b"data: ") + data + b"\n\n"
 
 
 class StreamEncoder:

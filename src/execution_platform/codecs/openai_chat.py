@@ -67,6 +67,7 @@ from ..model import (
 )
 from .passthrough import apply_extras, drop_field, split_unknown
 from .sse import SSEEvent, frame
+from .wire import WireTapBase
 from .wire import after_start as _after_start
 
 # The wire format this codec speaks, as in ``Passthrough.format`` and ``WireHint.format``.
@@ -741,7 +742,7 @@ def _stream_error(raw: Any) -> EPError:
     return _error_from_parts(status, error, orjson.dumps(raw).decode(), None)
 
 
-class WireTap:
+class WireTap(WireTapBase):
     """OpenAI chunks forwarded as bytes (``WireFrame``) to a client that speaks this format too.
 
     The same-format fast path: a plain content chunk is parsed only to read its text and that it
@@ -756,15 +757,16 @@ class WireTap:
     """
 
     def __init__(self, model: str, *, include_usage: bool = True) -> None:
+        super().__init__()
         self._decoder = StreamDecoder(model)
         self._include_usage = include_usage
         self._started = False
 
-    def feed(self, sse: SSEEvent) -> list[StreamEvent]:
-        data = sse.data
-        chunk = orjson.loads(data) if data and data[0] == "{" else None
+    def frame(self, event: str | None, data: bytes) -> list[StreamEvent]:
+        chunk = orjson.loads(data) if data[:1] == b"{" else None
         if not isinstance(chunk, dict) or chunk.get("error") is not None:
-            return self._decoder.feed(sse)  # [DONE], blank or odd data and errors: exactly as decoded
+            # [DONE], blank or odd data and errors: exactly as decoded
+            return self._decoder.feed(SSEEvent(data=data.decode("utf-8", errors="replace"), event=event))
         choices = chunk.get("choices")
         choice = choices[0] if isinstance(choices, list) and len(choices) == 1 else None
         if (
@@ -780,7 +782,7 @@ class WireTap:
                 if isinstance(text, str) and text and not delta.get("refusal"):
                     return [WireFrame(format=FORMAT, data=self._frame(data, chunk), text=text, pieces=1)]
         self._started = True
-        events = self._decoder.feed(sse)
+        events = self._decoder.feed(SSEEvent(data=data.decode("utf-8", errors="replace"), event=event))
         if not self._include_usage and chunk.get("usage") is not None and not choices:
             return events  # the usage-only chunk the client did not ask for
         return _after_start(WireFrame(format=FORMAT, data=self._frame(data, chunk), text=""), events)
@@ -788,8 +790,8 @@ class WireTap:
     def finish(self) -> list[StreamEvent]:
         return self._decoder.finish()
 
-    def _frame(self, data: str, chunk: dict[str, Any]) -> bytes:
-        raw = data.encode()
+    @staticmethod
+    def _frame(raw: bytes, chunk: dict[str, Any]) -> bytes:
         if "usage" in chunk and chunk["usage"] is None:
             raw = raw.replace(b',"usage":null', b"", 1)
             if b'"usage"' in raw:  # spelled another way: re-encode without it

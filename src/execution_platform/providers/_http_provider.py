@@ -206,30 +206,22 @@ class HTTPProvider(Provider):
                 chunks = iter_chunks(resp, self.timeouts.stream_idle)
                 async for chunk in _first_chunk_deadline(chunks, first_wait):
                     if wire is not None:  # forwarded frames: one event per upstream read (see coalesce)
-                        batch: list[StreamEvent] = []
-                        failure: Exception | None = None
-                        try:
-                            for sse in parser.feed(chunk):
-                                batch.extend(decoder.feed(sse))
-                        except Exception as exc:
-                            failure = exc
-                        for event in coalesce(batch):
+                        for event in coalesce(decoder.feed_bytes(chunk)):
                             emitted = True
                             finished = finished or isinstance(event, FinishEvent)
                             yield event
-                        if failure is not None:
-                            raise failure
                         continue
                     for sse in parser.feed(chunk):
                         for event in decoder.feed(sse):
                             emitted = True
                             finished = finished or isinstance(event, FinishEvent)
                             yield event
-                for sse in parser.flush():
-                    for event in decoder.feed(sse):
-                        emitted = True
-                        finished = finished or isinstance(event, FinishEvent)
-                        yield event
+                rest = (decoder.flush() if wire is not None
+                        else (event for sse in parser.flush() for event in decoder.feed(sse)))
+                for event in rest:
+                    emitted = True
+                    finished = finished or isinstance(event, FinishEvent)
+                    yield event
                 for event in decoder.finish():
                     finished = finished or isinstance(event, FinishEvent)
                     yield event
