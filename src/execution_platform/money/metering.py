@@ -33,8 +33,8 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextvars import ContextVar
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field, replace
 
 from ..errors import EPError
@@ -138,14 +138,25 @@ def set_context(ctx: CallContext) -> None:
     _current.set(ctx)
 
 
-@contextlib.contextmanager
-def call_context(ctx: CallContext) -> Iterator[CallContext]:
-    """Make ``ctx`` apply to metered calls made inside the block (same task and its children)."""
-    token = _current.set(ctx)
-    try:
-        yield ctx
-    finally:
-        _current.reset(token)
+class call_context:
+    """Make ``ctx`` apply to metered calls made inside the block (same task and its children).
+
+    A class rather than a generator-based context manager: a stream enters it around every event."""
+
+    __slots__ = ("ctx", "token")
+
+    def __init__(self, ctx: CallContext) -> None:
+        self.ctx = ctx
+        self.token: Token[CallContext | None] | None = None
+
+    def __enter__(self) -> CallContext:
+        self.token = _current.set(self.ctx)
+        return self.ctx
+
+    def __exit__(self, *exc: object) -> None:
+        if self.token is not None:
+            _current.reset(self.token)
+            self.token = None
 
 
 @dataclass
