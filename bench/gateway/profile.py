@@ -46,6 +46,8 @@ RULES: list[tuple[str, str, str | None]] = [
     ("ledger/observability", r"(prometheus_client|opentelemetry|sqlalchemy|sqlite3|/logging/)", None),
     ("JSON decode", r"execution_platform/gateway/limits\.py", r"read_json|_depth|json"),
     ("JSON decode", r"execution_platform/gateway/(bodies|fast_path)\.py", r"read|json|loads"),
+    ("wire tap (fast path)", r"execution_platform/codecs/wire\.py", None),
+    ("wire tap (fast path)", r"execution_platform/codecs/", r"WireTap"),
     ("canonical model", r"execution_platform/codecs/", r"decode|Decoder|feed|passthrough|_passthrough"),
     ("canonical model", r"execution_platform/codecs/passthrough\.py", None),
     ("canonical model", r"execution_platform/model/", None),
@@ -61,8 +63,8 @@ RULES: list[tuple[str, str, str | None]] = [
 _COMPILED = [(layer, re.compile(path), re.compile(func) if func else None) for layer, path, func in RULES]
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>.*?)(?::\d+)?\)$")
 OTHER = "event loop/other"
-ORDER = ["server HTTP", "JSON decode", "canonical model", "routing/metering/policy", "upstream client",
-         "re-encode", "ledger/observability", OTHER]
+ORDER = ["server HTTP", "JSON decode", "canonical model", "wire tap (fast path)", "routing/metering/policy",
+         "upstream client", "re-encode", "ledger/observability", OTHER]
 
 
 def layer_of(stack: list[str]) -> str:
