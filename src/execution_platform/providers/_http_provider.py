@@ -203,8 +203,19 @@ class HTTPProvider(Provider):
                        else wire.WireTap(request.model, include_usage=request.wire.include_usage))  # type: ignore[union-attr]
             first_wait = max(0.001, self.timeouts.read - (time.monotonic() - started))
             try:
-                chunks = iter_chunks(resp, self.timeouts.stream_idle)
-                async for chunk in _first_chunk_deadline(chunks, first_wait):
+                chunks = iter_chunks(resp, self.timeouts.stream_idle).__aiter__()
+                waiting_first = True
+                while True:
+                    # The time-to-first-token deadline applies to the first chunk only; the loop reads
+                    # the chunks itself rather than through a wrapping generator (one hop less each).
+                    try:
+                        if waiting_first:
+                            waiting_first = False
+                            chunk = await asyncio.wait_for(chunks.__anext__(), timeout=first_wait)
+                        else:
+                            chunk = await chunks.__anext__()
+                    except StopAsyncIteration:
+                        break
                     if wire is not None:  # forwarded frames: one event per upstream read (see coalesce)
                         for event in coalesce(decoder.feed_bytes(chunk)):
                             emitted = True
@@ -246,17 +257,3 @@ class HTTPProvider(Provider):
                 resp.release()
             else:
                 resp.close()  # drop the connection: the upstream sees the client go away
-
-
-async def _first_chunk_deadline(chunks: AsyncIterator[bytes], first_wait: float) -> AsyncIterator[bytes]:
-    """Apply the time-to-first-token deadline to the first chunk only."""
-    import asyncio
-
-    iterator = chunks.__aiter__()
-    try:
-        first = await asyncio.wait_for(iterator.__anext__(), timeout=first_wait)
-    except StopAsyncIteration:
-        return
-    yield first
-    async for chunk in iterator:
-        yield chunk
