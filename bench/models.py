@@ -1,6 +1,6 @@
 """The canonical request on the hot path: pydantic (today) against msgspec and plain slotted classes.
 
-    flock /tmp/ep-bench.lock .venv/bin/python bench/models.py [--n 100000]
+    .venv/bin/python bench/models.py [--n 100000]
 
 Decodes a typical chat body (a system prompt, three turns, one tool, sampling parameters) ``--n``
 times each way and prints microseconds per decode:

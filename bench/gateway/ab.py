@@ -1,6 +1,6 @@
 """Two or more ``ep serve`` configurations side by side in one run, to compare CPU per request.
 
-    flock /tmp/ep-bench.lock .venv/bin/python bench/gateway/ab.py \
+    .venv/bin/python bench/gateway/ab.py \
         --variant fast:EP_FAST_PATH=1 --variant canonical:EP_FAST_PATH=0 [--rounds 2] [--duration 4]
 
 Same set-up as ``run.py`` (whose helpers it uses): the fake OpenAI upstream, one ``ep serve`` pinned

@@ -1,6 +1,6 @@
 """Where ``ep serve`` spends its CPU under load: py-spy on the running gateway, broken down by layer.
 
-    flock /tmp/ep-bench.lock .venv/bin/python bench/gateway/profile.py [--duration 8] [--out profile.md]
+    .venv/bin/python bench/gateway/profile.py [--duration 8] [--out profile.md]
 
 Same set-up as ``run.py`` (whose helpers it uses): the fake OpenAI upstream in this process, one
 ``ep serve`` pinned to core 0, ``wrk`` with 16 connections on core 1, non-streamed then streamed
@@ -123,7 +123,7 @@ def profile_mode(pid: int, url: str, body: dict, key: str, duration: int, out: P
 
 def report(title: str, results: dict[str, tuple[float, float, int, Path]]) -> str:
     lines = [f"# {title}", "", __doc__.strip().splitlines()[0], "",
-             "Command: `flock /tmp/ep-bench.lock .venv/bin/python bench/gateway/profile.py "
+             "Command: `.venv/bin/python bench/gateway/profile.py "
              + " ".join(sys.argv[1:]) + "`", ""]
     for mode, (rps, cpu_ms, errors, raw) in results.items():
         layers, functions, total = breakdown(raw)
