@@ -27,7 +27,7 @@ __all__ = [
     "ToolCallDelta", "ToolCallEnd", "ToolCallStart", "ToolChoice", "ToolExecutionError",
     "ToolSpec", "UnsupportedParameterError", "UpstreamAuthenticationError",
     "UpstreamConnectionError", "UpstreamServerError", "UpstreamTimeoutError", "Usage",
-    "UsageEvent", "WireFormat",
+    "UsageEvent", "WireFormat", "WireFrame", "WireHint",
 ]
 
 if TYPE_CHECKING:
@@ -94,6 +94,8 @@ if TYPE_CHECKING:
         Usage,
         UsageEvent,
         WireFormat,
+        WireFrame,
+        WireHint,
     )
     from .providers.base import Provider
 

@@ -46,3 +46,15 @@ def make_gateway(fake_servers: dict[str, FakeUpstream]) -> Iterator[Callable[...
     yield make
     for server in started:
         server.stop()
+
+
+@pytest.fixture(params=["fast_path", "canonical_path"])
+def either_path(request: pytest.FixtureRequest, gateway: GatewayServer) -> Iterator[GatewayServer]:
+    """The shared gateway with its same-format fast path on, then off (read per call, so per test)."""
+    settings = gateway.gateway.settings
+    saved = settings.fast_path
+    settings.fast_path = request.param == "fast_path"
+    try:
+        yield gateway
+    finally:
+        settings.fast_path = saved

@@ -11,6 +11,12 @@ from tests.fakes import Fault, Reply, ToolCallSpec
 
 from .server import GatewayServer
 
+
+@pytest.fixture
+def gateway(either_path: GatewayServer) -> GatewayServer:
+    """Every test here runs over the same-format fast path and over the canonical path."""
+    return either_path
+
 TOOLS = [
     {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
                                       "parameters": {"type": "object", "properties": {"city": {"type": "string"}},

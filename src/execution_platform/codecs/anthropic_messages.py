@@ -71,9 +71,15 @@ from ..model import (
     ToolSpec,
     Usage,
     UsageEvent,
+    WireFrame,
 )
 from .passthrough import apply_extras, drop_field, split_unknown
 from .sse import SSEEvent, frame
+from .wire import WireTapBase
+from .wire import after_start as _after_start
+
+# The wire format this codec speaks, as in ``Passthrough.format`` and ``WireHint.format``.
+FORMAT = "anthropic"
 
 __all__ = [
     "ANTHROPIC_VERSION",
@@ -905,6 +911,47 @@ class StreamDecoder:
 # ---------------------------------------------------------------------------------------------
 # streams: canonical -> wire
 # ---------------------------------------------------------------------------------------------
+class WireTap(WireTapBase):
+    """Anthropic events forwarded as bytes (``WireFrame``) to a client that speaks this format too.
+
+    A text ``content_block_delta`` (the bulk of a stream) and ``ping`` are forwarded without building
+    canonical events; every other event also goes through the full :class:`StreamDecoder`, whose
+    events (start, tool calls, usage and finish at ``message_stop``) follow the frame for metering and
+    routing, and are ignored by whoever serves the frames. Errors raise exactly as in the decoder;
+    empty deltas are dropped, as the canonical path drops them. Usage crosses as the upstream wrote
+    it (input tokens in ``message_start``, its own extra fields), where the canonical encoder can
+    only report zeros at the start and the totals at the end.
+    """
+
+    def __init__(self, model: str, *, include_usage: bool = True) -> None:
+        super().__init__()
+        self._decoder = StreamDecoder(model)
+
+    def frame(self, event: str | None, data: bytes) -> list[StreamEvent]:
+        if not data:
+            return []
+        if event == "ping":
+            return [WireFrame(format=FORMAT, data=b"event: ping\ndata: " + data + b"\n\n", text="")]
+        if event == "content_block_delta":
+            parsed = orjson.loads(data)
+            delta = parsed.get("delta") if isinstance(parsed, dict) else None
+            if isinstance(delta, dict) and delta.get("type") == "text_delta" and parsed.get("type") == event:
+                text = delta.get("text")
+                if isinstance(text, str):
+                    return [WireFrame(format=FORMAT, data=_framed(event, data), text=text, pieces=1)] if text else []
+        events = self._decoder.feed(SSEEvent(data=data.decode("utf-8", errors="replace"), event=event))
+        if not events and event == "content_block_delta":
+            return []  # an empty delta: nothing the canonical path would send either
+        return _after_start(WireFrame(format=FORMAT, data=_framed(event, data), text=""), events)
+
+    def finish(self) -> list[StreamEvent]:
+        return self._decoder.finish()
+
+
+def _framed(event: str | None, data: bytes) -> bytes:
+    return (b"event: " + event.encode() + b"\ndata: " if event else b"data: ") + data + b"\n\n"
+
+
 class StreamEncoder:
     """Canonical events → the exact Anthropic event sequence.
 

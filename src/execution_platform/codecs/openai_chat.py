@@ -63,9 +63,15 @@ from ..model import (
     ToolSpec,
     Usage,
     UsageEvent,
+    WireFrame,
 )
 from .passthrough import apply_extras, drop_field, split_unknown
 from .sse import SSEEvent, frame
+from .wire import WireTapBase
+from .wire import after_start as _after_start
+
+# The wire format this codec speaks, as in ``Passthrough.format`` and ``WireHint.format``.
+FORMAT = "openai"
 
 __all__ = [
     "StreamDecoder",
@@ -734,6 +740,66 @@ def _stream_error(raw: Any) -> EPError:
     else:
         status = 500
     return _error_from_parts(status, error, orjson.dumps(raw).decode(), None)
+
+
+class WireTap(WireTapBase):
+    """OpenAI chunks forwarded as bytes (``WireFrame``) to a client that speaks this format too.
+
+    The same-format fast path: a plain content chunk is parsed only to read its text and that it
+    carries no finish, usage or tool call, and is never built into canonical events. Every other chunk
+    (the first, tool calls, the finish, usage, ``[DONE]``, errors) also goes through the full
+    :class:`StreamDecoder`, whose canonical events follow the frame: metering, routing and the
+    completion check read those, and whoever serves the frames ignores them. Errors raise exactly as
+    in the decoder. ``"usage": null`` is removed from the chunks that carry it (OpenAI adds it to every
+    chunk once usage is asked for, which the gateway always does), and the usage-only chunk is not
+    forwarded when the client did not ask for usage (``include_usage=False``): the client gets what
+    the canonical encoder would send. ``[DONE]`` is the server's own trailer, not forwarded.
+    """
+
+    def __init__(self, model: str, *, include_usage: bool = True) -> None:
+        super().__init__()
+        self._decoder = StreamDecoder(model)
+        self._include_usage = include_usage
+        self._started = False
+
+    def frame(self, event: str | None, data: bytes) -> list[StreamEvent]:
+        chunk = orjson.loads(data) if data[:1] == b"{" else None
+        if not isinstance(chunk, dict) or chunk.get("error") is not None:
+            # [DONE], blank or odd data and errors: exactly as decoded
+            return self._decoder.feed(SSEEvent(data=data.decode("utf-8", errors="replace"), event=event))
+        choices = chunk.get("choices")
+        choice = choices[0] if isinstance(choices, list) and len(choices) == 1 else None
+        if (
+            self._started
+            and isinstance(choice, dict)
+            and choice.get("finish_reason") is None
+            and chunk.get("usage") is None
+            and choice.get("index", 0) == 0
+        ):
+            delta = choice.get("delta")
+            if isinstance(delta, dict) and delta.keys() <= _PLAIN_DELTA:
+                text = delta.get("content")
+                if isinstance(text, str) and text and not delta.get("refusal"):
+                    return [WireFrame(format=FORMAT, data=self._frame(data, chunk), text=text, pieces=1)]
+        self._started = True
+        events = self._decoder.feed(SSEEvent(data=data.decode("utf-8", errors="replace"), event=event))
+        if not self._include_usage and chunk.get("usage") is not None and not choices:
+            return events  # the usage-only chunk the client did not ask for
+        return _after_start(WireFrame(format=FORMAT, data=self._frame(data, chunk), text=""), events)
+
+    def finish(self) -> list[StreamEvent]:
+        return self._decoder.finish()
+
+    @staticmethod
+    def _frame(raw: bytes, chunk: dict[str, Any]) -> bytes:
+        if "usage" in chunk and chunk["usage"] is None:
+            raw = raw.replace(b',"usage":null', b"", 1)
+            if b'"usage"' in raw:  # spelled another way: re-encode without it
+                raw = orjson.dumps({k: v for k, v in chunk.items() if k != "usage"})
+        return b"data: " + raw + b"\n\n"
+
+
+_PLAIN_DELTA = frozenset({"content", "role", "refusal"})
 
 
 class StreamEncoder:

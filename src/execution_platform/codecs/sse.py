@@ -35,6 +35,15 @@ class SSEParser:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         self._buffer += chunk
+        if b"\r" not in self._buffer:  # the usual case: split all complete lines at once
+            lines = self._buffer.split(b"\n")
+            self._buffer = lines.pop()
+            found: list[SSEEvent] = []
+            for raw in lines:
+                parsed = self._line(raw.decode("utf-8", errors="replace"))
+                if parsed is not None:
+                    found.append(parsed)
+            return found
         events: list[SSEEvent] = []
         # Normalise line endings only on complete lines; a trailing \r may be half of \r\n.
         while True:

@@ -242,6 +242,9 @@ class ServerConfig(_Strict):
     # A request parameter the serving upstream cannot take is a 400 naming it, instead of being
     # dropped and listed in the x-ep-dropped-params response header.
     strict_params: bool = False
+    # Same wire format in and out (an OpenAI client to an OpenAI-compatible upstream, Anthropic to
+    # Anthropic): the upstream's answer and stream frames are forwarded as bytes, not re-encoded.
+    fast_path: bool = True
 
 
 class LedgerConfig(_Strict):

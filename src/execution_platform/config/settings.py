@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     local_ctx: int | None = Field(None, validation_alias=_env("LOCAL_CTX"))
     local_parallel: int | None = Field(None, validation_alias=_env("LOCAL_PARALLEL"))
     local_idle_unload: float | None = Field(None, validation_alias=_env("LOCAL_IDLE_UNLOAD"))
+    # The gateway's same-format fast path (answers forwarded as the upstream's bytes); ``0`` turns it
+    # off, as does ``server.fast_path: false`` in the YAML file.
+    fast_path: bool = Field(True, validation_alias=_env("FAST_PATH"))
 
     def secret(self, name: str) -> str | None:
         value = getattr(self, name)

@@ -69,12 +69,15 @@ def create_app(
     keepalive: float = 15.0,
     config_path: str | os.PathLike[str] | None = None,
     body_timeout: float | None = None,
+    settle_heap: bool = False,
 ) -> FastAPI:
     """The gateway app; with ``config_path`` the file is reloaded on SIGHUP (see :mod:`.reload`).
 
     Without ``client`` the app builds its own, metered by the app's meter (ledger, budgets, limits;
     started and closed with the app); a ``client`` given in is used as it is, with its own meter or none.
-    """
+
+    ``settle_heap``: freeze the start-up heap out of the garbage collector's reach (see :mod:`.heap`),
+    for a process that exists to serve this app."""
     if settings is None:
         from ..config.settings import Settings
 
@@ -118,6 +121,10 @@ def create_app(
                 from .routes.tools import tool_registry
 
                 await mount_servers(servers, tool_registry(gateway), mcp_servers)
+            if settle_heap:
+                from .heap import settle
+
+                settle()
             yield
         if reloading:
             remove_sighup()
@@ -186,7 +193,7 @@ def create_app_from_env() -> FastAPI:
         raise SystemExit(f"refusing to start: {problem}")
     body_timeout = os.environ.get(BODY_TIMEOUT_ENV)
     return create_app(settings, load_config(settings), config_path=settings.config,
-                      body_timeout=float(body_timeout) if body_timeout else None)
+                      body_timeout=float(body_timeout) if body_timeout else None, settle_heap=True)
 
 
 def load_config(settings: Settings) -> Config | None:

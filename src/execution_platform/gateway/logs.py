@@ -25,9 +25,27 @@ def default_format() -> str:
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per record; the timestamp's date and time are formatted once per second."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = -1
+        self._stamp = ""
+
+    def timestamp(self, created: float) -> str:
+        """``created`` as ``datetime.isoformat(timespec="milliseconds")`` in UTC would write it."""
+        second = int(created)
+        micros = round((created - second) * 1_000_000)
+        if micros >= 1_000_000 or created < 0:  # rounding reached the next second: the slow, exact way
+            return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+        if second != self._second:
+            self._second = second
+            self._stamp = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{self._stamp}.{micros // 1000:03d}+00:00"
+
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": self.timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),

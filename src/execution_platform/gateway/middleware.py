@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -20,6 +19,7 @@ from ..errors import EPError
 from .auth import Authenticator, presented_secret
 from .bodies import BodyReader, BodyTimeout
 from .errors import error_response, internal_error, is_gemini_path, surface_for
+from .ids import request_id as new_request_id
 from .observe import Observer, note_error
 
 log = logging.getLogger("execution_platform.gateway")
@@ -42,7 +42,7 @@ class GatewayMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = uuid.uuid4().hex
+        request_id = new_request_id()
         id_header = (b"x-ep-request-id", request_id.encode())
         state = scope.setdefault("state", {})
         state["request_id"] = request_id

@@ -21,6 +21,7 @@ from .events import (
     ToolCallEnd,
     ToolCallStart,
     UsageEvent,
+    WireFrame,
 )
 from .messages import Message, Role, ToolCall
 from .request import (
@@ -33,6 +34,7 @@ from .request import (
     ToolChoice,
     ToolSpec,
     WireFormat,
+    WireHint,
 )
 from .response import Attempt, ChatResponse, FinishReason, Usage
 
@@ -74,4 +76,6 @@ __all__ = [
     "Usage",
     "UsageEvent",
     "WireFormat",
+    "WireFrame",
+    "WireHint",
 ]

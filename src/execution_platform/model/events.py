@@ -106,6 +106,23 @@ class ErrorEvent(CanonicalModel):
     retryable: bool = False
 
 
+class WireFrame(CanonicalModel):
+    """One upstream SSE frame forwarded as bytes, when the client speaks the upstream's wire format.
+
+    Only an adapter asked for its own format (``ChatRequest.wire``) emits these; the canonical events
+    the frame implies for metering (start, usage, finish) follow it, and a consumer serving the frame
+    ignores those. ``text`` is the frame's generated text, for estimates when a stream is cut short;
+    ``pieces`` how many upstream deltas that text came in (frames of one read travel as one event),
+    so timings per token stay what they are on the canonical path.
+    """
+
+    type: Literal["wire"] = "wire"
+    format: str
+    data: bytes
+    text: str = ""
+    pieces: int = 0
+
+
 StreamEvent = Annotated[
     StartEvent
     | TextDelta
@@ -117,6 +134,7 @@ StreamEvent = Annotated[
     | FinishEvent
     | ErrorEvent
     | AgentToolUse
-    | AgentToolResult,
+    | AgentToolResult
+    | WireFrame,
     Field(discriminator="type"),
 ]

@@ -1,8 +1,9 @@
 """The canonical chat request."""
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, PrivateAttr, field_validator
 
 from ._base import CanonicalModel
 from .content import CacheControl
@@ -86,6 +87,21 @@ class Passthrough(CanonicalModel):
     tools: list[dict[str, Any]] = Field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class WireHint:
+    """The client's own wire format, so an upstream adapter of that format may answer in its bytes.
+
+    Set by the gateway's same-format fast path, never decoded from a body. The request itself still
+    crosses as canonical (every policy edit applies); only the answer may come back as the upstream's
+    bytes (``ChatResponse.wire_body``, ``WireFrame`` events). ``include_usage``: whether the client
+    asked for the usage chunk (OpenAI ``stream_options.include_usage``), which the gateway always asks
+    the upstream for, to meter the call.
+    """
+
+    format: str
+    include_usage: bool = True
+
+
 class ChatRequest(CanonicalModel):
     """A provider-neutral chat request.
 
@@ -117,6 +133,17 @@ class ChatRequest(CanonicalModel):
     metadata: RequestMetadata = Field(default_factory=RequestMetadata)
     provider_options: dict[str, Any] = Field(default_factory=dict)
     passthrough: Passthrough | None = None
+    # Private: copied by ``model_copy``, never (de)serialized, so no caller can set it through a body.
+    _wire: WireHint | None = PrivateAttr(default=None)
+
+    @property
+    def wire(self) -> WireHint | None:
+        """The same-format fast path's hint (see :class:`WireHint`); ``None`` on the canonical path."""
+        return self._wire
+
+    def set_wire(self, hint: WireHint | None) -> None:
+        """Ask for (or, with ``None``, rule out) the answer in the client's own wire bytes."""
+        self._wire = hint
 
     @field_validator("stop", mode="before")
     @classmethod

@@ -35,8 +35,8 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextvars import ContextVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
@@ -55,6 +55,7 @@ from ..model import (
     ToolCallStart,
     Usage,
     UsageEvent,
+    WireFrame,
 )
 from ..providers.base import Provider, WrapperProvider
 from .budgets import Budget, BudgetBackend, Reservation
@@ -143,14 +144,25 @@ def current_context() -> CallContext | None:
     return _current.get()
 
 
-@contextlib.contextmanager
-def call_context(ctx: CallContext) -> Iterator[CallContext]:
-    """Make ``ctx`` apply to metered calls made inside the block (same task and its children)."""
-    token = _current.set(ctx)
-    try:
-        yield ctx
-    finally:
-        _current.reset(token)
+class call_context:
+    """Make ``ctx`` apply to metered calls made inside the block (same task and its children).
+
+    A class rather than a generator-based context manager: a stream enters it around every event."""
+
+    __slots__ = ("ctx", "token")
+
+    def __init__(self, ctx: CallContext) -> None:
+        self.ctx = ctx
+        self.token: Token[CallContext | None] | None = None
+
+    def __enter__(self) -> CallContext:
+        self.token = _current.set(self.ctx)
+        return self.ctx
+
+    def __exit__(self, *exc: object) -> None:
+        if self.token is not None:
+            _current.reset(self.token)
+            self.token = None
 
 
 @dataclass
@@ -382,6 +394,8 @@ class MeteredProvider(WrapperProvider):
         elif isinstance(event, StartEvent):
             if call.scoped is not None:
                 _answered(call.scoped, event.id, event.model, None)
+        elif isinstance(event, WireFrame) and not event.text:
+            return  # a forwarded frame without text: the canonical events after it say what it meant
         else:
             now = time.perf_counter()
             if call.ttft_ms is None:
@@ -390,12 +404,12 @@ class MeteredProvider(WrapperProvider):
             if scoped is not None:
                 if isinstance(event, FinishEvent):
                     scoped.finish_reason = event.reason
-                elif isinstance(event, TextDelta | ThinkingDelta | ToolCallStart | ToolCallDelta):
+                elif isinstance(event, TextDelta | ThinkingDelta | ToolCallStart | ToolCallDelta | WireFrame):
                     if scoped.first_token_at is None:
                         scoped.first_token_at = now
                     scoped.last_token_at = now
-                    scoped.token_events += 1
-            if isinstance(event, TextDelta | ThinkingDelta):
+                    scoped.token_events += event.pieces if isinstance(event, WireFrame) else 1
+            if isinstance(event, TextDelta | ThinkingDelta | WireFrame):
                 call.output_text.append(event.text)
             elif isinstance(event, ToolCallDelta):
                 call.output_text.append(event.arguments)

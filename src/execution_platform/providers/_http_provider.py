@@ -17,6 +17,7 @@ import aiohttp
 import orjson
 
 from ..codecs.sse import SSEParser
+from ..codecs.wire import coalesce
 from ..errors import (
     ConfigurationError,
     EPError,
@@ -35,6 +36,9 @@ class HTTPProvider(Provider):
     codec: ModuleType
     default_base_url: str = ""
     key_env_var: str = ""
+    # May answer a same-format client in the upstream's own bytes (``ChatRequest.wire``). Off for an
+    # adapter that rewrites its upstream's answer (the local engine's grammar-made tool calls).
+    wire_answers: bool = True
 
     def __init__(
         self,
@@ -76,6 +80,14 @@ class HTTPProvider(Provider):
 
     def default_capabilities(self, model: str) -> Capabilities:
         return Capabilities()
+
+    def wire_codec(self, request: ChatRequest) -> ModuleType | None:
+        """The codec whose bytes the client may get as they are: its format is the client's own."""
+        hint = request.wire
+        if hint is None or not self.wire_answers:
+            return None
+        codec = self.codec_for(request.model)
+        return codec if getattr(codec, "FORMAT", None) == hint.format and hasattr(codec, "WireTap") else None
 
     # -- Provider -------------------------------------------------------------------------------
     def capabilities(self, model: str) -> Capabilities:
@@ -133,6 +145,9 @@ class HTTPProvider(Provider):
                 f"{self.name}: unexpected response shape: {type(exc).__name__}", provider=self.name
             ) from exc
         response.provider = self.name
+        wire = self.wire_codec(request)
+        if wire is not None:
+            response.set_wire_body((wire.FORMAT, raw))
         return response
 
     async def post_json(self, url: str, payload: dict[str, Any], *, what: str) -> Any:
@@ -195,21 +210,41 @@ class HTTPProvider(Provider):
                 raw = await resp.read()
                 raise self._error(resp.status, raw, resp.headers)
             parser = SSEParser()
-            decoder = self.stream_decoder(request)
+            wire = self.wire_codec(request)
+            decoder = (self.stream_decoder(request) if wire is None
+                       else wire.WireTap(request.model, include_usage=request.wire.include_usage))  # type: ignore[union-attr]
             first_wait = max(0.001, self.timeouts.read - (time.monotonic() - started))
             try:
-                chunks = iter_chunks(resp, self.timeouts.stream_idle)
-                async for chunk in _first_chunk_deadline(chunks, first_wait):
+                chunks = iter_chunks(resp, self.timeouts.stream_idle).__aiter__()
+                waiting_first = True
+                while True:
+                    # The time-to-first-token deadline applies to the first chunk only; the loop reads
+                    # the chunks itself rather than through a wrapping generator (one hop less each).
+                    try:
+                        if waiting_first:
+                            waiting_first = False
+                            chunk = await asyncio.wait_for(chunks.__anext__(), timeout=first_wait)
+                        else:
+                            chunk = await chunks.__anext__()
+                    except StopAsyncIteration:
+                        break
+                    if wire is not None:  # forwarded frames: one event per upstream read (see coalesce)
+                        for event in coalesce(decoder.feed_bytes(chunk)):
+                            emitted = True
+                            finished = finished or isinstance(event, FinishEvent)
+                            yield event
+                        continue
                     for sse in parser.feed(chunk):
                         for event in decoder.feed(sse):
                             emitted = True
                             finished = finished or isinstance(event, FinishEvent)
                             yield event
-                for sse in parser.flush():
-                    for event in decoder.feed(sse):
-                        emitted = True
-                        finished = finished or isinstance(event, FinishEvent)
-                        yield event
+                rest = (decoder.flush() if wire is not None
+                        else (event for sse in parser.flush() for event in decoder.feed(sse)))
+                for event in rest:
+                    emitted = True
+                    finished = finished or isinstance(event, FinishEvent)
+                    yield event
                 for event in decoder.finish():
                     finished = finished or isinstance(event, FinishEvent)
                     yield event
@@ -234,17 +269,3 @@ class HTTPProvider(Provider):
                 resp.release()
             else:
                 resp.close()  # drop the connection: the upstream sees the client go away
-
-
-async def _first_chunk_deadline(chunks: AsyncIterator[bytes], first_wait: float) -> AsyncIterator[bytes]:
-    """Apply the time-to-first-token deadline to the first chunk only."""
-    import asyncio
-
-    iterator = chunks.__aiter__()
-    try:
-        first = await asyncio.wait_for(iterator.__anext__(), timeout=first_wait)
-    except StopAsyncIteration:
-        return
-    yield first
-    async for chunk in iterator:
-        yield chunk

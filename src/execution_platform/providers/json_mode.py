@@ -59,6 +59,7 @@ class JsonEmulation:
             "tool_choice": request.tool_choice if own_tools else NamedToolChoice(name=TOOL_NAME),
             "parallel_tool_calls": request.parallel_tool_calls if own_tools else None,
         })
+        self.request.set_wire(None)  # the answer is rewritten below, so never forwarded as bytes
 
     @staticmethod
     def wanted(request: ChatRequest, caps: Capabilities) -> bool:

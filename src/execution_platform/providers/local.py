@@ -53,6 +53,7 @@ def engine_config(settings: Settings | None) -> EngineConfig:
 class LocalProvider(OpenAIProvider):
     name = "local"
     key_env_var = ""
+    wire_answers = False  # tool calls and JSON are rebuilt from the grammar's output, never forwarded
 
     def __init__(
         self,

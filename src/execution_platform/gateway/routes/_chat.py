@@ -67,10 +67,19 @@ async def read_chat(
 
 
 async def answer(
-    gw: Gateway, chat: ChatRequest, payer: CallContext, encode_response: Callable[[ChatResponse], dict[str, Any]]
+    gw: Gateway,
+    chat: ChatRequest,
+    payer: CallContext,
+    encode_response: Callable[[ChatResponse], dict[str, Any]],
+    wire_format: str | None = None,
 ) -> Response:
+    """The answer re-encoded from canonical, or the upstream's own body when it is ``wire_format``."""
     response = await complete(gw, chat, payer)
-    return json_response(encode_response(response), headers={**headers_of(response), **dropped_headers()})
+    headers = {**headers_of(response), **dropped_headers()}
+    body = response.wire_body
+    if wire_format is not None and body is not None and body[0] == wire_format:
+        return Response(body[1], media_type="application/json", headers=headers)
+    return json_response(encode_response(response), headers=headers)
 
 
 async def stream(

@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from ...codecs.sse import frame
 from ...errors import EPError
+from .. import wire
 from ..errors import ANTHROPIC, codec_for, error_payload
 from ..responses import error_responses, json_body, json_response, sse_and_json
 from . import _chat
@@ -78,10 +79,12 @@ async def messages(request: Request) -> Response:
     codec = codec_for(ANTHROPIC)
     gw, chat, payer, streaming, _ = await _chat.read_chat(request, codec_for(ANTHROPIC).decode_request, PARAMS,
                                                          NAMES)
+    fast = wire.ask(gw, chat, codec.FORMAT)
     if not streaming:
-        return await _chat.answer(gw, chat, payer, codec.encode_response)
+        return await _chat.answer(gw, chat, payer, codec.encode_response, fast)
     encoder = codec.StreamEncoder(chat.model)
-    return await _chat.stream(gw, chat, payer, encode=encoder.encode, trailer=encoder.finish, on_error=_error_frame)
+    encode, trailer, on_error = wire.serve_frames(fast, encoder.encode, encoder.finish, _error_frame)
+    return await _chat.stream(gw, chat, payer, encode=encode, trailer=trailer, on_error=on_error)
 
 
 COUNT_REQUEST = {

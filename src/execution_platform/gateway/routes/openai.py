@@ -10,6 +10,7 @@ from ...codecs import openai_embeddings
 from ...codecs.sse import frame
 from ...errors import EPError, InvalidRequestError
 from ...model import StreamEvent, UsageEvent
+from .. import wire
 from ..errors import OPENAI, codec_for, error_payload
 from ..limits import read_json_object
 from ..responses import error_responses, json_body, sse_and_json
@@ -105,11 +106,12 @@ async def chat_completions(request: Request) -> Response:
     codec = codec_for(OPENAI)
     gw, chat, payer, streaming, transport = await _chat.read_chat(request, codec.decode_request, PARAMS)
     if not streaming:
-        return await _chat.answer(gw, chat, payer, codec.encode_response)
+        return await _chat.answer(gw, chat, payer, codec.encode_response, wire.ask(gw, chat, codec.FORMAT))
     options = transport["stream_options"]
     if options is not None and not isinstance(options, dict):
         raise InvalidRequestError("'stream_options' must be an object", param="stream_options")
     include_usage = bool(options and options.get("include_usage"))
+    fast = wire.ask(gw, chat, codec.FORMAT, include_usage=include_usage)
     encoder = codec.StreamEncoder(chat.model)
     if include_usage:
         encode = encoder.encode
@@ -118,7 +120,8 @@ async def chat_completions(request: Request) -> Response:
         def encode(event: StreamEvent) -> bytes:
             return b"" if isinstance(event, UsageEvent) else encoder.encode(event)
 
-    return await _chat.stream(gw, chat, payer, encode=encode, trailer=encoder.finish, on_error=_error_frame)
+    encode, trailer, on_error = wire.serve_frames(fast, encode, encoder.finish, _error_frame)
+    return await _chat.stream(gw, chat, payer, encode=encode, trailer=trailer, on_error=on_error)
 
 
 @router.post(
