@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import threading
 from collections.abc import Iterator
 from datetime import datetime
@@ -104,3 +105,24 @@ def test_sqlite_engine_settings(engine: Engine) -> None:
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
     migrate(engine)  # idempotent
     assert {"ledger", "virtual_keys"} <= set(sa.inspect(engine).get_table_names())
+
+
+def test_head_constant_is_the_newest_migration_and_current_schemas_skip_alembic(tmp_path) -> None:
+    """Start-up skips alembic when the schema is current, which relies on ``HEAD`` naming the newest
+    script; a new migration that forgets to move ``HEAD`` fails here."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    migrate_module = importlib.import_module("execution_platform.storage.migrate")  # the package exports the function
+
+    config = Config()
+    config.set_main_option("script_location", str(migrate_module._MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_heads() == [migrate_module.HEAD]
+
+    engine = create_engine_from_url(f"sqlite:///{tmp_path / 'fresh.db'}")
+    assert not migrate_module.is_current(engine)
+    migrate(engine, "0004_observability")  # an older schema is upgraded, not skipped
+    assert not migrate_module.is_current(engine)
+    migrate(engine)
+    assert migrate_module.is_current(engine)
+    assert "scopes" in {c["name"] for c in sa.inspect(engine).get_columns("virtual_keys")}

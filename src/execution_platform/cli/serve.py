@@ -94,6 +94,7 @@ def serve(
     if fmt not in FORMATS:
         raise typer.BadParameter("--log-format must be json or text")
     os.environ[ENV] = fmt
+    migrate_aside(settings.resolved_database_url())
     multiproc = _multiprocess_metrics(workers)
 
     import uvicorn
@@ -106,6 +107,38 @@ def serve(
             import shutil
 
             shutil.rmtree(multiproc, ignore_errors=True)
+
+
+def migrate_aside(database_url: str) -> None:
+    """Bring the schema to the current revision in a forked child, so alembic never enters a serving
+    process (the workers then find the schema current and skip it: see ``storage.migrate``).
+
+    A child that fails changes nothing: the workers migrate as before and report the error where
+    they always did."""
+    from ..storage import create_engine_from_url
+    from ..storage.migrate import is_current
+
+    engine = create_engine_from_url(database_url)
+    try:
+        if is_current(engine):
+            return
+    except Exception:  # unreachable database: the workers say so
+        return
+    finally:
+        engine.dispose()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's exit status is what the parent sees
+        code = 1
+        try:
+            from ..storage import migrate
+
+            child = create_engine_from_url(database_url)
+            migrate(child)
+            child.dispose()
+            code = 0
+        finally:
+            os._exit(code)
+    os.waitpid(pid, 0)
 
 
 def _multiprocess_metrics(workers: int) -> str | None:
@@ -130,6 +163,7 @@ def _run(uvicorn: Any, host: str, port: int, workers: int, log_level: str, *, ke
         workers=workers,
         loop="uvloop",
         http="execution_platform.gateway.protocol:HeaderTimeoutProtocol",
+        ws="none",  # no WebSocket routes: the websockets library would be dead weight in every worker
         log_level=log_level,
         access_log=False,
         server_header=False,
