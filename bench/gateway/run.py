@@ -321,11 +321,11 @@ def main() -> None:
     subjects = {"direct": direct, "nginx": nginx, "portkey": portkey, "litellm": litellm, "ep": ep_serve,
                 "ep-granian": ep_granian}
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.subjects.split(","):
+        for index, name in enumerate(args.subjects.split(",")):  # a subject may be named twice: alternation
             if (why := missing(name)) is not None:
                 print(f"skip {name}: {why}", file=sys.stderr)
                 continue
-            work = Path(tmp) / name
+            work = Path(tmp) / f"{index}-{name}"
             work.mkdir()
             with subjects[name](fake, work) as subject:
                 time.sleep(1.0)  # let start-up finish settling before reading idle memory

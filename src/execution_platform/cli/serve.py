@@ -84,6 +84,12 @@ def serve(
     os.environ[BODY_TIMEOUT_ENV] = str(body_timeout or server.body_timeout)
     fds = raise_fd_limit()
 
+    if workers > 1 and not settings.redis_url:
+        typer.secho(
+            f"WARNING: {workers} workers without EP_REDIS_URL: each worker enforces budgets and rate limits on "
+            "its own (exact per worker, not across them). Set EP_REDIS_URL to share them.",
+            fg=typer.colors.YELLOW, err=True,
+        )
     from ..tools.commands import sandbox_unavailable
 
     if (reason := sandbox_unavailable()) is not None:  # fail closed, but say so where the operator looks
