@@ -5,11 +5,14 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import typer
 
 from .app import app
+
+if TYPE_CHECKING:
+    import socket
 
 
 def is_loopback(host: str) -> bool:
@@ -161,8 +164,7 @@ def _multiprocess_metrics(workers: int) -> str | None:
 
 def _run(uvicorn: Any, host: str, port: int, workers: int, log_level: str, *, keep_alive: float,
          limit_concurrency: int) -> None:
-    uvicorn.run(
-        "execution_platform.gateway.app:create_app_from_env",
+    options: dict[str, Any] = dict(
         factory=True,
         host=host,
         port=port,
@@ -177,6 +179,25 @@ def _run(uvicorn: Any, host: str, port: int, workers: int, log_level: str, *, ke
         # Refuse (503) before the process runs out of descriptors: accept() failing would refuse silently.
         limit_concurrency=limit_concurrency,
     )
+    from . import reuseport
+
+    if workers == 1 or port == 0 or not reuseport.supported():
+        uvicorn.run(APP_FACTORY, **options)
+        return
+    # Several workers: one SO_REUSEPORT socket each, so connections spread evenly (see .reuseport).
+    try:
+        reuseport.check_address(host, port)
+    except OSError as exc:
+        typer.secho(f"cannot bind {host}:{port}: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(APP_FACTORY, **options)
+    listener = cast("socket.socket", reuseport.ReusePortListener(host, port))  # a socket once in the worker
+    Multiprocess(config, sockets=[listener]).run()
+
+
+APP_FACTORY = "execution_platform.gateway.app:create_app_from_env"
 
 
 FD_RESERVE = 256  # descriptors kept for upstream connections, the database and log files
