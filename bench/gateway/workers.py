@@ -144,8 +144,8 @@ def main() -> None:
     cores = os.cpu_count() or 1
     rows = []
     with tempfile.TemporaryDirectory() as tmp, canned_upstream(Path(tmp)) as (upstream_pid, upstream):
-        for n in (int(x) for x in args.workers.split(",")):
-            work = Path(tmp) / f"w{n}"
+        for index, n in enumerate(int(x) for x in args.workers.split(",")):  # repeats alternate
+            work = Path(tmp) / f"{index}-w{n}"
             work.mkdir()
             _children_ticks()
             rows.append(run_one(n, upstream_pid, upstream, work, args.connections, args.duration))
