@@ -63,21 +63,33 @@ def is_current(engine: Engine) -> bool:
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:
-    """Upgrade the database behind ``engine`` to ``revision`` (idempotent, safe across processes)."""
-    if revision in ("head", HEAD) and is_current(engine):
-        return
-    from alembic import command
+    """Upgrade the database behind ``engine`` to ``revision`` (idempotent, safe across processes).
 
+    The schema is checked again once the lock is held: a process that waited while another upgraded
+    finds it current and never imports alembic."""
+    to_head = revision in ("head", HEAD)
+    if to_head and is_current(engine):
+        return
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT pg_advisory_lock(:id)"), {"id": _PG_LOCK_ID})
             conn.commit()
             try:
-                command.upgrade(_config(conn), revision)
+                if not (to_head and is_current(engine)):
+                    _upgrade(conn, revision)
                 conn.commit()
             finally:
                 conn.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": _PG_LOCK_ID})
                 conn.commit()
         return
-    with _sqlite_file_lock(engine), engine.begin() as conn:
-        command.upgrade(_config(conn), revision)
+    with _sqlite_file_lock(engine):
+        if to_head and is_current(engine):
+            return
+        with engine.begin() as conn:
+            _upgrade(conn, revision)
+
+
+def _upgrade(conn: Connection, revision: str) -> None:
+    from alembic import command
+
+    command.upgrade(_config(conn), revision)
