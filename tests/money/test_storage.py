@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import threading
 from collections.abc import Iterator
 from datetime import datetime
@@ -104,3 +105,60 @@ def test_sqlite_engine_settings(engine: Engine) -> None:
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
     migrate(engine)  # idempotent
     assert {"ledger", "virtual_keys"} <= set(sa.inspect(engine).get_table_names())
+
+
+def test_head_constant_is_the_newest_migration_and_current_schemas_skip_alembic(tmp_path) -> None:
+    """Start-up skips alembic when the schema is current, which relies on ``HEAD`` naming the newest
+    script; a new migration that forgets to move ``HEAD`` fails here."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    migrate_module = importlib.import_module("execution_platform.storage.migrate")  # the package exports the function
+
+    config = Config()
+    config.set_main_option("script_location", str(migrate_module._MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_heads() == [migrate_module.HEAD]
+
+    engine = create_engine_from_url(f"sqlite:///{tmp_path / 'fresh.db'}")
+    assert not migrate_module.is_current(engine)
+    migrate(engine, "0004_observability")  # an older schema is upgraded, not skipped
+    assert not migrate_module.is_current(engine)
+    migrate(engine)
+    assert migrate_module.is_current(engine)
+    assert "scopes" in {c["name"] for c in sa.inspect(engine).get_columns("virtual_keys")}
+
+
+def test_a_process_that_waited_for_anothers_upgrade_does_not_load_alembic(tmp_path) -> None:
+    """Several gateways starting on one fresh database: the one that waited for the lock finds the
+    schema current once it holds it, and never imports alembic (a fifth of a serving process)."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    migrate_module = importlib.import_module("execution_platform.storage.migrate")
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    engine = create_engine_from_url(url)
+    lock = f"{tmp_path / 'fresh.db'}.migrate-lock"
+    code = (
+        "import sys\n"
+        "from execution_platform.storage import create_engine_from_url, migrate\n"
+        f"migrate(create_engine_from_url({url!r}))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))\n"
+    )
+    with migrate_module._sqlite_file_lock(engine):  # this process is "the other gateway", upgrading
+        waiter = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while not any(os.path.realpath(fd) == os.path.realpath(lock)
+                      for fd in (str(p) for p in Path(f"/proc/{waiter.pid}/fd").glob("*")) if os.path.exists(fd)):
+            assert waiter.poll() is None and time.monotonic() < deadline, "the waiter never reached the lock"
+            time.sleep(0.02)
+        from alembic import command
+
+        with engine.begin() as conn:
+            command.upgrade(migrate_module._config(conn), "head")
+    out, _ = waiter.communicate(timeout=60)
+    assert waiter.returncode == 0
+    assert out.strip() == "[]"
+    assert migrate_module.is_current(engine)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import typer
 
 from .app import app
+
+if TYPE_CHECKING:
+    import socket
 
 
 def is_loopback(host: str) -> bool:
@@ -84,6 +87,12 @@ def serve(
     os.environ[BODY_TIMEOUT_ENV] = str(body_timeout or server.body_timeout)
     fds = raise_fd_limit()
 
+    if workers > 1 and not settings.redis_url:
+        typer.secho(
+            f"WARNING: {workers} workers without EP_REDIS_URL: each worker enforces budgets and rate limits on "
+            "its own (exact per worker, not across them). Set EP_REDIS_URL to share them.",
+            fg=typer.colors.YELLOW, err=True,
+        )
     from ..tools.commands import sandbox_unavailable
 
     if (reason := sandbox_unavailable()) is not None:  # fail closed, but say so where the operator looks
@@ -94,6 +103,7 @@ def serve(
     if fmt not in FORMATS:
         raise typer.BadParameter("--log-format must be json or text")
     os.environ[ENV] = fmt
+    migrate_aside(settings.resolved_database_url())
     multiproc = _multiprocess_metrics(workers)
 
     import uvicorn
@@ -106,6 +116,38 @@ def serve(
             import shutil
 
             shutil.rmtree(multiproc, ignore_errors=True)
+
+
+def migrate_aside(database_url: str) -> None:
+    """Bring the schema to the current revision in a forked child, so alembic never enters a serving
+    process (the workers then find the schema current and skip it: see ``storage.migrate``).
+
+    A child that fails changes nothing: the workers migrate as before and report the error where
+    they always did."""
+    from ..storage import create_engine_from_url
+    from ..storage.migrate import is_current
+
+    engine = create_engine_from_url(database_url)
+    try:
+        if is_current(engine):
+            return
+    except Exception:  # unreachable database: the workers say so
+        return
+    finally:
+        engine.dispose()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's exit status is what the parent sees
+        code = 1
+        try:
+            from ..storage import migrate
+
+            child = create_engine_from_url(database_url)
+            migrate(child)
+            child.dispose()
+            code = 0
+        finally:
+            os._exit(code)
+    os.waitpid(pid, 0)
 
 
 def _multiprocess_metrics(workers: int) -> str | None:
@@ -122,14 +164,14 @@ def _multiprocess_metrics(workers: int) -> str | None:
 
 def _run(uvicorn: Any, host: str, port: int, workers: int, log_level: str, *, keep_alive: float,
          limit_concurrency: int) -> None:
-    uvicorn.run(
-        "execution_platform.gateway.app:create_app_from_env",
+    options: dict[str, Any] = dict(
         factory=True,
         host=host,
         port=port,
         workers=workers,
         loop="uvloop",
         http="execution_platform.gateway.protocol:HeaderTimeoutProtocol",
+        ws="none",  # no WebSocket routes: the websockets library would be dead weight in every worker
         log_level=log_level,
         access_log=False,
         server_header=False,
@@ -137,6 +179,25 @@ def _run(uvicorn: Any, host: str, port: int, workers: int, log_level: str, *, ke
         # Refuse (503) before the process runs out of descriptors: accept() failing would refuse silently.
         limit_concurrency=limit_concurrency,
     )
+    from . import reuseport
+
+    if workers == 1 or port == 0 or not reuseport.supported():
+        uvicorn.run(APP_FACTORY, **options)
+        return
+    # Several workers: one SO_REUSEPORT socket each, so connections spread evenly (see .reuseport).
+    try:
+        reuseport.check_address(host, port)
+    except OSError as exc:
+        typer.secho(f"cannot bind {host}:{port}: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(APP_FACTORY, **options)
+    listener = cast("socket.socket", reuseport.ReusePortListener(host, port))  # a socket once in the worker
+    Multiprocess(config, sockets=[listener]).run()
+
+
+APP_FACTORY = "execution_platform.gateway.app:create_app_from_env"
 
 
 FD_RESERVE = 256  # descriptors kept for upstream connections, the database and log files

@@ -3,6 +3,11 @@
 Several gateway processes may start at once on one database, so the upgrade is serialised: a
 PostgreSQL advisory lock, or an exclusive file lock next to a SQLite file. The loser then finds the
 schema already current and does nothing.
+
+Alembic (with mako and pygments behind it) is a fifth of a serving process's memory, so it is only
+imported when there is something to upgrade: one ``SELECT`` on ``alembic_version`` against
+:data:`HEAD` says whether the schema is already current (a test keeps :data:`HEAD` equal to the
+newest script's revision). ``ep serve`` upgrades in a short-lived child before it starts serving.
 """
 
 from __future__ import annotations
@@ -11,17 +16,22 @@ import contextlib
 import fcntl
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 _MIGRATIONS = Path(__file__).parent / "migrations"
+HEAD = "0005_key_scopes"  # the newest revision under migrations/versions
 _PG_LOCK_ID = 0x45505F4D4947  # arbitrary constant shared by every process of this product
 
 
 def _config(connection: Connection) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     cfg.attributes["connection"] = connection
@@ -42,18 +52,44 @@ def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def is_current(engine: Engine) -> bool:
+    """Whether the schema behind ``engine`` is at :data:`HEAD` (False when it has none yet)."""
+    try:
+        with engine.connect() as conn:
+            versions = {row[0] for row in conn.execute(sa.text("SELECT version_num FROM alembic_version"))}
+    except sa.exc.DBAPIError:  # no alembic_version table: a new database
+        return False
+    return versions == {HEAD}
+
+
 def migrate(engine: Engine, revision: str = "head") -> None:
-    """Upgrade the database behind ``engine`` to ``revision`` (idempotent, safe across processes)."""
+    """Upgrade the database behind ``engine`` to ``revision`` (idempotent, safe across processes).
+
+    The schema is checked again once the lock is held: a process that waited while another upgraded
+    finds it current and never imports alembic."""
+    to_head = revision in ("head", HEAD)
+    if to_head and is_current(engine):
+        return
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT pg_advisory_lock(:id)"), {"id": _PG_LOCK_ID})
             conn.commit()
             try:
-                command.upgrade(_config(conn), revision)
+                if not (to_head and is_current(engine)):
+                    _upgrade(conn, revision)
                 conn.commit()
             finally:
                 conn.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": _PG_LOCK_ID})
                 conn.commit()
         return
-    with _sqlite_file_lock(engine), engine.begin() as conn:
-        command.upgrade(_config(conn), revision)
+    with _sqlite_file_lock(engine):
+        if to_head and is_current(engine):
+            return
+        with engine.begin() as conn:
+            _upgrade(conn, revision)
+
+
+def _upgrade(conn: Connection, revision: str) -> None:
+    from alembic import command
+
+    command.upgrade(_config(conn), revision)
