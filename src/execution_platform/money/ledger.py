@@ -149,11 +149,23 @@ class Ledger:
         """Queue ``row`` and wait until it is committed (raises if the commit failed)."""
         if self._writer is None:
             await self.start()
-        assert self._queue is not None
-        values = tuple([getattr(row, name) for name in ROW_FIELDS])
+        await self.submit(row)
+
+    def submit(self, row: LedgerRow) -> asyncio.Future[None]:
+        """Queue ``row`` now (no await: nothing can come between the call and the row being queued) and
+        return the future its batch's commit resolves. ``start()`` must have run.
+
+        Awaiting the future needs no shield: a waiter cancelled meanwhile cancels only the future,
+        which the writer then skips, while the row, already queued, is committed all the same."""
+        if self._queue is None:
+            raise RuntimeError("Ledger.submit before start()")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((values, future))
-        await asyncio.shield(future)
+        self._queue.put_nowait((tuple([getattr(row, name) for name in ROW_FIELDS]), future))
+        return future
+
+    @property
+    def started(self) -> bool:
+        return self._writer is not None
 
     async def _run(self) -> None:
         assert self._queue is not None
