@@ -38,7 +38,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextvars import ContextVar, Token
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from ..errors import EPError
@@ -120,21 +120,27 @@ class CallContext:
         return self.upstream_s + (now - open_since if open_since is not None else 0.0)
 
     def merged(self, other: CallContext | None) -> CallContext:
-        """This context with ``other``'s budgets/limits added and its unset fields filled from ``other``."""
+        """This context with ``other``'s budgets/limits added and its unset fields filled from ``other``.
+
+        A field-by-field copy of the instance dict rather than ``dataclasses.replace`` (which runs
+        ``__init__`` again): it is made for every metered attempt."""
         if other is None:
             return self
-        pick = {
-            name: getattr(self, name) if getattr(self, name) is not None else getattr(other, name)
-            for name in ("request_id", "deployment", "key_id", "team", "persona", "run_id", "session_id",
-                         "max_output_tokens", "on_attempt")
-        }
-        return replace(
-            self,
-            budgets=[*self.budgets, *other.budgets],
-            limits=[*self.limits, *other.limits],
-            request_limits=[*self.request_limits, *other.request_limits],
-            **pick,
-        )
+        out = object.__new__(type(self))
+        values = out.__dict__
+        values.update(self.__dict__)
+        values["budgets"] = [*self.budgets, *other.budgets]
+        values["limits"] = [*self.limits, *other.limits]
+        values["request_limits"] = [*self.request_limits, *other.request_limits]
+        theirs = other.__dict__
+        for name in _FILLED:
+            if values[name] is None:
+                values[name] = theirs[name]
+        return out
+
+
+_FILLED = ("request_id", "deployment", "key_id", "team", "persona", "run_id", "session_id", "max_output_tokens",
+           "on_attempt")
 
 
 _current: ContextVar[CallContext | None] = ContextVar("ep_call_context", default=None)

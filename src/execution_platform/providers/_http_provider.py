@@ -194,12 +194,11 @@ class HTTPProvider(Provider):
         try:
             # sock_read above is stretched to the idle bound, so the wait for the headers (time to first
             # byte) gets its own deadline from ``read``.
-            resp = await asyncio.wait_for(
-                session.post(
+            # ``asyncio.timeout``, not ``wait_for``: the same TimeoutError without a task per call.
+            async with asyncio.timeout(self.timeouts.read):
+                resp = await session.post(
                     self.url(request.model, stream=True), data=payload, headers=self._all_headers(), timeout=timeout
-                ),
-                timeout=self.timeouts.read,
-            )
+                )
         except Exception as exc:
             raise transport_error(exc, self.name, "connecting") from exc
         completed = False
@@ -223,7 +222,8 @@ class HTTPProvider(Provider):
                     try:
                         if waiting_first:
                             waiting_first = False
-                            chunk = await asyncio.wait_for(chunks.__anext__(), timeout=first_wait)
+                            async with asyncio.timeout(first_wait):  # one step: never across a yield
+                                chunk = await chunks.__anext__()
                         else:
                             chunk = await chunks.__anext__()
                     except StopAsyncIteration:
