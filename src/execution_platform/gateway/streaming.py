@@ -24,6 +24,7 @@ from ..codecs.sse import KEEPALIVE
 from ..errors import EPError, scrub
 from ..model import StreamEvent
 from ..routing.attempts import RoutedStream
+from .coroutines import cancel, resume
 from .errors import client_facing
 
 log = logging.getLogger("execution_platform.gateway")
@@ -196,7 +197,7 @@ async def _ready_batches(events: AsyncIterator[StreamEvent]) -> AsyncGenerator[l
                 else:
                     coro, waiting = step
                     step = None
-                    batch.append(await _resume(coro, waiting))
+                    batch.append(await resume(coro, waiting))
             except StopAsyncIteration:
                 return
             while True:
@@ -219,35 +220,4 @@ async def _ready_batches(events: AsyncIterator[StreamEvent]) -> AsyncGenerator[l
             yield batch
     finally:
         if step is not None:
-            await _cancel(*step)
-
-
-async def _resume(coro: Any, waiting: Any) -> StreamEvent:
-    """Drive a suspended ``__anext__`` to its end the way a task would, passing cancellation into it."""
-    while True:
-        try:
-            if waiting is None:
-                await asyncio.sleep(0)
-            else:
-                waiting._asyncio_future_blocking = False  # taken over from the coroutine, as a task does
-                await waiting
-        except asyncio.CancelledError:
-            if waiting is None or not waiting.cancelled():
-                try:
-                    waiting = coro.throw(asyncio.CancelledError())
-                except StopIteration as done:
-                    return done.value
-                continue
-        except BaseException:
-            pass  # the coroutine reads the future's outcome itself when resumed
-        try:
-            waiting = coro.send(None)
-        except StopIteration as done:
-            return done.value
-
-
-async def _cancel(coro: Any, waiting: Any) -> None:
-    """Cancel a suspended ``__anext__`` so the generator runs its cleanup (closing the upstream)."""
-    with contextlib.suppress(BaseException):
-        waiting = coro.throw(asyncio.CancelledError())
-        await _resume(coro, waiting)
+            await cancel(*step)
