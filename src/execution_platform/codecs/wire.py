@@ -139,12 +139,8 @@ class WireTapBase:
             data, text = b"".join([piece[0] for piece in run]), "".join([piece[1] for piece in run])
         return WireFrame(format=self.format, data=data, text=text, pieces=len(run))
 
-    def frame(self, event: str | None, data: bytes) -> list[StreamEvent]:
-        """One frame's events (a text-only frame as its own ``WireFrame``)."""
-        read = self.read(event, data)
-        return [self._run([read])] if isinstance(read, tuple) else read
-
     def read(self, event: str | None, data: bytes) -> Plain | list[StreamEvent]:
+        """One frame: a text-only one as ``(forwarded bytes, text)``, any other as its events."""
         raise NotImplementedError
 
     def finish(self) -> list[StreamEvent]:
