@@ -9,7 +9,7 @@ import pytest
 
 from execution_platform.errors import RateLimitError, StreamInterruptedError
 from execution_platform.model import StreamAccumulator, TextDelta, Usage
-from execution_platform.money.budgets import Budget, InProcessBudgets
+from execution_platform.money.budgets import Budget, InProcessBudgets, Reservation
 from execution_platform.money.ledger import Ledger
 from execution_platform.money.metering import CallContext, MeteredProvider, call_context
 from execution_platform.money.pricing import PriceBook
@@ -121,3 +121,35 @@ async def test_attempts_under_one_context_share_the_request_id(ledger: Ledger) -
     assert [(r["request_id"], r["attempt"], r["provider"], r["status"]) for r in rows] == [
         ("req-42", 1, "a", "error"), ("req-42", 2, "b", "ok")]
     assert ctx.attempts == 2 and ctx.status == "ok"
+
+
+class SlowSettling(InProcessBudgets):
+    """A budget backend whose settlement waits (as a Redis round trip does)."""
+
+    async def _settle(self, reservation: Reservation, actual: int) -> list[tuple[int, int]]:
+        await asyncio.sleep(0.05)
+        return await super()._settle(reservation, actual)
+
+
+async def test_a_second_cancellation_during_a_settlement_that_waits_loses_neither_it_nor_the_row(
+    ledger: Ledger,
+) -> None:
+    budgets = SlowSettling()
+    budget = Budget("key", "k", limit_usd=10.0)
+    metered = MeteredProvider(scripted_upstream(delay=10), ledger=ledger, budgets=budgets,
+                              context=lambda r: CallContext(budgets=[budget]))
+    task = asyncio.create_task(metered.chat(request(model="gpt-4o-mini", max_tokens=100)))
+    await asyncio.sleep(0.05)
+    task.cancel()  # the upstream wait ends; the attempt's settlement starts and waits
+    await asyncio.sleep(0.01)
+    task.cancel()  # a second cancellation, while the settlement waits
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(200):  # the settlement and the commit finish on their own
+        if ledger.rows_sync():
+            break
+        await asyncio.sleep(0.01)
+    [row] = ledger.rows_sync()
+    assert row["status"] == "cancelled"
+    spent, held = await budgets.usage(budget)
+    assert held == 0 and spent == pytest.approx(row["cost_usd"])

@@ -75,7 +75,7 @@ from ..model import (
 )
 from .passthrough import apply_extras, drop_field, split_unknown
 from .sse import SSEEvent, frame
-from .wire import WireTapBase
+from .wire import Plain, WireTapBase
 from .wire import after_start as _after_start
 
 # The wire format this codec speaks, as in ``Passthrough.format`` and ``WireHint.format``.
@@ -927,7 +927,9 @@ class WireTap(WireTapBase):
         super().__init__()
         self._decoder = StreamDecoder(model)
 
-    def frame(self, event: str | None, data: bytes) -> list[StreamEvent]:
+    format = FORMAT
+
+    def read(self, event: str | None, data: bytes) -> Plain | list[StreamEvent]:
         if not data:
             return []
         if event == "ping":
@@ -938,7 +940,7 @@ class WireTap(WireTapBase):
             if isinstance(delta, dict) and delta.get("type") == "text_delta" and parsed.get("type") == event:
                 text = delta.get("text")
                 if isinstance(text, str):
-                    return [WireFrame(format=FORMAT, data=_framed(event, data), text=text, pieces=1)] if text else []
+                    return (_framed(event, data), text) if text else []
         events = self._decoder.feed(SSEEvent(data=data.decode("utf-8", errors="replace"), event=event))
         if not events and event == "content_block_delta":
             return []  # an empty delta: nothing the canonical path would send either

@@ -67,7 +67,7 @@ from ..model import (
 )
 from .passthrough import apply_extras, drop_field, split_unknown
 from .sse import SSEEvent, frame
-from .wire import WireTapBase
+from .wire import Plain, WireTapBase
 from .wire import after_start as _after_start
 
 # The wire format this codec speaks, as in ``Passthrough.format`` and ``WireHint.format``.
@@ -762,7 +762,9 @@ class WireTap(WireTapBase):
         self._include_usage = include_usage
         self._started = False
 
-    def frame(self, event: str | None, data: bytes) -> list[StreamEvent]:
+    format = FORMAT
+
+    def read(self, event: str | None, data: bytes) -> Plain | list[StreamEvent]:
         chunk = orjson.loads(data) if data[:1] == b"{" else None
         if not isinstance(chunk, dict) or chunk.get("error") is not None:
             # [DONE], blank or odd data and errors: exactly as decoded
@@ -780,7 +782,7 @@ class WireTap(WireTapBase):
             if isinstance(delta, dict) and delta.keys() <= _PLAIN_DELTA:
                 text = delta.get("content")
                 if isinstance(text, str) and text and not delta.get("refusal"):
-                    return [WireFrame(format=FORMAT, data=self._frame(data, chunk), text=text, pieces=1)]
+                    return self._frame(data, chunk), text
         self._started = True
         events = self._decoder.feed(SSEEvent(data=data.decode("utf-8", errors="replace"), event=event))
         if not self._include_usage and chunk.get("usage") is not None and not choices:

@@ -95,19 +95,52 @@ def _pairs(events: list[SSEEvent]) -> list[tuple[str | None, bytes]]:
     return [(event.event, event.data.encode()) for event in events]
 
 
+Plain = tuple[bytes, str]  # a text-only frame as read by a tap: its forwarded bytes and its text
+
+
 class WireTapBase:
-    """A codec's wire tap over raw bytes: frames cut by :class:`FrameSplitter`, each read by ``frame``."""
+    """A codec's wire tap over raw bytes: frames cut by :class:`FrameSplitter`, each read by ``read``.
+
+    Text-only frames (the bulk of a stream) come back from ``read`` as a plain ``(bytes, text)`` pair,
+    and each run of them becomes ONE ``WireFrame``: a model object per upstream read, not per frame.
+    """
+
+    format: str = ""  # the wire format of the frames this tap forwards
 
     def __init__(self) -> None:
         self._splitter = FrameSplitter()
 
     def feed_bytes(self, chunk: bytes) -> list[StreamEvent]:
-        return [out for event, data in self._splitter.feed(chunk) for out in self.frame(event, data)]
+        return self._events(self._splitter.feed(chunk))
 
     def flush(self) -> list[StreamEvent]:
-        return [out for event, data in self._splitter.flush() for out in self.frame(event, data)]
+        return self._events(self._splitter.flush())
 
-    def frame(self, event: str | None, data: bytes) -> list[StreamEvent]:
+    def _events(self, frames: list[tuple[str | None, bytes]]) -> list[StreamEvent]:
+        out: list[StreamEvent] = []
+        run: list[Plain] = []
+        for event, data in frames:
+            read = self.read(event, data)
+            if isinstance(read, tuple):
+                run.append(read)
+                continue
+            if run:
+                out.append(self._run(run))
+                run = []
+            out.extend(read)
+        if run:
+            out.append(self._run(run))
+        return out
+
+    def _run(self, run: list[Plain]) -> WireFrame:
+        if len(run) == 1:
+            data, text = run[0]
+        else:
+            data, text = b"".join([piece[0] for piece in run]), "".join([piece[1] for piece in run])
+        return WireFrame(format=self.format, data=data, text=text, pieces=len(run))
+
+    def read(self, event: str | None, data: bytes) -> Plain | list[StreamEvent]:
+        """One frame: a text-only one as ``(forwarded bytes, text)``, any other as its events."""
         raise NotImplementedError
 
     def finish(self) -> list[StreamEvent]:

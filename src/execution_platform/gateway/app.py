@@ -18,7 +18,7 @@ from ..storage.keys import KeyStore
 from . import money
 from .auth import Authenticator
 from .errors import install_handlers
-from .fastpath import HotRoutes, hot_endpoints
+from .fastpath import HotDispatch, HotRoutes, hot_endpoints
 from .limits import Limits
 from .metrics import Metrics
 from .middleware import GatewayMiddleware
@@ -154,9 +154,20 @@ def create_app(
         app.include_router(module.router)
     install_handlers(app)
     hot = hot_endpoints(route for module in modules for route in module.router.routes)
-    app.add_middleware(HotRoutes, endpoints=hot)  # inside GatewayMiddleware: id, auth, metrics still apply
+    timeout = body_timeout or server_setting(config, "body_timeout", BODY_TIMEOUT)
     app.add_middleware(GatewayMiddleware, authenticator=gateway.authenticator, observer=observer,
-                       body_timeout=body_timeout or server_setting(config, "body_timeout", BODY_TIMEOUT))
+                       body_timeout=timeout)
+    build = app.build_middleware_stack
+
+    def build_stack() -> Any:
+        # The hot routes get their own GatewayMiddleware (id, auth, metrics, log, 500s) in front of
+        # FastAPI's outer layers, which add nothing to them: see fastpath.HotDispatch.
+        stack = build()
+        front = GatewayMiddleware(HotRoutes(stack, endpoints=hot), authenticator=gateway.authenticator,
+                                  observer=observer, body_timeout=timeout)
+        return HotDispatch(stack, hot=front, paths=frozenset(hot))
+
+    app.build_middleware_stack = build_stack  # type: ignore[method-assign]
     _publish_native_schemas(app, native.native_components(), gateway)
     return app
 

@@ -15,6 +15,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 
 from ..errors import InvalidRequestError
+from .coroutines import resume
 
 
 class BodyTimeout(HTTPException):
@@ -45,11 +46,20 @@ class BodyReader:
         if self.complete or self._timeout is None:
             message = await self._receive()
         else:
+            # Started by hand: a body already received (the usual case) is returned without arming
+            # a timer at all; only a read that must wait runs under the deadline.
+            reading = self._receive()
+            step = getattr(reading, "send", None)  # a coroutine (uvicorn's, starlette's); else awaited as is
             try:
-                async with asyncio.timeout(self._timeout):
-                    message = await self._receive()
-            except TimeoutError:
-                raise BodyTimeout(self._timeout) from None
+                waiting = step(None) if step is not None else None
+            except StopIteration as done:
+                message = done.value
+            else:
+                try:
+                    async with asyncio.timeout(self._timeout):
+                        message = await (resume(reading, waiting) if step is not None else reading)
+                except TimeoutError:
+                    raise BodyTimeout(self._timeout) from None
         kind = message["type"]
         if kind == "http.disconnect":
             self.disconnected = True

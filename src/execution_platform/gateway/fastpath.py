@@ -5,6 +5,8 @@ dependency solving, ``AsyncExitStack``, exception-middleware wrapping and route 
 nothing while costing a measurable share of each call. This pure-ASGI layer sits inside
 ``GatewayMiddleware`` (request id, auth, metrics, 500s) and calls the very endpoint functions the
 FastAPI routes document, so ``/openapi.json`` is unchanged and every other path goes through FastAPI.
+:class:`HotDispatch`, the outermost layer of the app, sends those requests straight to their own
+``GatewayMiddleware`` + ``HotRoutes``, past FastAPI's outer middleware as well.
 """
 
 from __future__ import annotations
@@ -52,3 +54,26 @@ class HotRoutes:
             note_error(scope, err)
             response = error_response(err, surface_for(scope["path"]))
         await response(scope, receive, send)
+
+
+class HotDispatch:
+    """Outermost ASGI layer: a ``POST`` to a hot path goes to ``hot``, everything else to ``app``.
+
+    ``app`` is FastAPI's whole middleware stack: its server-error, exception-telemetry and body-limit
+    layers, then ``GatewayMiddleware`` and the router. For the hot routes those outer layers do
+    nothing that ``hot`` (``GatewayMiddleware`` around :class:`HotRoutes`) does not do itself: it
+    answers every exception raised before the response started, an exception raised after it
+    propagates to the server either way, and no body limit is set on the app. Skipping them saves a
+    coroutine frame and a ``send`` wrapper each, on every request and every streamed write.
+    """
+
+    def __init__(self, app: Any, *, hot: Any, paths: frozenset[str]) -> None:
+        self.app = app
+        self.hot = hot
+        self.paths = paths
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] in self.paths and scope["method"] == "POST":
+            await self.hot(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)

@@ -86,4 +86,7 @@ def configure(fmt: str | None = None, level: int = logging.INFO) -> str:
     if root.level == logging.NOTSET or root.level > level:
         root.setLevel(level)
     root.propagate = False
+    # Neither format writes the process, thread or process name, and on this Python every record
+    # would ask the kernel for the pid (a system call per log line).
+    logging.logProcesses = logging.logThreads = logging.logMultiprocessing = False
     return chosen

@@ -24,6 +24,7 @@ from ..codecs.sse import KEEPALIVE
 from ..errors import EPError, scrub
 from ..model import StreamEvent
 from ..routing.attempts import RoutedStream
+from .coroutines import cancel, resume
 from .errors import client_facing
 
 log = logging.getLogger("execution_platform.gateway")
@@ -38,12 +39,15 @@ SSE_HEADERS = [
 class StreamHead:
     """An upstream stream whose first event has (maybe) been awaited already."""
 
-    __slots__ = ("events", "first", "pending")
+    __slots__ = ("events", "first", "loop", "pending")
 
     def __init__(self, events: RoutedStream) -> None:
         self.events = events
         self.first: StreamEvent | None = None
         self.pending: asyncio.Future[StreamEvent] | None = None
+        # Asked once and handed on to the response: on Python 3.11 every implicit look-up of the
+        # running loop (``ensure_future`` without a loop, ``create_task``) is a getpid system call.
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def rate_limits(self) -> dict[str, str]:
@@ -52,7 +56,8 @@ class StreamHead:
 
     async def start(self, first_wait: float) -> StreamHead:
         """Wait up to ``first_wait`` s for the first event; errors raised before it propagate to the caller."""
-        task = asyncio.ensure_future(self.events.__anext__())
+        self.loop = loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(self.events.__anext__(), loop=loop)
         done, _ = await asyncio.wait({task}, timeout=first_wait)
         if task in done:
             try:
@@ -108,8 +113,9 @@ class SSEResponse(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         self._last_write = time.monotonic()
-        pump = asyncio.ensure_future(self._pump(send))
-        listen: asyncio.Future[Any] = asyncio.ensure_future(receive())
+        loop = self.head.loop or asyncio.get_running_loop()
+        pump = loop.create_task(self._pump(send))
+        listen: asyncio.Future[Any] = asyncio.ensure_future(receive(), loop=loop)
         outcome = "ok"
         try:
             while True:
@@ -124,7 +130,7 @@ class SSEResponse(Response):
                         with contextlib.suppress(BaseException):
                             await pump
                         return
-                    listen = asyncio.ensure_future(receive())
+                    listen = asyncio.ensure_future(receive(), loop=loop)
                     continue
                 if time.monotonic() - self._last_write >= self.keepalive:
                     await self._write(send, KEEPALIVE)
@@ -196,7 +202,7 @@ async def _ready_batches(events: AsyncIterator[StreamEvent]) -> AsyncGenerator[l
                 else:
                     coro, waiting = step
                     step = None
-                    batch.append(await _resume(coro, waiting))
+                    batch.append(await resume(coro, waiting))
             except StopAsyncIteration:
                 return
             while True:
@@ -219,35 +225,4 @@ async def _ready_batches(events: AsyncIterator[StreamEvent]) -> AsyncGenerator[l
             yield batch
     finally:
         if step is not None:
-            await _cancel(*step)
-
-
-async def _resume(coro: Any, waiting: Any) -> StreamEvent:
-    """Drive a suspended ``__anext__`` to its end the way a task would, passing cancellation into it."""
-    while True:
-        try:
-            if waiting is None:
-                await asyncio.sleep(0)
-            else:
-                waiting._asyncio_future_blocking = False  # taken over from the coroutine, as a task does
-                await waiting
-        except asyncio.CancelledError:
-            if waiting is None or not waiting.cancelled():
-                try:
-                    waiting = coro.throw(asyncio.CancelledError())
-                except StopIteration as done:
-                    return done.value
-                continue
-        except BaseException:
-            pass  # the coroutine reads the future's outcome itself when resumed
-        try:
-            waiting = coro.send(None)
-        except StopIteration as done:
-            return done.value
-
-
-async def _cancel(coro: Any, waiting: Any) -> None:
-    """Cancel a suspended ``__anext__`` so the generator runs its cleanup (closing the upstream)."""
-    with contextlib.suppress(BaseException):
-        waiting = coro.throw(asyncio.CancelledError())
-        await _resume(coro, waiting)
+            await cancel(*step)

@@ -105,6 +105,7 @@ class Ledger:
         self._rollup_sql: str | None = None
         self._queue: asyncio.Queue[tuple[tuple[Any, ...], asyncio.Future[None]]] | None = None
         self._writer: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: ThreadPoolExecutor | None = None  # the one thread that owns ``_raw``
         self._raw: Any = None  # DBAPI connection held by the writer thread
         self._insert_sql: tuple[str, Callable[[list[tuple[Any, ...]]], list[Any]]] | None = None
@@ -114,6 +115,7 @@ class Ledger:
     async def start(self) -> None:
         if self._writer is None:
             self._queue = asyncio.Queue()
+            self._loop = asyncio.get_running_loop()  # the writer's; asked once, not per row
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="ledger-writer")
             self._writer = asyncio.create_task(self._run(), name="ledger-writer")
             if self.retention_days is not None:
@@ -149,11 +151,23 @@ class Ledger:
         """Queue ``row`` and wait until it is committed (raises if the commit failed)."""
         if self._writer is None:
             await self.start()
-        assert self._queue is not None
-        values = tuple([getattr(row, name) for name in ROW_FIELDS])
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((values, future))
-        await asyncio.shield(future)
+        await self.submit(row)
+
+    def submit(self, row: LedgerRow) -> asyncio.Future[None]:
+        """Queue ``row`` now (no await: nothing can come between the call and the row being queued) and
+        return the future its batch's commit resolves. ``start()`` must have run.
+
+        Awaiting the future needs no shield: a waiter cancelled meanwhile cancels only the future,
+        which the writer then skips, while the row, already queued, is committed all the same."""
+        if self._queue is None or self._loop is None:
+            raise RuntimeError("Ledger.submit before start()")
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._queue.put_nowait((tuple([getattr(row, name) for name in ROW_FIELDS]), future))
+        return future
+
+    @property
+    def started(self) -> bool:
+        return self._writer is not None
 
     async def _run(self) -> None:
         assert self._queue is not None

@@ -12,8 +12,9 @@ For one call, :class:`MeteredProvider` (wrapping any provider) does, in order:
 4. on EVERY way out (success, error, timeout, cancellation, a consumer closing the stream early): the
    cost from the final usage (a provider-reported ``cost_usd`` wins, on a response or on a stream's
    final ``UsageEvent``), the budget settlement and token-count correction, and the ledger row,
-   committed before the call returns. This bookkeeping runs in a shielded task, so a second
-   cancellation cannot skip it.
+   committed before the call returns. A second cancellation cannot skip this bookkeeping: the row
+   is queued before anything can be awaited, and a settlement that must wait (Redis) runs in a
+   shielded task.
 
 Who pays and under which limits is a :class:`CallContext`: the per-request part (request id, the
 virtual key's budget) is the payer, made current for the call with ``with metering.call_context(ctx):
@@ -35,9 +36,9 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextvars import ContextVar, Token
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from ..errors import EPError
@@ -119,21 +120,27 @@ class CallContext:
         return self.upstream_s + (now - open_since if open_since is not None else 0.0)
 
     def merged(self, other: CallContext | None) -> CallContext:
-        """This context with ``other``'s budgets/limits added and its unset fields filled from ``other``."""
+        """This context with ``other``'s budgets/limits added and its unset fields filled from ``other``.
+
+        A field-by-field copy of the instance dict rather than ``dataclasses.replace`` (which runs
+        ``__init__`` again): it is made for every metered attempt."""
         if other is None:
             return self
-        pick = {
-            name: getattr(self, name) if getattr(self, name) is not None else getattr(other, name)
-            for name in ("request_id", "deployment", "key_id", "team", "persona", "run_id", "session_id",
-                         "max_output_tokens", "on_attempt")
-        }
-        return replace(
-            self,
-            budgets=[*self.budgets, *other.budgets],
-            limits=[*self.limits, *other.limits],
-            request_limits=[*self.request_limits, *other.request_limits],
-            **pick,
-        )
+        out = object.__new__(type(self))
+        values = out.__dict__
+        values.update(self.__dict__)
+        values["budgets"] = [*self.budgets, *other.budgets]
+        values["limits"] = [*self.limits, *other.limits]
+        values["request_limits"] = [*self.request_limits, *other.request_limits]
+        theirs = other.__dict__
+        for name in _FILLED:
+            if values[name] is None:
+                values[name] = theirs[name]
+        return out
+
+
+_FILLED = ("request_id", "deployment", "key_id", "team", "persona", "run_id", "session_id", "max_output_tokens",
+           "on_attempt")
 
 
 _current: ContextVar[CallContext | None] = ContextVar("ep_call_context", default=None)
@@ -268,9 +275,10 @@ class MeteredProvider(WrapperProvider):
         return call
 
     # -- completion ------------------------------------------------------------------------------
-    async def _finish(
+    def _close(
         self, call: _Call, status: Status, usage: Usage, reported_cost: float | None, error: BaseException | None
-    ) -> float:
+    ) -> tuple[float, LedgerRow]:
+        """The attempt's cost and ledger row, and its outcome reported to the contexts (no await)."""
         ctx, request = call.ctx, call.request
         ended = time.perf_counter()
         scoped = call.scoped
@@ -281,12 +289,8 @@ class MeteredProvider(WrapperProvider):
         if cost is None:
             cost = self.prices.cost(self.name, request.model, usage, deployment=ctx.deployment)
         _report(call, cost_usd=cost, status=status)
-        if call.scoped is not None:
-            call.scoped.tokens += usage.input_tokens + usage.output_tokens
-        if call.reservation is not None and self.budgets is not None:
-            await self.budgets.settle(call.reservation, cost)
-        if call.lease is not None and self.limiter is not None:
-            await self.limiter.settle(call.lease, usage.input_tokens + usage.output_tokens)
+        if scoped is not None:
+            scoped.tokens += usage.input_tokens + usage.output_tokens
         row = LedgerRow(
             request_id=ctx.request_id or "",
             attempt=call.attempt,
@@ -309,11 +313,23 @@ class MeteredProvider(WrapperProvider):
             status=status,
             error_type=error_type(error),
         )
-        if ctx.on_attempt is not None:
-            ctx.on_attempt(row, call.started)
-        if self.ledger is not None:
-            await self.ledger.record(row)
-        return cost
+        return cost, row
+
+    async def _settle(self, call: _Call, cost: float, usage: Usage) -> None:
+        """The budget settlement and the token-count correction (in-process backends never suspend)."""
+        if call.reservation is not None and self.budgets is not None:
+            await self.budgets.settle(call.reservation, cost)
+        if call.lease is not None and self.limiter is not None:
+            await self.limiter.settle(call.lease, usage.input_tokens + usage.output_tokens)
+
+    def _commit(self, call: _Call, row: LedgerRow) -> Awaitable[None] | None:
+        """Tell the observer, queue the row (before any await) and return what its commit resolves."""
+        if call.ctx.on_attempt is not None:
+            call.ctx.on_attempt(row, call.started)
+        ledger = self.ledger
+        if ledger is None:
+            return None
+        return ledger.submit(row) if ledger.started else ledger.record(row)
 
     async def _finish_shielded(
         self,
@@ -323,8 +339,31 @@ class MeteredProvider(WrapperProvider):
         reported_cost: float | None = None,
         error: BaseException | None = None,
     ) -> float:
-        task = asyncio.ensure_future(self._finish(call, status, usage, reported_cost, error))
-        return await asyncio.shield(task)
+        """``_finish`` that a cancellation cannot cut short, without a task when none is needed.
+
+        The settlement is driven by hand: when it completes without suspending (in-process budgets
+        and limits) the row is queued at once, and from then on a cancellation can only stop the
+        wait for its commit, never the commit itself. A settlement that suspends (Redis) is finished,
+        together with the row, in a shielded task as before."""
+        cost, row = self._close(call, status, usage, reported_cost, error)
+        settling = self._settle(call, cost, usage)
+        try:
+            waiting = settling.send(None)
+        except StopIteration:
+            committed = self._commit(call, row)
+            if committed is not None:
+                await committed
+            return cost
+        await asyncio.shield(asyncio.ensure_future(self._settle_rest(settling, waiting, call, row)))
+        return cost
+
+    async def _settle_rest(
+        self, settling: Coroutine[object, object, None], waiting: object, call: _Call, row: LedgerRow
+    ) -> None:
+        await _drive(settling, waiting)
+        committed = self._commit(call, row)
+        if committed is not None:
+            await committed
 
     # -- Provider --------------------------------------------------------------------------------
     async def _answer(self, call: _Call, pending: Awaitable[R]) -> R:
@@ -427,6 +466,21 @@ class MeteredProvider(WrapperProvider):
             input_tokens=prompt_tokens_estimate(call.request),
             output_tokens=min(estimate_text_tokens("".join(call.output_text)), call.max_output),
         )
+
+
+async def _drive(coro: Coroutine[object, object, None], waiting: object) -> None:
+    """Run to its end a coroutine driven by hand so far, now suspended on ``waiting``, as a task would."""
+    while True:
+        if waiting is None:
+            await asyncio.sleep(0)  # it yielded bare: give the loop one turn
+        else:
+            waiting._asyncio_future_blocking = False  # type: ignore[attr-defined]  # taken over, as a task does
+            with contextlib.suppress(BaseException):
+                await waiting  # type: ignore[misc]  # the coroutine reads the outcome itself when resumed
+        try:
+            waiting = coro.send(None)
+        except StopIteration:
+            return
 
 
 def _answered(ctx: CallContext, response_id: str | None, model: str | None, finish: str | None) -> None:

@@ -27,7 +27,7 @@ from ..errors import (
 )
 from ..model import Capabilities, ChatRequest, ChatResponse, EmbeddingResponse, FinishEvent, StreamEvent
 from .base import Provider
-from .http import HttpClient, Timeouts, client_timeout, iter_chunks, shared_client, transport_error
+from .http import Deadline, HttpClient, Timeouts, client_timeout, iter_chunks, shared_client, transport_error
 
 
 class HTTPProvider(Provider):
@@ -185,7 +185,8 @@ class HTTPProvider(Provider):
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         self._require_key()
         payload = orjson.dumps(self.body(request, stream=True))
-        session = self._http.session()
+        loop = asyncio.get_running_loop()  # asked once per stream (a getpid on Python 3.11), see Deadline
+        session = self._http.session(loop)
         timeout = aiohttp.ClientTimeout(
             total=self.timeouts.total, connect=self.timeouts.connect, sock_connect=self.timeouts.connect,
             sock_read=max(self.timeouts.read, self.timeouts.stream_idle),
@@ -194,12 +195,11 @@ class HTTPProvider(Provider):
         try:
             # sock_read above is stretched to the idle bound, so the wait for the headers (time to first
             # byte) gets its own deadline from ``read``.
-            resp = await asyncio.wait_for(
-                session.post(
+            # A deadline, not ``wait_for``: the same TimeoutError without a task per call.
+            async with Deadline(loop, self.timeouts.read):
+                resp = await session.post(
                     self.url(request.model, stream=True), data=payload, headers=self._all_headers(), timeout=timeout
-                ),
-                timeout=self.timeouts.read,
-            )
+                )
         except Exception as exc:
             raise transport_error(exc, self.name, "connecting") from exc
         completed = False
@@ -215,7 +215,7 @@ class HTTPProvider(Provider):
                        else wire.WireTap(request.model, include_usage=request.wire.include_usage))  # type: ignore[union-attr]
             first_wait = max(0.001, self.timeouts.read - (time.monotonic() - started))
             try:
-                chunks = iter_chunks(resp, self.timeouts.stream_idle).__aiter__()
+                chunks = iter_chunks(resp, self.timeouts.stream_idle, loop).__aiter__()
                 waiting_first = True
                 while True:
                     # The time-to-first-token deadline applies to the first chunk only; the loop reads
@@ -223,7 +223,8 @@ class HTTPProvider(Provider):
                     try:
                         if waiting_first:
                             waiting_first = False
-                            chunk = await asyncio.wait_for(chunks.__anext__(), timeout=first_wait)
+                            async with Deadline(loop, first_wait):  # one step: never across a yield
+                                chunk = await chunks.__anext__()
                         else:
                             chunk = await chunks.__anext__()
                     except StopAsyncIteration:

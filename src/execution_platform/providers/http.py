@@ -46,8 +46,9 @@ class HttpClient:
         self._limit = limit
         self._limit_per_host = limit_per_host
 
-    def session(self) -> aiohttp.ClientSession:
-        loop = asyncio.get_running_loop()
+    def session(self, loop: asyncio.AbstractEventLoop | None = None) -> aiohttp.ClientSession:
+        """The pool's session on the running loop (``loop``, when the caller already holds it)."""
+        loop = loop or asyncio.get_running_loop()
         if self._session is None or self._session.closed or self._loop is not loop:
             connector = aiohttp.TCPConnector(
                 limit=self._limit, limit_per_host=self._limit_per_host, ttl_dns_cache=300, enable_cleanup_closed=True
@@ -111,13 +112,59 @@ def transport_error(exc: BaseException, provider: str, what: str) -> EPError:
     raise exc
 
 
-async def iter_chunks(response: aiohttp.ClientResponse, idle: float) -> AsyncIterator[bytes]:
+class Deadline:
+    """``async with asyncio.timeout(seconds)`` for a caller that already holds the running loop.
+
+    The same ``TimeoutError`` and the same cancellation rules (the task is cancelled when the time is
+    up, and the cancellation becomes ``TimeoutError`` only if it is the one this deadline made), but
+    neither the running loop nor the current task is looked up through ``get_running_loop``, which
+    on Python 3.11 makes a ``getpid`` system call each time: ``asyncio.timeout`` makes three.
+    """
+
+    __slots__ = ("_expired", "_handle", "_loop", "_seconds", "_task")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
+        self._loop = loop
+        self._seconds = seconds
+        self._task: asyncio.Task[Any] | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self._expired = False
+
+    async def __aenter__(self) -> Deadline:
+        task = asyncio.current_task(self._loop)
+        if task is None:
+            raise RuntimeError("Deadline must be used inside a task")
+        self._task = task
+        self._handle = self._loop.call_later(self._seconds, self._on_timeout)
+        return self
+
+    def _on_timeout(self) -> None:
+        self._handle = None
+        self._expired = True
+        if self._task is not None:
+            self._task.cancel()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if self._expired:
+            self._expired = False
+            assert self._task is not None
+            if self._task.uncancel() == 0 and exc_type is asyncio.CancelledError:
+                raise TimeoutError
+
+
+async def iter_chunks(
+    response: aiohttp.ClientResponse, idle: float, loop: asyncio.AbstractEventLoop | None = None
+) -> AsyncIterator[bytes]:
     """Yield body chunks as they arrive, failing if the stream stays silent longer than ``idle``."""
     content = response.content
+    loop = loop or asyncio.get_running_loop()
     while True:
-        # ``asyncio.timeout`` arms one timer per read; ``wait_for`` would also start a task per chunk.
-        # Scoped to the single read (never across the ``yield``): the consumer may change tasks.
-        async with asyncio.timeout(idle):
+        # One timer per read; ``wait_for`` would also start a task per chunk. Scoped to the single
+        # read (never across the ``yield``): the consumer may change tasks.
+        async with Deadline(loop, idle):
             chunk = await content.readany()
         if not chunk:
             return

@@ -1,0 +1,41 @@
+"""``Deadline`` behaves as ``asyncio.timeout`` for the reads it bounds."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from execution_platform.providers.http import Deadline
+
+
+async def test_a_read_that_takes_too_long_raises_timeout_error() -> None:
+    loop = asyncio.get_running_loop()
+    never: asyncio.Future[None] = loop.create_future()
+    with pytest.raises(TimeoutError):
+        async with Deadline(loop, 0.01):
+            await never
+    assert never.cancelled()
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0  # its own cancellation was taken back
+
+
+async def test_a_read_in_time_returns_and_leaves_no_timer_behind() -> None:
+    loop = asyncio.get_running_loop()
+    async with Deadline(loop, 0.05):
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.1)  # a timer left armed would cancel this task here
+
+
+async def test_a_cancellation_from_outside_stays_a_cancellation() -> None:
+    loop = asyncio.get_running_loop()
+
+    async def read() -> None:
+        async with Deadline(loop, 10):
+            await asyncio.sleep(10)
+
+    task = asyncio.ensure_future(read())
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
