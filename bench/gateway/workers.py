@@ -80,10 +80,10 @@ http {{
 
 
 @contextlib.contextmanager
-def ep(workers: int, upstream: str, work: Path) -> Iterator[tuple[int, str]]:
+def ep(workers: int, upstream: str, work: Path, database_url: str | None = None) -> Iterator[tuple[int, str]]:
     port = free_port()
     env = {**os.environ, "EP_OPENAI_API_KEY": "bench", "EP_OPENAI_BASE_URL": upstream,
-           "EP_DATABASE_URL": f"sqlite:///{work / 'ep.db'}"}
+           "EP_DATABASE_URL": database_url or f"sqlite:///{work / 'ep.db'}"}
     proc = subprocess.Popen([str(Path(sys.executable).parent / "ep"), "serve", "--port", str(port),
                              "--workers", str(workers)], env=env, cwd=work, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
@@ -96,8 +96,9 @@ def ep(workers: int, upstream: str, work: Path) -> Iterator[tuple[int, str]]:
         proc.wait(30)
 
 
-def run_one(workers: int, upstream_pid: int, upstream: str, work: Path, connections: int, duration: int) -> dict:
-    with ep(workers, upstream, work) as (pid, url):
+def run_one(workers: int, upstream_pid: int, upstream: str, work: Path, connections: int, duration: int,
+            database_url: str | None = None) -> dict:
+    with ep(workers, upstream, work, database_url) as (pid, url):
         script = wrk_lua({"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "bench"}]},
                          "bench-key", {})
         cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url]
@@ -140,20 +141,32 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--out", default=str(HERE / "workers.md"))
+    parser.add_argument("--postgres", action="store_true",
+                        help="ledger on a private PostgreSQL (the scale-out set-up) instead of one SQLite file")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     rows = []
-    with tempfile.TemporaryDirectory() as tmp, canned_upstream(Path(tmp)) as (upstream_pid, upstream):
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
+        upstream_pid, upstream = stack.enter_context(canned_upstream(Path(tmp)))
+        database_url = None
+        if args.postgres:
+            sys.path.insert(0, str(ROOT))
+            from tests.servers import postgres_server
+
+            database_url = stack.enter_context(postgres_server()).url
         for index, n in enumerate(int(x) for x in args.workers.split(",")):  # repeats alternate
             work = Path(tmp) / f"{index}-w{n}"
             work.mkdir()
             _children_ticks()
-            rows.append(run_one(n, upstream_pid, upstream, work, args.connections, args.duration))
+            rows.append(run_one(n, upstream_pid, upstream, work, args.connections, args.duration, database_url))
             print(json.dumps(rows[-1]), flush=True)
     base = rows[0]
     lines = [f"`ep serve --workers N` on {cores} cores, nothing pinned; upstream: nginx returning a canned chat "
              f"completion; load: `wrk -t1 -c{args.connections} -d{args.duration}s` "
-             f"(`python bench/gateway/workers.py --duration {args.duration} --connections {args.connections}`).", "",
+             f"(`python bench/gateway/workers.py --duration {args.duration} --connections {args.connections}"
+             f"{' --postgres' if args.postgres else ''}`); ledger on "
+             f"{'a private PostgreSQL' if args.postgres else 'one SQLite file'}.", "",
              "| workers | RPS | × one worker | p50 ms | p99 ms | ep CPU ms/req | CPU s per worker | wrk + upstream "
              "CPU s | machine busy s / wall s | ideal RPS |",
              "|---|---|---|---|---|---|---|---|---|---|"]
