@@ -78,3 +78,23 @@ def tree_rss_mb(pid: int, *, descendants: bool = True) -> float:
     as ``ps`` does: an upper bound for a forked tree)."""
     table = _processes()
     return sum(table[p][2] for p in tree(pid, descendants=descendants) if p in table) * PAGE / 1e6
+
+
+def nginx_config(work: Path, http: str) -> Path:
+    """An nginx configuration in ``work`` (one worker, foreground, no access log, its temp files in
+    ``work``) whose ``http`` block holds ``http``; returns its path, for ``nginx -c PATH -p WORK``."""
+    conf = work / "nginx.conf"
+    conf.write_text(f"""
+worker_processes 1;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {work}/body;
+  proxy_temp_path {work}/proxy;
+{http}
+}}
+""")
+    return conf

@@ -41,7 +41,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from serving import TICKS, free_port, tree_cpu_ticks, tree_rss_mb, wait_http  # noqa: E402
+from serving import TICKS, free_port, nginx_config, tree_cpu_ticks, tree_rss_mb, wait_http  # noqa: E402
 from tests.fakes import Reply  # noqa: E402
 from tests.fakes.openai import FakeOpenAI  # noqa: E402
 
@@ -172,18 +172,7 @@ def ep_granian(fake: FakeOpenAI, work: Path) -> Iterator[Subject]:
 @contextlib.contextmanager
 def nginx(fake: FakeOpenAI, work: Path) -> Iterator[Subject]:
     port = free_port()
-    conf = work / "nginx.conf"
-    conf.write_text(f"""
-worker_processes 1;
-daemon off;
-pid {work}/nginx.pid;
-error_log {work}/nginx-error.log;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off;
-  client_body_temp_path {work}/body;
-  proxy_temp_path {work}/proxy;
-  upstream fake {{ server 127.0.0.1:{fake.port}; keepalive 128; }}
+    conf = nginx_config(work, f"""  upstream fake {{ server 127.0.0.1:{fake.port}; keepalive 128; }}
   server {{
     listen 127.0.0.1:{port};
     location / {{
@@ -193,9 +182,7 @@ http {{
       proxy_set_header Authorization "Bearer {fake.api_key}";
       proxy_buffering off;
     }}
-  }}
-}}
-""")
+  }}""")
     with process(["nginx", "-c", str(conf), "-p", str(work)]) as proc:
         wait_http(f"http://127.0.0.1:{port}/v1/models")
         yield Subject(proc.pid, f"http://127.0.0.1:{port}/v1/chat/completions", "gpt-4o-mini")

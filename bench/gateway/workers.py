@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 from run import parse_wrk, wrk_lua  # noqa: E402
-from serving import TICKS, free_port, tree, tree_cpu_ticks, wait_http  # noqa: E402
+from serving import TICKS, free_port, nginx_config, tree, tree_cpu_ticks, wait_http  # noqa: E402
 
 CANNED = {
     "id": "chatcmpl-bench", "object": "chat.completion", "created": 1715367049, "model": "gpt-4o-mini",
@@ -51,24 +51,12 @@ def machine_busy_ticks() -> int:
 @contextlib.contextmanager
 def canned_upstream(work: Path) -> Iterator[tuple[int, str]]:
     port = free_port()
-    conf = work / "nginx.conf"
     body = json.dumps(CANNED).replace("'", "\\'")
-    conf.write_text(f"""
-worker_processes 1;
-daemon off;
-pid {work}/nginx.pid;
-error_log {work}/nginx-error.log;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off;
-  client_body_temp_path {work}/body;
-  server {{
+    conf = nginx_config(work, f"""  server {{
     listen 127.0.0.1:{port};
     location /v1/chat/completions {{ default_type application/json; return 200 '{body}'; }}
     location / {{ default_type application/json; return 200 '{{"object": "list", "data": []}}'; }}
-  }}
-}}
-""")
+  }}""")
     proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(work)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
