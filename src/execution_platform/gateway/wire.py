@@ -20,11 +20,7 @@ from .state import Gateway
 
 def enabled(gw: Gateway) -> bool:
     """``EP_FAST_PATH`` and ``server.fast_path`` (both on by default); read per call, so a reload applies."""
-    if not getattr(gw.settings, "fast_path", True):
-        return False
-    config = gw.config
-    server = config.get("server") if isinstance(config, dict) else getattr(config, "server", None)
-    return bool(server.get("fast_path", True) if isinstance(server, dict) else getattr(server, "fast_path", True))
+    return gw.settings.fast_path and (gw.config is None or gw.config.server.fast_path)
 
 
 def ask(gw: Gateway, chat: ChatRequest, format: str, *, include_usage: bool = True) -> str | None:
