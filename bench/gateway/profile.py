@@ -103,7 +103,7 @@ def breakdown(raw: Path) -> tuple[collections.Counter[str], collections.Counter[
 
 def profile_mode(pid: int, url: str, body: dict, key: str, duration: int, out: Path,
                  native: bool = False) -> tuple[float, float, int]:
-    script = wrk_lua(body, key)
+    script = wrk_lua(body, key, {})
     wrk = ["taskset", "-c", LOAD_CPU, "wrk", "-t2", "-c16", "--latency", "-s", str(script), url]
     subprocess.run([*wrk[:5], "-d2s", *wrk[5:]], capture_output=True, check=False)  # warm-up
     spy = subprocess.Popen(["taskset", "-c", LOAD_CPU, str(Path(sys.executable).parent / "py-spy"), "record",
@@ -156,7 +156,8 @@ def main() -> None:
     results: dict[str, tuple[float, float, int, Path]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        with ep_serve(fake, work) as (pid, url, model):
+        with ep_serve(fake, work) as subject:
+            pid, url, model = subject.pid, subject.url, subject.model
             for stream in (False, True):
                 mode = "stream" if stream else "json"
                 raw = (HERE / f"profile_{mode}.raw.txt") if args.keep_raw else work / f"{mode}.raw.txt"
