@@ -53,13 +53,14 @@ def main() -> None:
                 work = Path(tmp) / f"{name}-{round_no}"
                 work.mkdir()
                 try:
-                    with ep_serve(fake, work) as (pid, url, model):
+                    with ep_serve(fake, work) as subject:
+                        pid, url, model = subject.pid, subject.url, subject.model
                         for stream in (False, True):
                             mode = "stream" if stream else "json"
                             body = {"model": model, "messages": [{"role": "user", "content": "benchmark"}],
                                     "stream": stream}
                             result = measure(name, pid, url, body, mode, args.connections, args.duration,
-                                             "bench-key")
+                                             subject.key, subject.headers, 0.0)
                             cpu.setdefault((name, mode), []).append(result.cpu_ms_per_request)
                             rps.setdefault((name, mode), []).append(result.rps)
                             print(f"round {round_no} {name} {mode}: {result.rps} RPS "
