@@ -7,11 +7,13 @@ import csv
 import io
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
 from datetime import datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -54,6 +56,29 @@ async def test_cancelled_waiter_still_gets_its_row(ledger: Ledger, sqlite_url: s
     task.cancel()
     await asyncio.sleep(0)
     await ledger.aclose()  # flushes the queue
+    assert _count(sqlite_url) == 1
+
+
+async def test_a_failed_batch_fails_its_waiters_and_the_writer_goes_on(ledger: Ledger, sqlite_url: str) -> None:
+    with pytest.raises(sqlite3.IntegrityError):
+        await ledger.record(_row(1, provider=None))  # NOT NULL: the whole batch is refused
+    await ledger.record(_row(2))
+    assert _count(sqlite_url) == 1
+
+
+def test_an_unclosed_ledger_does_not_keep_the_process_alive(sqlite_url: str, engine: Engine) -> None:
+    script = textwrap.dedent(
+        f"""
+        import asyncio
+        from execution_platform.money.ledger import Ledger, LedgerRow
+        from execution_platform.storage import create_engine_from_url
+        async def main():
+            led = Ledger(create_engine_from_url({sqlite_url!r}))
+            await led.record(LedgerRow(request_id="u1", provider="p", model="m", status="ok"))
+        asyncio.run(main())
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60, cwd=os.getcwd())
     assert _count(sqlite_url) == 1
 
 

@@ -1,21 +1,24 @@
 """The ledger: one row per model-call attempt outcome, durable before the response completes.
 
 Writes use group commit. ``await ledger.record(row)`` queues the row and returns only once the batch
-holding it is committed; a single writer task takes everything queued, commits it in ONE transaction
-(one fsync) on a worker thread, wakes every waiter, and repeats. Under load, rows arriving while a
-commit is in flight form the next batch, so throughput scales with concurrency while each row is still
-durable before its caller goes on. A caller cancelled while waiting does not lose its row: the row is
-already queued and is committed anyway.
+holding it is committed; one long-lived writer thread takes everything queued, commits it in ONE
+transaction (one fsync), wakes every waiter with one call into the event loop, and repeats. Under
+load, rows arriving while a commit is in flight form the next batch, so throughput scales with
+concurrency while each row is still durable before its caller goes on. A caller cancelled while
+waiting does not lose its row: the row is already queued and is committed anyway.
 
 Sync SQLAlchemy in a thread was chosen over the async engine: it serves SQLite (no async driver needed)
-and PostgreSQL with one code path, and one thread hop per *batch* is negligible next to a commit.
-Queries for ``/costs`` and ``ep costs`` run the same way (:meth:`Ledger.costs`).
+and PostgreSQL with one code path. The thread is the ledger's own, blocked on a thread-safe queue:
+a row costs the event loop one C-level ``put`` and a future, a batch one ``call_soon_threadsafe``
+(no executor hand-off, no asyncio queue, no writer task per batch). Queries for ``/costs`` and
+``ep costs`` run in ordinary worker threads (:meth:`Ledger.costs`).
 
 The write path is the hot one (every model call ends with a commit), so it skips SQLAlchemy's
 per-statement machinery: the INSERT is compiled once for the engine's dialect, rows travel as plain
-tuples, and each batch is ONE DBAPI ``executemany`` plus ``commit`` on a connection that the writer
-keeps (one dedicated thread, so the connection never changes threads). A failed batch discards that
-connection; the next batch checks out a fresh one from the engine's pool.
+tuples reordered into the statement's parameter order by one ``itemgetter``, and each batch is ONE
+DBAPI ``executemany`` for the rows and one for their roll-up, plus ``commit``, on a connection that
+the writer thread keeps. A failed batch discards that connection; the next batch checks out a fresh
+one from the engine's pool.
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ import contextlib
 import csv
 import io
 import logging
+import queue
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter, itemgetter
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -94,6 +99,56 @@ def _naive_utc(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC).replace(tzinfo=None)
 
 
+_row_values = attrgetter(*ROW_FIELDS)  # a row's values as one tuple in ROW_FIELDS order (one C call)
+
+
+def _then(first: Callable[[Any], Any], second: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: second(first(value))
+
+
+def _rollup_summer(named: bool) -> Callable[[list[tuple[Any, ...]]], list[Any]]:
+    """How a batch of row tuples becomes roll-up statement rows: summed per (day, dimensions), the day
+    text formatted once per calendar day rather than once per row."""
+    index = {name: i for i, name in enumerate(ROW_FIELDS)}
+    dims = itemgetter(*[index[name] for name in ROLLUP_DIMENSIONS[1:]])
+    ts, n_in, n_out = index["ts"], index["input_tokens"], index["output_tokens"]
+    n_cached, n_write = index["cached_input_tokens"], index["cache_write_tokens"]
+    n_reasoning, n_cost = index["reasoning_tokens"], index["cost_usd"]
+    names = (*ROLLUP_DIMENSIONS, *ROLLUP_MEASURES)
+    days: dict[int, str] = {}
+
+    def day(stamp: datetime | None) -> str:
+        if stamp is None:
+            return ""
+        ordinal = stamp.toordinal()
+        text = days.get(ordinal)
+        if text is None:
+            if len(days) > 64:
+                days.clear()
+            text = days[ordinal] = stamp.strftime("%Y-%m-%d")
+        return text
+
+    def summed(rows: list[tuple[Any, ...]]) -> list[Any]:
+        sums: dict[tuple[Any, ...], list[Any]] = {}
+        for row in rows:
+            key = (day(_naive_utc(row[ts])), *[value or "" for value in dims(row)])
+            acc = sums.get(key)
+            if acc is None:
+                acc = sums[key] = [0, 0, 0, 0, 0, 0, 0.0]
+            acc[0] += 1
+            acc[1] += row[n_in] or 0
+            acc[2] += row[n_out] or 0
+            acc[3] += row[n_cached] or 0
+            acc[4] += row[n_write] or 0
+            acc[5] += row[n_reasoning] or 0
+            acc[6] += row[n_cost] or 0.0
+        if named:
+            return [dict(zip(names, (*key, *acc), strict=True)) for key, acc in sums.items()]
+        return [(*key, *acc) for key, acc in sums.items()]
+
+    return summed
+
+
 class Ledger:
     """Async, group-committing writer plus the spend queries. ``start()`` before use, ``aclose()`` after."""
 
@@ -103,42 +158,44 @@ class Ledger:
         self.retention_days = retention_days
         self._pruner: asyncio.Task[None] | None = None
         self._rollup_sql: str | None = None
-        self._queue: asyncio.Queue[tuple[tuple[Any, ...], asyncio.Future[None]]] | None = None
-        self._writer: asyncio.Task[None] | None = None
+        self._rollup_keys: Callable[[list[tuple[Any, ...]]], list[Any]] | None = None
+        # (row values, or None to stop the writer; the future its batch's commit resolves)
+        self._queue: queue.SimpleQueue[tuple[tuple[Any, ...] | None, asyncio.Future[None]]] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: ThreadPoolExecutor | None = None  # the one thread that owns ``_raw``
+        self._thread: threading.Thread | None = None  # the writer; the only user of ``_raw``
         self._raw: Any = None  # DBAPI connection held by the writer thread
         self._insert_sql: tuple[str, Callable[[list[tuple[Any, ...]]], list[Any]]] | None = None
         self.batches = 0  # commits made; lets tests and metrics see the grouping
         self.rows_written = 0
 
     async def start(self) -> None:
-        if self._writer is None:
-            self._queue = asyncio.Queue()
+        if self._thread is None:
+            self._queue = queue.SimpleQueue()
             self._loop = asyncio.get_running_loop()  # the writer's; asked once, not per row
-            self._thread = ThreadPoolExecutor(1, thread_name_prefix="ledger-writer")
-            self._writer = asyncio.create_task(self._run(), name="ledger-writer")
+            # A daemon: an unclosed ledger must not keep the process alive (a row whose record()
+            # returned is committed already; one still queued has no caller left to tell).
+            self._thread = threading.Thread(
+                target=self._run, args=(self._queue, self._loop), name="ledger-writer", daemon=True
+            )
+            self._thread.start()
             if self.retention_days is not None:
                 self._pruner = asyncio.create_task(self._prune_forever(), name="ledger-retention")
 
     async def aclose(self) -> None:
         """Flush what is queued, then stop the writer."""
-        if self._writer is None or self._queue is None:
+        thread, rows, loop = self._thread, self._queue, self._loop
+        if thread is None or rows is None or loop is None:
             return
-        await self._queue.join()
         if self._pruner is not None:
             self._pruner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pruner
             self._pruner = None
-        self._writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._writer
-        self._writer = None
-        if self._thread is not None:
-            thread, self._thread = self._thread, None
-            await asyncio.get_running_loop().run_in_executor(thread, self._drop_connection)
-            thread.shutdown(wait=False)
+        stopped: asyncio.Future[None] = loop.create_future()
+        rows.put((None, stopped))  # behind every row queued so far: the writer commits them first
+        self._thread = None
+        await stopped
+        thread.join()  # it returns right after resolving ``stopped``
 
     async def __aenter__(self) -> Ledger:
         await self.start()
@@ -149,7 +206,7 @@ class Ledger:
 
     async def record(self, row: LedgerRow) -> None:
         """Queue ``row`` and wait until it is committed (raises if the commit failed)."""
-        if self._writer is None:
+        if self._thread is None:
             await self.start()
         await self.submit(row)
 
@@ -159,39 +216,65 @@ class Ledger:
 
         Awaiting the future needs no shield: a waiter cancelled meanwhile cancels only the future,
         which the writer then skips, while the row, already queued, is committed all the same."""
-        if self._queue is None or self._loop is None:
+        if self._thread is None or self._queue is None or self._loop is None:
             raise RuntimeError("Ledger.submit before start()")
         future: asyncio.Future[None] = self._loop.create_future()
-        self._queue.put_nowait((tuple([getattr(row, name) for name in ROW_FIELDS]), future))
+        self._queue.put((_row_values(row), future))
         return future
 
     @property
     def started(self) -> bool:
-        return self._writer is not None
+        return self._thread is not None
 
-    async def _run(self) -> None:
-        assert self._queue is not None
-        queue, loop = self._queue, asyncio.get_running_loop()
+    def _run(
+        self,
+        rows: queue.SimpleQueue[tuple[tuple[Any, ...] | None, asyncio.Future[None]]],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        """The writer thread: take what is queued (blocking only when nothing is), commit it as one
+        batch, hand the outcome to the loop in one call; until the stop mark queued by ``aclose``."""
+        get, take = rows.get, rows.get_nowait
         while True:
-            batch = [await queue.get()]
-            while len(batch) < self.max_batch and not queue.empty():
-                batch.append(queue.get_nowait())
+            first = get()
+            batch = [first]
+            stop = first[0] is None
+            while not stop and len(batch) < self.max_batch:
+                try:
+                    item = take()
+                except queue.Empty:
+                    break
+                batch.append(item)
+                stop = item[0] is None
+            values = [row for row, _ in batch if row is not None]
+            error: Exception | None = None
+            if values:
+                try:
+                    self._insert(values)
+                except Exception as exc:
+                    log.exception("ledger commit of %d row(s) failed", len(values))
+                    error = exc
+            if stop:
+                self._drop_connection()
             try:
-                await loop.run_in_executor(self._thread, self._insert, [values for values, _ in batch])
-            except Exception as exc:
-                log.exception("ledger commit of %d row(s) failed", len(batch))
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-            else:
-                self.batches += 1
-                self.rows_written += len(batch)
-                for _, future in batch:
-                    if not future.done():
-                        future.set_result(None)
-            finally:
-                for _ in batch:
-                    queue.task_done()
+                loop.call_soon_threadsafe(self._settled, batch, len(values), error)
+            except RuntimeError:  # the loop is closed: nobody is left waiting
+                pass
+            if stop:
+                return
+
+    def _settled(
+        self, batch: list[tuple[tuple[Any, ...] | None, asyncio.Future[None]]], written: int, error: Exception | None
+    ) -> None:
+        """On the loop: a batch's outcome to its waiters (a cancelled waiter's future is skipped)."""
+        if error is None and written:
+            self.batches += 1
+            self.rows_written += written
+        for row, future in batch:
+            if not future.done():
+                if error is None or row is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(error)
 
     def _prepared_insert(self) -> tuple[str, Callable[[list[tuple[Any, ...]]], list[Any]]]:
         """The INSERT compiled once for this dialect, and how to turn row tuples into its parameters
@@ -199,34 +282,35 @@ class Ledger:
         if self._insert_sql is None:
             dialect = self.engine.dialect
             compiled = ledger_table.insert().compile(dialect=dialect, column_keys=list(ROW_FIELDS))
-            processors: list[Callable[[Any], Any] | None] = []
+            process: dict[str, Callable[[Any], Any]] = {}
             for name in ROW_FIELDS:
                 column_type = ledger_table.c[name].type
-                processors.append(column_type.dialect_impl(dialect).bind_processor(dialect))
-            process = {name: proc for name, proc in zip(ROW_FIELDS, processors, strict=True) if proc is not None}
+                proc = column_type.dialect_impl(dialect).bind_processor(dialect)
+                if name == "ts":
+                    process[name] = _naive_utc if proc is None else _then(_naive_utc, proc)
+                elif proc is not None:
+                    process[name] = proc
             index = {name: i for i, name in enumerate(ROW_FIELDS)}
-            ts = index["ts"]
+            order = list(compiled.positiontup or ()) if compiled.positional else list(ROW_FIELDS)
+            pick = itemgetter(*[index[name] for name in order])  # a row tuple in the statement's order
+            fix = [(position, process[name]) for position, name in enumerate(order) if name in process]
 
-            def one(row: tuple[Any, ...]) -> dict[str, Any]:
-                values = dict(zip(ROW_FIELDS, row, strict=True))
-                values["ts"] = _naive_utc(row[ts])
-                for name, proc in process.items():
-                    values[name] = proc(values[name])
-                return values
+            def ordered(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+                out = []
+                for row in rows:
+                    values = list(pick(row))
+                    for position, proc in fix:
+                        values[position] = proc(values[position])
+                    out.append(values)
+                return out
 
+            params: Callable[[list[tuple[Any, ...]]], list[Any]]
             if compiled.positional:
-                order = list(compiled.positiontup or ())
-
-                def params(rows: list[tuple[Any, ...]]) -> list[Any]:
-                    out = []
-                    for row in rows:
-                        values = one(row)
-                        out.append(tuple([values[name] for name in order]))
-                    return out
+                params = ordered
             else:
 
                 def params(rows: list[tuple[Any, ...]]) -> list[Any]:
-                    return [one(row) for row in rows]
+                    return [dict(zip(order, values, strict=True)) for values in ordered(rows)]
 
             self._insert_sql = (compiled.string, params)
         return self._insert_sql
@@ -267,29 +351,9 @@ class Ledger:
 
     def _rollup_params(self, rows: list[tuple[Any, ...]]) -> list[Any]:
         """A batch summed per roll-up key (one statement row per key, not per ledger row)."""
-        index = {name: i for i, name in enumerate(ROW_FIELDS)}
-        dims = [index[name] for name in ROLLUP_DIMENSIONS[1:]]
-        ts, n_in, n_out = index["ts"], index["input_tokens"], index["output_tokens"]
-        n_cached, n_write = index["cached_input_tokens"], index["cache_write_tokens"]
-        n_reasoning, n_cost = index["reasoning_tokens"], index["cost_usd"]
-        sums: dict[tuple[Any, ...], list[Any]] = {}
-        for row in rows:
-            stamp = _naive_utc(row[ts])
-            key = (stamp.strftime("%Y-%m-%d") if stamp else "", *[row[i] or "" for i in dims])
-            acc = sums.get(key)
-            if acc is None:
-                acc = sums[key] = [0, 0, 0, 0, 0, 0, 0.0]
-            acc[0] += 1
-            acc[1] += row[n_in] or 0
-            acc[2] += row[n_out] or 0
-            acc[3] += row[n_cached] or 0
-            acc[4] += row[n_write] or 0
-            acc[5] += row[n_reasoning] or 0
-            acc[6] += row[n_cost] or 0.0
-        if self.engine.dialect.paramstyle in ("named", "pyformat"):
-            names = (*ROLLUP_DIMENSIONS, *ROLLUP_MEASURES)
-            return [dict(zip(names, (*key, *acc), strict=True)) for key, acc in sums.items()]
-        return [(*key, *acc) for key, acc in sums.items()]
+        if self._rollup_keys is None:
+            self._rollup_keys = _rollup_summer(self.engine.dialect.paramstyle in ("named", "pyformat"))
+        return self._rollup_keys(rows)
 
     def _insert(self, rows: list[tuple[Any, ...]]) -> None:
         """One batch: the rows and their roll-up in one transaction (one commit, one fsync), on the
