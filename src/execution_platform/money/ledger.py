@@ -1,17 +1,19 @@
 """The ledger: one row per model-call attempt outcome, durable before the response completes.
 
 Writes use group commit. ``await ledger.record(row)`` queues the row and returns only once the batch
-holding it is committed; one long-lived writer thread takes everything queued, commits it in ONE
-transaction (one fsync), wakes every waiter with one call into the event loop, and repeats. Under
-load, rows arriving while a commit is in flight form the next batch, so throughput scales with
-concurrency while each row is still durable before its caller goes on. A caller cancelled while
-waiting does not lose its row: the row is already queued and is committed anyway.
+holding it is committed. The event loop collects rows in a list; while no batch is in flight, the
+rows queued in one turn of the loop go to the ledger's own writer thread as one batch, which commits
+it in ONE transaction (one fsync) and hands the outcome back with one ``call_soon_threadsafe``; the
+loop wakes every waiter and hands over whatever queued meanwhile. Under load, rows arriving while a
+commit is in flight form the next batch, so throughput scales with concurrency while each row is
+still durable before its caller goes on. A caller cancelled while waiting does not lose its row: the
+row is already queued and is committed anyway.
 
 Sync SQLAlchemy in a thread was chosen over the async engine: it serves SQLite (no async driver needed)
-and PostgreSQL with one code path. The thread is the ledger's own, blocked on a thread-safe queue:
-a row costs the event loop one C-level ``put`` and a future, a batch one ``call_soon_threadsafe``
-(no executor hand-off, no asyncio queue, no writer task per batch). Queries for ``/costs`` and
-``ep costs`` run in ordinary worker threads (:meth:`Ledger.costs`).
+and PostgreSQL with one code path. Per row the loop pays a list append and a future; per batch one
+hand-over each way (no executor, no asyncio queue, no writer task). The thread wakes only for a
+batch, so it never competes with the loop for the interpreter between commits. Queries for
+``/costs`` and ``ep costs`` run in ordinary worker threads (:meth:`Ledger.costs`).
 
 The write path is the hot one (every model call ends with a commit), so it skips SQLAlchemy's
 per-statement machinery: the INSERT is compiled once for the engine's dialect, rows travel as plain
@@ -99,6 +101,7 @@ def _naive_utc(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC).replace(tzinfo=None)
 
 
+_Queued = tuple[tuple[Any, ...], "asyncio.Future[None]"]  # a row's values and the future its commit resolves
 _row_values = attrgetter(*ROW_FIELDS)  # a row's values as one tuple in ROW_FIELDS order (one C call)
 
 
@@ -159,8 +162,10 @@ class Ledger:
         self._pruner: asyncio.Task[None] | None = None
         self._rollup_sql: str | None = None
         self._rollup_keys: Callable[[list[tuple[Any, ...]]], list[Any]] | None = None
-        # (row values, or None to stop the writer; the future its batch's commit resolves)
-        self._queue: queue.SimpleQueue[tuple[tuple[Any, ...] | None, asyncio.Future[None]]] | None = None
+        self._pending: list[_Queued] = []  # rows queued on the loop, not yet handed to the writer
+        self._busy = False  # a batch is with the writer thread (or about to be handed over)
+        self._drained: asyncio.Future[None] | None = None  # ``aclose`` waiting for the writer to go idle
+        self._batches: queue.SimpleQueue[list[_Queued] | None] | None = None  # to the writer; None stops it
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None  # the writer; the only user of ``_raw``
         self._raw: Any = None  # DBAPI connection held by the writer thread
@@ -170,12 +175,12 @@ class Ledger:
 
     async def start(self) -> None:
         if self._thread is None:
-            self._queue = queue.SimpleQueue()
+            self._batches = queue.SimpleQueue()
             self._loop = asyncio.get_running_loop()  # the writer's; asked once, not per row
             # A daemon: an unclosed ledger must not keep the process alive (a row whose record()
             # returned is committed already; one still queued has no caller left to tell).
             self._thread = threading.Thread(
-                target=self._run, args=(self._queue, self._loop), name="ledger-writer", daemon=True
+                target=self._run, args=(self._batches, self._loop), name="ledger-writer", daemon=True
             )
             self._thread.start()
             if self.retention_days is not None:
@@ -183,19 +188,20 @@ class Ledger:
 
     async def aclose(self) -> None:
         """Flush what is queued, then stop the writer."""
-        thread, rows, loop = self._thread, self._queue, self._loop
-        if thread is None or rows is None or loop is None:
+        thread, batches, loop = self._thread, self._batches, self._loop
+        if thread is None or batches is None or loop is None:
             return
         if self._pruner is not None:
             self._pruner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pruner
             self._pruner = None
-        stopped: asyncio.Future[None] = loop.create_future()
-        rows.put((None, stopped))  # behind every row queued so far: the writer commits them first
+        while self._busy or self._pending:
+            self._drained = loop.create_future()
+            await self._drained
         self._thread = None
-        await stopped
-        thread.join()  # it returns right after resolving ``stopped``
+        batches.put(None)
+        thread.join()  # it only drops its connection
 
     async def __aenter__(self) -> Ledger:
         await self.start()
@@ -216,65 +222,70 @@ class Ledger:
 
         Awaiting the future needs no shield: a waiter cancelled meanwhile cancels only the future,
         which the writer then skips, while the row, already queued, is committed all the same."""
-        if self._thread is None or self._queue is None or self._loop is None:
+        loop = self._loop
+        if self._thread is None or loop is None:
             raise RuntimeError("Ledger.submit before start()")
-        future: asyncio.Future[None] = self._loop.create_future()
-        self._queue.put((_row_values(row), future))
+        future: asyncio.Future[None] = loop.create_future()
+        self._pending.append((_row_values(row), future))
+        if not self._busy:
+            # Handed over at the end of this turn of the loop, so rows queued meanwhile join the batch.
+            self._busy = True
+            loop.call_soon(self._hand_over)
         return future
 
     @property
     def started(self) -> bool:
         return self._thread is not None
 
-    def _run(
-        self,
-        rows: queue.SimpleQueue[tuple[tuple[Any, ...] | None, asyncio.Future[None]]],
-        loop: asyncio.AbstractEventLoop,
-    ) -> None:
-        """The writer thread: take what is queued (blocking only when nothing is), commit it as one
-        batch, hand the outcome to the loop in one call; until the stop mark queued by ``aclose``."""
-        get, take = rows.get, rows.get_nowait
+    def _hand_over(self) -> None:
+        """On the loop: give the writer what is queued (at most ``max_batch`` rows), or go idle."""
+        pending = self._pending
+        if not pending or self._batches is None:
+            self._busy = False
+            drained, self._drained = self._drained, None
+            if drained is not None and not drained.done():
+                drained.set_result(None)
+            return
+        if len(pending) > self.max_batch:
+            batch, self._pending = pending[: self.max_batch], pending[self.max_batch :]
+        else:
+            batch, self._pending = pending, []
+        self._batches.put(batch)
+
+    def _run(self, batches: queue.SimpleQueue[list[_Queued] | None], loop: asyncio.AbstractEventLoop) -> None:
+        """The writer thread: commit each batch handed over, then tell the loop in one call. Batches
+        come one at a time: the next is formed, from everything queued meanwhile, only when the loop
+        has taken this one's outcome (group commit)."""
         while True:
-            first = get()
-            batch = [first]
-            stop = first[0] is None
-            while not stop and len(batch) < self.max_batch:
-                try:
-                    item = take()
-                except queue.Empty:
-                    break
-                batch.append(item)
-                stop = item[0] is None
-            values = [row for row, _ in batch if row is not None]
-            error: Exception | None = None
-            if values:
-                try:
-                    self._insert(values)
-                except Exception as exc:
-                    log.exception("ledger commit of %d row(s) failed", len(values))
-                    error = exc
-            if stop:
+            batch = batches.get()
+            if batch is None:
                 self._drop_connection()
+                return
+            error: Exception | None = None
             try:
-                loop.call_soon_threadsafe(self._settled, batch, len(values), error)
+                self._insert([values for values, _ in batch])
+            except Exception as exc:
+                log.exception("ledger commit of %d row(s) failed", len(batch))
+                error = exc
+            try:
+                loop.call_soon_threadsafe(self._settled, batch, error)
             except RuntimeError:  # the loop is closed: nobody is left waiting
-                pass
-            if stop:
                 return
 
-    def _settled(
-        self, batch: list[tuple[tuple[Any, ...] | None, asyncio.Future[None]]], written: int, error: Exception | None
-    ) -> None:
-        """On the loop: a batch's outcome to its waiters (a cancelled waiter's future is skipped)."""
-        if error is None and written:
+    def _settled(self, batch: list[_Queued], error: Exception | None) -> None:
+        """On the loop: a batch's outcome to its waiters (a cancelled waiter's future is skipped), then
+        the next batch to the writer."""
+        if error is None:
             self.batches += 1
-            self.rows_written += written
-        for row, future in batch:
-            if not future.done():
-                if error is None or row is None:
+            self.rows_written += len(batch)
+            for _, future in batch:
+                if not future.done():
                     future.set_result(None)
-                else:
+        else:
+            for _, future in batch:
+                if not future.done():
                     future.set_exception(error)
+        self._hand_over()
 
     def _prepared_insert(self) -> tuple[str, Callable[[list[tuple[Any, ...]]], list[Any]]]:
         """The INSERT compiled once for this dialect, and how to turn row tuples into its parameters
