@@ -78,6 +78,7 @@ class Client:
         self.http = HttpClient()
         self.router: Router | None = None
         self._metered: dict[str, MeteredProvider] = {}
+        self._addresses: dict[str, tuple[str, str]] = {}  # address -> (provider, model): split once each
         if config is None:
             config = settings.config
         loaded: Config | None = None
@@ -126,9 +127,15 @@ class Client:
         the router (deployments, groups) when configured, else ``provider/model`` split here."""
         if self.router is not None:
             return self.router.resolve_target(address), address
-        from .providers.registry import split_model
+        found = self._addresses.get(address)
+        if found is None:
+            from .providers.registry import split_model
 
-        provider_name, model = split_model(address)
+            found = split_model(address)
+            if len(self._addresses) >= 1024:
+                self._addresses.clear()
+            self._addresses[address] = found
+        provider_name, model = found
         return self._direct(provider_name), model
 
     def _direct(self, provider_name: str) -> Provider:
@@ -165,13 +172,20 @@ class Client:
                       call: Callable[[], Awaitable[Answer]]) -> Answer:
         """One answered call (chat or embeddings), admitted and paid for when the client is metered;
         the answer carries the ``x-ratelimit-*`` of the limits it counted against."""
-        if self.meter is None:
+        meter = self.meter
+        if meter is None:
             return await call()
-        async with self._admitted(self.meter, request, _payer(payer)) as admission:
+        # What ``_admitted`` does, written out: no context-manager generator per call on this path.
+        admission = await meter.admit(request, _payer(payer), self.config)
+        try:
             with admission.paying():
                 answer = await call()
             answer.rate_limits = admission.rate_limits()
-            return answer
+        except BaseException as exc:
+            await meter.release(admission, exc)
+            raise
+        await meter.release(admission, None)
+        return answer
 
     @contextlib.asynccontextmanager
     async def _admitted(

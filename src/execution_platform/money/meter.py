@@ -272,11 +272,21 @@ class Meter:
         dep_limit = policy.deployment_limits.get(deployment) if deployment else None
         limits = [dep_limit] if dep_limit is not None else []
 
+        # One context per (persona, team), kept for this leaf's life (a reload builds new leaves): the
+        # metered provider only reads it, merging it into the attempt's own.
+        contexts: dict[tuple[str | None, str | None], CallContext] = {}
+
         def context(request: ChatRequest | EmbeddingRequest) -> CallContext:
             meta = request.metadata
-            return CallContext(
-                deployment=deployment, limits=limits, budgets=policy.budgets_for(meta.persona, meta.team)
-            )
+            key = (meta.persona, meta.team)
+            found = contexts.get(key)
+            if found is None:
+                if len(contexts) >= 1024:
+                    contexts.clear()
+                found = contexts[key] = CallContext(
+                    deployment=deployment, limits=limits, budgets=policy.budgets_for(*key)
+                )
+            return found
 
         return MeteredProvider(
             inner,

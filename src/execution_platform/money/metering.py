@@ -143,6 +143,7 @@ _FILLED = ("request_id", "deployment", "key_id", "team", "persona", "run_id", "s
            "on_attempt")
 
 
+_BLANK = CallContext()  # never changed: merged() builds a new object from it
 _current: ContextVar[CallContext | None] = ContextVar("ep_call_context", default=None)
 
 
@@ -172,21 +173,26 @@ class call_context:
             self.token = None
 
 
-@dataclass
 class _Call:
-    ctx: CallContext
-    request: MeteredRequest
-    scoped: CallContext | None = None  # the caller's object, which receives the outcome too
-    attempt: int = 1
-    max_output: int = 0
-    lease: Lease | None = None
-    reservation: Reservation | None = None
-    started: float = field(default_factory=time.perf_counter)
-    ttft_ms: float | None = None
-    output_text: list[str] = field(default_factory=list)
-    usage: Usage | None = None
-    reported_cost: float | None = None  # the provider's own price from the stream's UsageEvent
-    first_seen: bool = False  # the upstream's first event arrived (its wait is counted in upstream_s)
+    """One metered attempt in flight (a plain slotted class: one is made per upstream attempt)."""
+
+    __slots__ = ("attempt", "ctx", "first_seen", "lease", "max_output", "output_text", "reported_cost", "request",
+                 "reservation", "scoped", "started", "ttft_ms", "usage")
+
+    def __init__(self, ctx: CallContext, request: MeteredRequest, scoped: CallContext | None, attempt: int) -> None:
+        self.ctx = ctx
+        self.request = request
+        self.scoped = scoped  # the caller's object, which receives the outcome too
+        self.attempt = attempt
+        self.max_output: int | None = None  # the output cap held for; worked out when needed
+        self.lease: Lease | None = None
+        self.reservation: Reservation | None = None
+        self.started = 0.0  # perf_counter when admitted
+        self.ttft_ms: float | None = None
+        self.output_text: list[str] = []
+        self.usage: Usage | None = None
+        self.reported_cost: float | None = None  # the provider's own price from the stream's UsageEvent
+        self.first_seen = False  # the upstream's first event arrived (its wait is counted in upstream_s)
 
 
 class MeteredProvider(WrapperProvider):
@@ -215,7 +221,12 @@ class MeteredProvider(WrapperProvider):
     def _context(self, request: MeteredRequest) -> tuple[CallContext, CallContext | None]:
         scoped = _current.get()
         resolved = self.resolve(request) if self.resolve else None
-        ctx = scoped.merged(resolved) if scoped is not None else (resolved or CallContext())
+        if scoped is not None:
+            ctx = scoped.merged(resolved)
+        elif resolved is not None:
+            ctx = _BLANK.merged(resolved)  # a fresh object: the resolver may hand out one it keeps
+        else:
+            ctx = CallContext()
         meta = request.metadata
         ctx.key_id = ctx.key_id or meta.key_id
         ctx.team = ctx.team or meta.team
@@ -235,25 +246,37 @@ class MeteredProvider(WrapperProvider):
             return ctx.max_output_tokens
         return self.inner.capabilities(request.model).max_output_tokens or self.default_max_output_tokens
 
+    def _call_max_output(self, call: _Call) -> int:
+        """The attempt's output cap (worked out once, only when a hold or an estimate needs it)."""
+        if call.max_output is None:
+            request = call.request
+            # An embeddings call produces no output tokens: its worst case is its input alone.
+            call.max_output = self._max_output(call.ctx, request) if isinstance(request, ChatRequest) else 0
+        return call.max_output
+
     async def _admit(self, request: MeteredRequest) -> _Call:
         ctx, scoped = self._context(request)
-        call = _Call(ctx=ctx, request=request, scoped=scoped)
+        attempt = 1
         if scoped is not None:
             scoped.attempts += 1
-            call.attempt = scoped.attempts
-        prompt_bound = input_tokens_upper_bound(request)
-        # An embeddings call produces no output tokens: its worst case is its input alone.
-        call.max_output = self._max_output(ctx, request) if isinstance(request, ChatRequest) else 0
+            attempt = scoped.attempts
+        call = _Call(ctx, request, scoped, attempt)
+        check_budgets = self.budgets is not None and bool(ctx.budgets)
+        check_limits = self.limiter is not None and bool(ctx.limits)
+        # The prompt's bound is only worked out for a check that uses it (most calls have neither).
+        prompt_bound = input_tokens_upper_bound(request) if check_budgets or check_limits else 0
         try:
             # Budget first: a request refused for money must not use up the deployment's rate limit
             # (a hold is released exactly, an admission into a rate window cannot be taken back).
-            if self.budgets is not None and ctx.budgets:
+            if check_budgets and self.budgets is not None:
                 worst = self.prices.worst_case_cost(
-                    self.name, request.model, prompt_bound, call.max_output, deployment=ctx.deployment
+                    self.name, request.model, prompt_bound, self._call_max_output(call), deployment=ctx.deployment
                 )
                 call.reservation = await self.budgets.reserve(ctx.budgets, worst)
-                _report(call, reserved_usd=worst)
-            if self.limiter is not None and ctx.limits:
+                ctx.reserved_usd = worst
+                if scoped is not None:
+                    scoped.reserved_usd = worst
+            if check_limits and self.limiter is not None:
                 try:
                     call.lease = await self.limiter.acquire(ctx.limits, tokens=prompt_bound)
                 except BaseException:
@@ -288,8 +311,9 @@ class MeteredProvider(WrapperProvider):
         cost = reported_cost
         if cost is None:
             cost = self.prices.cost(self.name, request.model, usage, deployment=ctx.deployment)
-        _report(call, cost_usd=cost, status=status)
+        ctx.cost_usd, ctx.status = cost, status
         if scoped is not None:
+            scoped.cost_usd, scoped.status = cost, status
             scoped.tokens += usage.input_tokens + usage.output_tokens
         row = LedgerRow(
             request_id=ctx.request_id or "",
@@ -455,8 +479,7 @@ class MeteredProvider(WrapperProvider):
             elif isinstance(event, ToolCallStart):
                 call.output_text.append(event.name)
 
-    @staticmethod
-    def _stream_usage(call: _Call, status: Status) -> Usage:
+    def _stream_usage(self, call: _Call, status: Status) -> Usage:
         """The final usage when the stream delivered it; otherwise an estimate of the tokens so far."""
         if call.usage is not None:
             return call.usage
@@ -464,7 +487,7 @@ class MeteredProvider(WrapperProvider):
             return Usage()
         return Usage(
             input_tokens=prompt_tokens_estimate(call.request),
-            output_tokens=min(estimate_text_tokens("".join(call.output_text)), call.max_output),
+            output_tokens=min(estimate_text_tokens("".join(call.output_text)), self._call_max_output(call)),
         )
 
 
@@ -485,13 +508,6 @@ async def _drive(coro: Coroutine[object, object, None], waiting: object) -> None
 
 def _answered(ctx: CallContext, response_id: str | None, model: str | None, finish: str | None) -> None:
     ctx.response_id, ctx.response_model, ctx.finish_reason = response_id, model, finish
-
-
-def _report(call: _Call, **outcome: object) -> None:
-    for target in (call.ctx, call.scoped):
-        if target is not None:
-            for name, value in outcome.items():
-                setattr(target, name, value)
 
 
 def new_request_id() -> str:
