@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import os
@@ -11,7 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -57,6 +58,23 @@ async def test_cancelled_waiter_still_gets_its_row(ledger: Ledger, sqlite_url: s
     await asyncio.sleep(0)
     await ledger.aclose()  # flushes the queue
     assert _count(sqlite_url) == 1
+
+
+async def test_rows_are_stored_as_sqlalchemy_stores_them(ledger: Ledger, engine: Engine, sqlite_url: str) -> None:
+    """The writer binds parameters itself (no per-row SQLAlchemy): the stored text must not differ."""
+    stamps = [datetime(2026, 3, 1, 12), datetime(2026, 3, 1, 12, 0, 0, 5),
+              datetime(2026, 3, 1, 23, 30, tzinfo=timezone(timedelta(hours=-2)))]
+    for i, ts in enumerate(stamps):
+        await ledger.record(_row(i, ts=ts, latency_ms=1.5, key_id="k"))
+    with engine.begin() as conn:
+        for i, ts in enumerate(stamps):
+            naive = ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts
+            conn.execute(ledger_table.insert(), {**_row(100 + i, latency_ms=1.5, key_id="k").__dict__, "ts": naive})
+    path = sqlite_url.removeprefix("sqlite:///")
+    with contextlib.closing(sqlite3.connect(path)) as raw:
+        stored = raw.execute("SELECT ts, latency_ms, cost_usd, key_id FROM ledger ORDER BY id").fetchall()
+    assert stored[:3] == stored[3:]
+    assert stored[2][0] == "2026-03-02 01:30:00.000000"
 
 
 async def test_a_failed_batch_fails_its_waiters_and_the_writer_goes_on(ledger: Ledger, sqlite_url: str) -> None:

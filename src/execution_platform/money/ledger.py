@@ -105,8 +105,26 @@ _Queued = tuple[tuple[Any, ...], "asyncio.Future[None]"]  # a row's values and t
 _row_values = attrgetter(*ROW_FIELDS)  # a row's values as one tuple in ROW_FIELDS order (one C call)
 
 
-def _then(first: Callable[[Any], Any], second: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    return lambda value: second(first(value))
+def _stamp_processor(bind: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
+    """How a row's ``ts`` is bound: naive UTC, then the dialect's own conversion.
+
+    SQLite stores DATETIME as text; its processor formats each value through a ``%``-template and a
+    dict of fields. When that text is exactly ``datetime.isoformat(" ", "microseconds")`` (checked here
+    on sample values, so another storage format keeps the dialect's processor) the C method writes it."""
+    if bind is None:
+        return _naive_utc
+    samples = (datetime(2026, 1, 2, 3, 4, 5), datetime(1999, 12, 31, 23, 59, 59, 999_999), datetime(2030, 6, 7, 8, 9, 10, 11))
+    if all(bind(value) == value.isoformat(" ", "microseconds") for value in samples):
+
+        def text(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is not None:
+                value = value.astimezone(UTC).replace(tzinfo=None)
+            return value.isoformat(" ", "microseconds")
+
+        return text
+    return lambda value: bind(_naive_utc(value))
 
 
 def _rollup_summer(named: bool) -> Callable[[list[tuple[Any, ...]]], list[Any]]:
@@ -298,7 +316,7 @@ class Ledger:
                 column_type = ledger_table.c[name].type
                 proc = column_type.dialect_impl(dialect).bind_processor(dialect)
                 if name == "ts":
-                    process[name] = _naive_utc if proc is None else _then(_naive_utc, proc)
+                    process[name] = _stamp_processor(proc)
                 elif proc is not None:
                     process[name] = proc
             index = {name: i for i, name in enumerate(ROW_FIELDS)}
@@ -373,7 +391,8 @@ class Ledger:
         rollup = self._prepared_rollup()
         if self._raw is None:
             self._raw = self.engine.raw_connection()
-        raw = self._raw
+        # The DBAPI connection itself: the pool's proxy would forward each call through __getattr__.
+        raw = self._raw.dbapi_connection
         try:
             cursor = raw.cursor()
             try:
