@@ -175,16 +175,20 @@ class Client:
         meter = self.meter
         if meter is None:
             return await call()
-        # What ``_admitted`` does, written out: no context-manager generator per call on this path.
-        admission = await meter.admit(request, _payer(payer), self.config)
+        # What ``_admitted`` does, written out, and without a coroutine for an admission or release
+        # that has nothing to wait for (no RPM/TPM applies): the common call pays none of them.
+        ctx, config = _payer(payer), self.config
+        admission = meter.admit_now(request, ctx, config) or await meter.admit(request, ctx, config)
         try:
             with admission.paying():
                 answer = await call()
             answer.rate_limits = admission.rate_limits()
         except BaseException as exc:
-            await meter.release(admission, exc)
+            if not meter.release_now(admission):
+                await meter.release(admission, exc)
             raise
-        await meter.release(admission, None)
+        if not meter.release_now(admission):
+            await meter.release(admission, None)
         return answer
 
     @contextlib.asynccontextmanager

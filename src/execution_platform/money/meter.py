@@ -305,6 +305,9 @@ class Meter:
         input's upper bound until :meth:`release`."""
         if not self._started:
             await self.start()
+        admitted = self.admit_now(request, ctx, config)
+        if admitted is not None:
+            return admitted
         meta = request.metadata
         policy = self.policy(config)
         team = ctx.team or meta.team
@@ -319,6 +322,29 @@ class Meter:
             self._free_slots(slots)
             raise
         return Admission(ctx, lease, ctx.tokens, ctx.upstream_calls, slots)
+
+    def admit_now(
+        self, request: ChatRequest | EmbeddingRequest, ctx: CallContext, config: Any = None
+    ) -> Admission | None:
+        """:meth:`admit` without a coroutine when it has nothing to wait for (the meter is started and
+        no RPM/TPM applies; ``max_concurrent`` slots are taken here). None: await :meth:`admit`."""
+        if not self._started:
+            return None
+        meta = request.metadata
+        policy = self.policy(config)
+        team = ctx.team or meta.team
+        if self.limiter is not None and (ctx.request_limits or policy.limits_for(meta.persona, team)):
+            return None
+        slots = self._take_slots(policy.caps_for(meta.persona, team))
+        return Admission(ctx, None, ctx.tokens, ctx.upstream_calls, slots)
+
+    def release_now(self, admission: Admission) -> bool:
+        """:meth:`release` when it has nothing to await (no lease to settle): True when done."""
+        lease = admission.lease
+        if lease is None or self.limiter is None or lease.settled:
+            self._free_slots(admission.slots)
+            return True
+        return False
 
     def _take_slots(self, caps: list[tuple[tuple[str, str], int]]) -> list[tuple[str, str]]:
         """One in-flight slot on every ``max_concurrent`` that applies, or 429 taking none.
@@ -349,10 +375,11 @@ class Meter:
 
         A request refused for budget (402) before any upstream call gets its admission back whole:
         it must not use up a slot of the caller's RPM (nor hold tokens) for a call never made."""
+        if self.release_now(admission):
+            return
         self._free_slots(admission.slots)
         lease = admission.lease
-        if lease is None or self.limiter is None or lease.settled:
-            return
+        assert lease is not None and self.limiter is not None
         if isinstance(error, BudgetExceededError) and admission.ctx.upstream_calls == admission.upstream_before:
             await asyncio.shield(asyncio.ensure_future(self.limiter.refund(lease)))
             return

@@ -255,16 +255,31 @@ class MeteredProvider(WrapperProvider):
         return call.max_output
 
     async def _admit(self, request: MeteredRequest) -> _Call:
+        call = self._call(request)
+        if self._checked(call.ctx):
+            await self._check(call)
+        self._start(call)
+        return call
+
+    def _call(self, request: MeteredRequest) -> _Call:
+        """The attempt's state: who pays, under which limits, its attempt number (no await)."""
         ctx, scoped = self._context(request)
         attempt = 1
         if scoped is not None:
             scoped.attempts += 1
             attempt = scoped.attempts
-        call = _Call(ctx, request, scoped, attempt)
+        return _Call(ctx, request, scoped, attempt)
+
+    def _checked(self, ctx: CallContext) -> bool:
+        """Whether a budget or a rate limit applies to this attempt (most have neither: no await then)."""
+        return (self.budgets is not None and bool(ctx.budgets)) or (self.limiter is not None and bool(ctx.limits))
+
+    async def _check(self, call: _Call) -> None:
+        """The budget hold, then the attempt's rate limits; a refusal is marked ``before_upstream``."""
+        ctx, scoped, request = call.ctx, call.scoped, call.request
         check_budgets = self.budgets is not None and bool(ctx.budgets)
         check_limits = self.limiter is not None and bool(ctx.limits)
-        # The prompt's bound is only worked out for a check that uses it (most calls have neither).
-        prompt_bound = input_tokens_upper_bound(request) if check_budgets or check_limits else 0
+        prompt_bound = input_tokens_upper_bound(request)
         try:
             # Budget first: a request refused for money must not use up the deployment's rate limit
             # (a hold is released exactly, an admission into a rate window cannot be taken back).
@@ -291,11 +306,15 @@ class MeteredProvider(WrapperProvider):
             # (breakers) nor report it as an upstream attempt.
             exc.before_upstream = True  # type: ignore[attr-defined]
             raise
+
+    @staticmethod
+    def _start(call: _Call) -> None:
+        """Admitted: the upstream's time starts now."""
         call.started = time.perf_counter()
+        scoped = call.scoped
         if scoped is not None:
             scoped.upstream_calls += 1
             scoped.upstream_open = call.started
-        return call
 
     # -- completion ------------------------------------------------------------------------------
     def _close(
@@ -403,8 +422,19 @@ class MeteredProvider(WrapperProvider):
             raise
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
-        call = await self._admit(request)
-        response = await self._answer(call, self.inner.chat(request))
+        # ``_admit`` and ``_answer`` written out: the hot path, one coroutine frame instead of three.
+        call = self._call(request)
+        if self._checked(call.ctx):
+            await self._check(call)
+        self._start(call)
+        try:
+            response = await self.inner.chat(request)
+        except asyncio.CancelledError as exc:
+            await self._finish_shielded(call, "cancelled", Usage(), error=exc)
+            raise
+        except BaseException as exc:
+            await self._finish_shielded(call, "error", Usage(), error=exc)
+            raise
         if call.scoped is not None:
             _answered(call.scoped, response.id, response.model, response.finish_reason)
         cost = await self._finish_shielded(call, "ok", response.usage, response.cost_usd)
