@@ -264,9 +264,10 @@ class Client:
             routed.report_rates(admission.rate_limits)
             inner = provider.stream(resolved)
             routed.follow(inner)
+            paying = admission.paying()  # one object, entered around each step in turn
             try:
                 while True:
-                    with admission.paying():  # around each step only (see ``Admission.paying``)
+                    with paying:  # around each step only (see ``Admission.paying``)
                         try:
                             event = await inner.__anext__()
                         except StopAsyncIteration:

@@ -155,7 +155,8 @@ def current_context() -> CallContext | None:
 class call_context:
     """Make ``ctx`` apply to metered calls made inside the block (same task and its children).
 
-    A class rather than a generator-based context manager: a stream enters it around every event."""
+    A class rather than a generator-based context manager: a stream enters it around every event,
+    and one object may be entered again after each exit (never nested)."""
 
     __slots__ = ("ctx", "token")
 
@@ -481,7 +482,20 @@ class MeteredProvider(WrapperProvider):
             if scoped is not None:
                 scoped.upstream_s += time.perf_counter() - call.started
                 scoped.upstream_open = None
-        if isinstance(event, UsageEvent):
+        if type(event) is WireFrame:  # the same-format path's every frame: the fewest checks first
+            if not event.text:
+                return  # a forwarded frame without text: the canonical events after it say what it meant
+            now = time.perf_counter()
+            if call.ttft_ms is None:
+                call.ttft_ms = (now - call.started) * 1000
+            scoped = call.scoped
+            if scoped is not None:
+                if scoped.first_token_at is None:
+                    scoped.first_token_at = now
+                scoped.last_token_at = now
+                scoped.token_events += event.pieces
+            call.output_text.append(event.text)
+        elif isinstance(event, UsageEvent):
             call.usage = event.usage
             call.reported_cost = event.cost_usd
         elif isinstance(event, StartEvent):
