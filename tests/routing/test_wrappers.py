@@ -61,6 +61,18 @@ async def test_retry_honours_retry_after_and_records_each_attempt() -> None:
     assert response.attempts[0].model == "m1"
 
 
+async def test_a_single_attempt_policy_calls_once_and_keeps_the_attempts() -> None:
+    up = ScriptedProvider("a").then(Fail(RateLimitError("slow down", retry_after=0.1)))
+    sleeps = Sleeps()
+    retrying = RetryingProvider(leaf(up), RetryPolicy(max_attempts=1), sleep=sleeps)
+    with pytest.raises(RateLimitError) as info:
+        await retrying.chat(request())
+    assert sleeps.waits == [] and len(up.calls) == 1
+    assert [(a.status, a.error_type) for a in attempts_of(info.value)] == [("error", "rate_limit_error")]
+    response = await retrying.chat(request())
+    assert [(a.status, a.model) for a in response.attempts] == [("ok", "m1")]
+
+
 async def test_retry_after_beyond_cap_gives_up_at_once() -> None:
     up = ScriptedProvider("a").then(Fail(RateLimitError("later", retry_after=120)))
     sleeps = Sleeps()

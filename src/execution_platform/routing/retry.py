@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import EPError
 from ..model import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, StreamEvent
@@ -53,11 +54,17 @@ class RetryingProvider(WrapperProvider):
         self._sleep = sleep
         self._rng = rng or random.Random()
 
-    async def chat(self, request: ChatRequest) -> ChatResponse:
-        return await first_answer(itertools.count(), lambda _: self.inner.chat(request), self._failed)
+    # Not coroutines themselves: with no retry configured (``max_attempts`` 1) this layer has nothing
+    # to do, so the call is the inner one (its answer and errors already carry their attempt).
+    def chat(self, request: ChatRequest) -> Coroutine[Any, Any, ChatResponse]:
+        if self.policy.max_attempts <= 1:
+            return self.inner.chat(request)
+        return first_answer(itertools.count(), lambda _: self.inner.chat(request), self._failed)
 
-    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
-        return await first_answer(itertools.count(), lambda _: self.inner.embed(request), self._failed)
+    def embed(self, request: EmbeddingRequest) -> Coroutine[Any, Any, EmbeddingResponse]:
+        if self.policy.max_attempts <= 1:
+            return self.inner.embed(request)
+        return first_answer(itertools.count(), lambda _: self.inner.embed(request), self._failed)
 
     def stream(self, request: ChatRequest) -> RoutedStream:
         def open_stream(retry: int) -> AsyncIterator[StreamEvent]:
