@@ -390,6 +390,11 @@ class MeteredProvider(WrapperProvider):
         wait for its commit, never the commit itself. A settlement that suspends (Redis) is finished,
         together with the row, in a shielded task as before."""
         cost, row = self._close(call, status, usage, reported_cost, error)
+        if call.reservation is None and call.lease is None:  # nothing to settle: the row goes at once
+            committed = self._commit(call, row)
+            if committed is not None:
+                await committed
+            return cost
         settling = self._settle(call, cost, usage)
         try:
             waiting = settling.send(None)
@@ -438,7 +443,15 @@ class MeteredProvider(WrapperProvider):
             raise
         if call.scoped is not None:
             _answered(call.scoped, response.id, response.model, response.finish_reason)
-        cost = await self._finish_shielded(call, "ok", response.usage, response.cost_usd)
+        if call.reservation is None and call.lease is None:
+            # ``_finish_shielded`` written out for an attempt with nothing to settle: the row is queued
+            # before the only await, which can then be cancelled without losing it.
+            cost, row = self._close(call, "ok", response.usage, response.cost_usd, None)
+            committed = self._commit(call, row)
+            if committed is not None:
+                await committed
+        else:
+            cost = await self._finish_shielded(call, "ok", response.usage, response.cost_usd)
         response.cost_usd = cost
         return response
 
