@@ -14,7 +14,7 @@ so the gateway does::
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from ..errors import EPError
@@ -95,8 +95,10 @@ class RoutedStream:
     def __aiter__(self) -> RoutedStream:
         return self
 
-    async def __anext__(self) -> StreamEvent:
-        return await self._gen.__anext__()
+    def __anext__(self) -> Awaitable[StreamEvent]:
+        # The generator's own awaitable, not a coroutine around it: one object less per event and
+        # per wrapper level (a routed stream passes every event through several of these).
+        return self._gen.__anext__()
 
     async def aclose(self) -> None:
         """Stop the stream and release the upstream connection."""
