@@ -73,6 +73,9 @@ async def first_stream(
         failure: EPError | None = None
         try:
             async for event in inner:
+                if gate.emitted:  # past the start: every event goes straight on (no list per event)
+                    yield event
+                    continue
                 for out in gate.admit(event):
                     yield out
             for out in gate.flush():
