@@ -77,6 +77,13 @@ async def test_rows_are_stored_as_sqlalchemy_stores_them(ledger: Ledger, engine:
     assert stored[2][0] == "2026-03-02 01:30:00.000000"
 
 
+async def test_concurrent_closes_both_flush_and_return(ledger: Ledger, sqlite_url: str) -> None:
+    for i in range(50):
+        ledger.submit(_row(i))
+    await asyncio.wait_for(asyncio.gather(ledger.aclose(), ledger.aclose()), 30)
+    assert _count(sqlite_url) == 50
+
+
 async def test_a_failed_batch_fails_its_waiters_and_the_writer_goes_on(ledger: Ledger, sqlite_url: str) -> None:
     with pytest.raises(sqlite3.IntegrityError):
         await ledger.record(_row(1, provider=None))  # NOT NULL: the whole batch is refused

@@ -182,7 +182,7 @@ class Ledger:
         self._rollup_keys: Callable[[list[tuple[Any, ...]]], list[Any]] | None = None
         self._pending: list[_Queued] = []  # rows queued on the loop, not yet handed to the writer
         self._busy = False  # a batch is with the writer thread (or about to be handed over)
-        self._drained: asyncio.Future[None] | None = None  # ``aclose`` waiting for the writer to go idle
+        self._drained: list[asyncio.Future[None]] = []  # ``aclose`` calls waiting for the writer to go idle
         self._batches: queue.SimpleQueue[list[_Queued] | None] | None = None  # to the writer; None stops it
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None  # the writer; the only user of ``_raw``
@@ -215,8 +215,9 @@ class Ledger:
                 await self._pruner
             self._pruner = None
         while self._busy or self._pending:
-            self._drained = loop.create_future()
-            await self._drained
+            drained: asyncio.Future[None] = loop.create_future()
+            self._drained.append(drained)
+            await drained
         self._thread = None
         batches.put(None)
         thread.join()  # it only drops its connection
@@ -260,9 +261,10 @@ class Ledger:
         pending = self._pending
         if not pending or self._batches is None:
             self._busy = False
-            drained, self._drained = self._drained, None
-            if drained is not None and not drained.done():
-                drained.set_result(None)
+            drained, self._drained = self._drained, []
+            for waiter in drained:
+                if not waiter.done():
+                    waiter.set_result(None)
             return
         if len(pending) > self.max_batch:
             batch, self._pending = pending[: self.max_batch], pending[self.max_batch :]
