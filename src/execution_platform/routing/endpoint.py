@@ -98,12 +98,14 @@ class Endpoint(WrapperProvider):
         started = time.monotonic()
         total_deadline = started + self.timeouts.total
         first_deadline = min(total_deadline, started + self.timeouts.read)
+        # The same deadlines on the loop's clock, converted once per stream rather than per event.
+        total_at, first_at = _loop_time(total_deadline), _loop_time(first_deadline)
         attempt: Attempt | None = None
         inner = self.inner.stream(self._own(request)).__aiter__()
         try:
             while True:
                 try:
-                    async with asyncio.timeout_at(_loop_time(first_deadline if attempt is None else total_deadline)):
+                    async with asyncio.timeout_at(first_at if attempt is None else total_at):
                         event = await inner.__anext__()
                 except StopAsyncIteration:
                     break
