@@ -9,13 +9,16 @@ complete, and closes the connection when it fires.
 The timeout reaches worker processes through ``EP_SERVER_HEADER_TIMEOUT`` (set by ``ep serve``
 from its flag or the config's ``server.header_timeout``), because uvicorn spawns workers that import
 this class by name and cannot carry a value set on it in the parent.
+
+It also writes a response's head and the body that follows it in one system call (see
+:class:`HeadWithBody`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any
+from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -29,6 +32,60 @@ def header_timeout() -> float:
     except ValueError:
         return DEFAULT_HEADER_TIMEOUT
     return value if value > 0 else DEFAULT_HEADER_TIMEOUT
+
+
+class HeadWithBody:
+    """The connection's transport, holding a response head back until the body written after it.
+
+    uvicorn writes the status line and headers as soon as the app sends ``http.response.start`` and
+    the body when it sends ``http.response.body``; uvloop sends each write at once, so every JSON
+    answer cost two ``send`` calls and two TCP segments. The head is held instead: the next write
+    (the body, nearly always in the same step of the same task) goes out joined to it, and a head
+    that no write follows in this turn of the event loop (a stream still waiting for its first
+    event) goes out alone on the next turn. Order is kept, since every write of the connection
+    passes through here; close() sends what is held first.
+    """
+
+    __slots__ = ("_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._transport.write(held + data)
+        elif type(data) is bytes and data.startswith(b"HTTP/"):
+            self._held = data
+            self._loop.call_soon(self.flush)
+        else:
+            self._transport.write(data)
+
+    def flush(self) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            if not self._transport.is_closing():
+                self._transport.write(held)
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def pause_reading(self) -> None:
+        self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._transport.resume_reading()
+
+    def __getattr__(self, name: str) -> Any:  # the rest of the transport's interface, used rarely
+        return getattr(self._transport, name)
 
 
 class HeaderTimeoutProtocol(HttpToolsProtocol):
@@ -54,7 +111,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(cast("asyncio.Transport", HeadWithBody(transport, self.loop)))
         self._arm_header_timer()  # a connection that never sends a byte is covered too
 
     def on_message_begin(self) -> None:
