@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -24,6 +25,31 @@ from .observe import note_error
 HOT_PATHS = frozenset({"/v1/chat/completions", "/v1/messages", "/chat", "/v1/embeddings", "/v1/responses"})
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class RequestHeaders(Headers):
+    """starlette's ``Headers`` whose ``get`` answers an absent header without raising and catching a
+    ``KeyError`` (``Mapping.get`` does): a model call asks for a dozen optional headers (persona, team,
+    run and session ids in several spellings) and most are absent."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        wanted = key.lower().encode("latin-1")
+        for name, value in self._list:
+            if name == wanted:
+                return value.decode("latin-1")
+        return default
+
+
+class HotRequest(Request):
+    """The request a hot route's endpoint receives from :class:`HotRoutes`."""
+
+    def __init__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        super().__init__(scope, receive, send)
+        self._request_headers = RequestHeaders(scope=scope)
+
+    @property
+    def headers(self) -> Headers:
+        return self._request_headers
 
 
 def hot_endpoints(routes: Iterable[Any]) -> dict[str, Endpoint]:
@@ -49,7 +75,7 @@ class HotRoutes:
             await self.app(scope, receive, send)
             return
         try:
-            response = await endpoint(Request(scope, receive, send))
+            response = await endpoint(HotRequest(scope, receive, send))
         except EPError as err:
             note_error(scope, err)
             response = error_response(err, surface_for(scope["path"]))
