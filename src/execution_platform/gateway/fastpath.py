@@ -28,16 +28,26 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 class RequestHeaders(Headers):
-    """starlette's ``Headers`` whose ``get`` answers an absent header without raising and catching a
-    ``KeyError`` (``Mapping.get`` does): a model call asks for a dozen optional headers (persona, team,
-    run and session ids in several spellings) and most are absent."""
+    """starlette's ``Headers`` whose ``get`` is a dictionary lookup.
+
+    A model call asks for a dozen optional headers (persona, team, run and session ids in several
+    spellings), most of them absent: ``Mapping.get`` scanned the whole list for each and raised and
+    caught a ``KeyError`` for every miss. The names are indexed once, on the first ``get``; a name
+    sent twice answers with its first value, as starlette's does.
+    """
+
+    _index: dict[str, bytes] | None = None
 
     def get(self, key: str, default: Any = None) -> Any:
-        wanted = key.lower().encode("latin-1")
-        for name, value in self._list:
-            if name == wanted:
-                return value.decode("latin-1")
-        return default
+        index = self._index
+        if index is None:
+            index = self._index = {name.decode("latin-1"): value for name, value in reversed(self._list)}
+        value = index.get(key)
+        if value is None:
+            value = index.get(key.lower())
+            if value is None:
+                return default
+        return value.decode("latin-1")
 
 
 class HotRequest(Request):
