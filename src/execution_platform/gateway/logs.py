@@ -7,6 +7,7 @@ those fields only, so message content and secrets, which never reach that dict, 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -70,12 +71,40 @@ class TextFormatter(logging.Formatter):
         return text
 
 
+class TurnFlushedHandler(logging.StreamHandler):
+    """A stream handler that flushes once per turn of the event loop it is called on.
+
+    ``StreamHandler`` flushes after every record, which is one ``write`` system call per request
+    line. Lines written on an event loop are flushed together when the loop's current turn ends
+    (the requests that finished in one turn are one write); lines from any other thread, and every
+    line when no loop runs, are flushed at once, as before.
+    """
+
+    def __init__(self, stream: Any = None) -> None:
+        super().__init__(stream)
+        self._flush_queued = False
+
+    def flush(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            super().flush()
+            return
+        if not self._flush_queued:
+            self._flush_queued = True
+            loop.call_soon(self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._flush_queued = False
+        super().flush()
+
+
 def configure(fmt: str | None = None, level: int = logging.INFO) -> str:
     """Install one stdout handler with the chosen format on the ``execution_platform`` loggers."""
     chosen = fmt or os.environ.get(ENV) or default_format()
     if chosen not in FORMATS:
         raise ValueError(f"log format must be one of {', '.join(FORMATS)}")
-    handler = logging.StreamHandler(sys.stdout)
+    handler = TurnFlushedHandler(sys.stdout)
     handler.setFormatter(JsonFormatter() if chosen == "json" else TextFormatter())
     root = logging.getLogger("execution_platform")
     for old in list(root.handlers):
