@@ -1,5 +1,5 @@
-"""``ep serve``'s log handler: request lines written in one turn of the event loop reach the stream in one
-flush (one system call), and nothing waits longer than that turn."""
+"""``ep serve``'s log handler: the request lines logged in one turn of the event loop reach the stream in one
+write (one system call), none waits longer than that turn, and lines keep their order."""
 
 from __future__ import annotations
 
@@ -14,12 +14,11 @@ from execution_platform.gateway.logs import JsonFormatter, TurnFlushedHandler
 class CountingStream(io.StringIO):
     def __init__(self) -> None:
         super().__init__()
-        self.flushes = 0
-        self.flushed_text = ""
+        self.writes = 0
 
-    def flush(self) -> None:
-        self.flushes += 1
-        self.flushed_text = self.getvalue()
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
 
 
 def _logger(stream: CountingStream) -> logging.Logger:
@@ -32,28 +31,40 @@ def _logger(stream: CountingStream) -> logging.Logger:
     return logger
 
 
-async def test_lines_of_one_turn_are_flushed_together_when_the_turn_ends() -> None:
+def _messages(stream: CountingStream) -> list[str]:
+    return [line.split('"msg":"')[1].split('"')[0] for line in stream.getvalue().splitlines()]
+
+
+async def test_the_lines_of_one_turn_are_written_together_when_the_turn_ends() -> None:
     stream = CountingStream()
     log = _logger(stream)
     for n in range(3):
         log.info("request %d", n)
-    assert stream.flushes == 0
+    assert stream.writes == 0
     await asyncio.sleep(0)
     await asyncio.sleep(0)
-    assert stream.flushes == 1
-    assert [line.count('"msg":"request') for line in stream.flushed_text.splitlines()] == [1, 1, 1]
+    assert stream.writes == 1
+    assert _messages(stream) == ["request 0", "request 1", "request 2"]
     log.info("request 3")
     await asyncio.sleep(0)
     await asyncio.sleep(0)
-    assert stream.flushes == 2 and "request 3" in stream.flushed_text
+    assert stream.writes == 2 and _messages(stream)[-1] == "request 3"
 
 
-def test_without_a_running_loop_every_line_is_flushed_at_once() -> None:
+async def test_a_line_from_another_thread_goes_out_at_once_after_those_waiting() -> None:
     stream = CountingStream()
     log = _logger(stream)
-    log.info("one")
-    assert stream.flushes == 1 and "one" in stream.flushed_text
+    log.info("on the loop")
     worker = threading.Thread(target=log.info, args=("from a thread",))
     worker.start()
     worker.join()
-    assert stream.flushes == 2 and "from a thread" in stream.flushed_text
+    assert _messages(stream) == ["on the loop", "from a thread"]
+
+
+def test_without_a_running_loop_every_line_is_written_at_once() -> None:
+    stream = CountingStream()
+    log = _logger(stream)
+    log.info("one")
+    assert _messages(stream) == ["one"]
+    log.handlers[0].flush()
+    assert _messages(stream) == ["one"]

@@ -72,30 +72,52 @@ class TextFormatter(logging.Formatter):
 
 
 class TurnFlushedHandler(logging.StreamHandler):
-    """A stream handler that flushes once per turn of the event loop it is called on.
+    """A stream handler that writes the lines of one turn of the event loop in one go.
 
-    ``StreamHandler`` flushes after every record, which is one ``write`` system call per request
-    line. Lines written on an event loop are flushed together when the loop's current turn ends
-    (the requests that finished in one turn are one write); lines from any other thread, and every
-    line when no loop runs, are flushed at once, as before.
+    ``StreamHandler`` writes and flushes every record: one ``write`` system call per request line
+    (also with ``PYTHONUNBUFFERED``, where even an unflushed write is one). Lines logged on an event
+    loop are kept until the loop's current turn ends and then written together, so the requests that
+    finished in one turn cost one write. Lines from any other thread, or when no loop runs, are
+    written at once, after any still waiting, so the order of lines is kept.
     """
 
     def __init__(self, stream: Any = None) -> None:
         super().__init__(stream)
-        self._flush_queued = False
+        self._waiting: list[str] = []
 
-    def flush(self) -> None:
+    def emit(self, record: logging.LogRecord) -> None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            super().flush()
+            self._write_waiting()
+            super().emit(record)
             return
-        if not self._flush_queued:
-            self._flush_queued = True
-            loop.call_soon(self._flush_now)
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        self._waiting.append(line)
+        if len(self._waiting) == 1:
+            loop.call_soon(self._end_of_turn)
 
-    def _flush_now(self) -> None:
-        self._flush_queued = False
+    def _end_of_turn(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._write_waiting()
+
+    def _write_waiting(self) -> None:
+        if not self._waiting:
+            return
+        lines, self._waiting = self._waiting, []
+        try:
+            self.stream.write(self.terminator.join(lines) + self.terminator)
+            super().flush()
+        except Exception:
+            self.handleError(logging.makeLogRecord({"msg": "writing log lines failed"}))
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._write_waiting()
         super().flush()
 
 

@@ -34,15 +34,18 @@ def header_timeout() -> float:
     return value if value > 0 else DEFAULT_HEADER_TIMEOUT
 
 
+_CHUNKED = b"\r\ntransfer-encoding: chunked\r\n"  # a stream's head: its body comes in later turns
+
+
 class HeadWithBody:
     """The connection's transport, holding a response head back until the body written after it.
 
     uvicorn writes the status line and headers as soon as the app sends ``http.response.start`` and
     the body when it sends ``http.response.body``; uvloop sends each write at once, so every JSON
-    answer cost two ``send`` calls and two TCP segments. The head is held instead: the next write
-    (the body, nearly always in the same step of the same task) goes out joined to it, and a head
-    that no write follows in this turn of the event loop (a stream still waiting for its first
-    event) goes out alone on the next turn. Order is kept, since every write of the connection
+    answer cost two ``send`` calls and two TCP segments. A head with a length is held instead: the
+    next write (the body, nearly always in the same step of the same task) goes out joined to it,
+    and one that no write follows in this turn of the event loop goes out alone on the next turn.
+    A chunked head (a stream, whose events come in later turns) is written at once, as before. Order is kept, since every write of the connection
     passes through here; close() sends what is held first.
     """
 
@@ -58,7 +61,7 @@ class HeadWithBody:
         if held is not None:
             self._held = None
             self._transport.write(held + data)
-        elif type(data) is bytes and data.startswith(b"HTTP/"):
+        elif type(data) is bytes and data.startswith(b"HTTP/") and _CHUNKED not in data:
             self._held = data
             self._loop.call_soon(self.flush)
         else:
