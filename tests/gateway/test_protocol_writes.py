@@ -90,3 +90,39 @@ async def test_a_head_whose_body_is_not_ready_goes_out_alone_and_in_order() -> N
     transport = await task
     head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
     assert transport.writes == [head, b"9\r\ndata: 1\n\n\r\n", b"0\r\n\r\n"]
+
+
+async def _connection(monkeypatch: Any, timeout: str) -> tuple[HeaderTimeoutProtocol, RecordingTransport]:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    monkeypatch.setenv("EP_SERVER_HEADER_TIMEOUT", timeout)
+    config = uvicorn.Config(app, http=HeaderTimeoutProtocol, lifespan="off", log_config=None, proxy_headers=False)
+    config.load()
+    protocol = HeaderTimeoutProtocol(config=config, server_state=ServerState(), app_state={})
+    transport = RecordingTransport()
+    protocol.connection_made(transport)
+    return protocol, transport
+
+
+async def test_headers_split_over_reads_must_still_complete_in_time(monkeypatch: Any) -> None:
+    protocol, transport = await _connection(monkeypatch, "0.2")
+    protocol.data_received(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")  # a whole request: answered, kept open
+    await asyncio.sleep(0.3)
+    assert not transport.closed and transport.writes[0].startswith(b"HTTP/1.1 204")
+    protocol.data_received(b"GET / HTTP/1.1\r\nho")  # the next one stalls inside its headers
+    await asyncio.sleep(0.1)
+    protocol.data_received(b"st: x\r\n")
+    assert not transport.closed
+    await asyncio.sleep(0.3)
+    assert transport.closed
+    protocol.connection_lost(None)
+
+
+async def test_a_silent_connection_is_closed(monkeypatch: Any) -> None:
+    protocol, transport = await _connection(monkeypatch, "0.2")
+    await asyncio.sleep(0.4)
+    assert transport.closed
+    protocol.connection_lost(None)

@@ -3,8 +3,8 @@
 uvicorn closes an idle keep-alive connection (``timeout_keep_alive``) but has no limit on how long a
 client may take to send its headers: a fresh connection that sends nothing, or one byte a minute,
 is held forever, and enough of them exhaust the process's file descriptors. This subclass arms a
-timer when a connection opens and when each new request begins, cancels it when the headers are
-complete, and closes the connection when it fires.
+timer when a connection opens and when a read leaves a new request's headers incomplete, cancels it
+when the headers are complete, and closes the connection when it fires.
 
 The timeout reaches worker processes through ``EP_SERVER_HEADER_TIMEOUT`` (set by ``ep serve``
 from its flag or the config's ``server.header_timeout``), because uvicorn spawns workers that import
@@ -98,6 +98,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self.header_timeout = header_timeout()  # per connection: the parent sets it after importing us
         self._header_timer: asyncio.TimerHandle | None = None
+        self._headers_pending = False  # a request has begun whose headers are not complete yet
 
     def _arm_header_timer(self) -> None:
         if self._header_timer is None:
@@ -119,11 +120,19 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._arm_header_timer()  # the next request on a keep-alive connection
+        self._headers_pending = True  # the next request on a keep-alive connection
 
     def on_headers_complete(self) -> None:
+        self._headers_pending = False
         self._disarm_header_timer()
         super().on_headers_complete()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        # Armed only for headers still incomplete once this read is parsed: a request whose headers
+        # came whole in one read (nearly every one) costs no timer at all.
+        if self._headers_pending:
+            self._arm_header_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_header_timer()
