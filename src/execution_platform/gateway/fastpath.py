@@ -14,16 +14,75 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from starlette.requests import Request
+from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from ..errors import EPError
+from ..errors import EPError, PayloadTooLargeError
 from .errors import error_response, surface_for
 from .observe import note_error
 
 HOT_PATHS = frozenset({"/v1/chat/completions", "/v1/messages", "/chat", "/v1/embeddings", "/v1/responses"})
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class RequestHeaders(Headers):
+    """starlette's ``Headers`` whose ``get`` is a dictionary lookup.
+
+    A model call asks for a dozen optional headers (persona, team, run and session ids in several
+    spellings), most of them absent: ``Mapping.get`` scanned the whole list for each and raised and
+    caught a ``KeyError`` for every miss. The names are indexed once, on the first ``get``; a name
+    sent twice answers with its first value, as starlette's does.
+    """
+
+    _index: dict[str, bytes] | None = None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        index = self._index
+        if index is None:
+            index = self._index = {name.decode("latin-1"): value for name, value in reversed(self._list)}
+        value = index.get(key)
+        if value is None:
+            value = index.get(key.lower())
+            if value is None:
+                return default
+        return value.decode("latin-1")
+
+
+class HotRequest(Request):
+    """The request a hot route's endpoint receives from :class:`HotRoutes`."""
+
+    def __init__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        super().__init__(scope, receive, send)
+        self._request_headers = RequestHeaders(scope=scope)
+
+    @property
+    def headers(self) -> Headers:
+        return self._request_headers
+
+    async def read_body(self, limit: int) -> bytes:
+        """The whole body, straight from ``receive`` (nothing else reads a hot request's body): what
+        ``Request.stream`` yields, without its async generator. Refuses (413) as soon as the body
+        passes ``limit`` bytes; a client gone before the end raises ``ClientDisconnect``."""
+        receive = self.receive
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "http.request":
+                chunk = message.get("body", b"")
+                if chunk:
+                    size += len(chunk)
+                    if size > limit:
+                        raise PayloadTooLargeError(f"request body over the {limit} byte limit")
+                    chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+            elif kind == "http.disconnect":
+                raise ClientDisconnect()
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def hot_endpoints(routes: Iterable[Any]) -> dict[str, Endpoint]:
@@ -49,7 +108,7 @@ class HotRoutes:
             await self.app(scope, receive, send)
             return
         try:
-            response = await endpoint(Request(scope, receive, send))
+            response = await endpoint(HotRequest(scope, receive, send))
         except EPError as err:
             note_error(scope, err)
             response = error_response(err, surface_for(scope["path"]))

@@ -14,6 +14,7 @@ from starlette.requests import Request
 
 from ..errors import InvalidRequestError, PayloadTooLargeError
 from ..model import ChatRequest, ImagePart, TextPart, ThinkingPart
+from .fastpath import HotRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,8 @@ async def read_body(request: Request, limits: Limits) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
         raise PayloadTooLargeError(f"request body over the {limits.max_body_bytes} byte limit")
+    if isinstance(request, HotRequest):
+        return await request.read_body(limits.max_body_bytes)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():

@@ -7,6 +7,7 @@ those fields only, so message content and secrets, which never reach that dict, 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -70,12 +71,62 @@ class TextFormatter(logging.Formatter):
         return text
 
 
+class TurnFlushedHandler(logging.StreamHandler):
+    """A stream handler that writes the lines of one turn of the event loop in one go.
+
+    ``StreamHandler`` writes and flushes every record: one ``write`` system call per request line
+    (also with ``PYTHONUNBUFFERED``, where even an unflushed write is one). Lines logged on an event
+    loop are kept until the loop's current turn ends and then written together, so the requests that
+    finished in one turn cost one write. Lines from any other thread, or when no loop runs, are
+    written at once, after any still waiting, so the order of lines is kept.
+    """
+
+    def __init__(self, stream: Any = None) -> None:
+        super().__init__(stream)
+        self._waiting: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._write_waiting()
+            super().emit(record)
+            return
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        self._waiting.append(line)
+        if len(self._waiting) == 1:
+            loop.call_soon(self._end_of_turn)
+
+    def _end_of_turn(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._write_waiting()
+
+    def _write_waiting(self) -> None:
+        if not self._waiting:
+            return
+        lines, self._waiting = self._waiting, []
+        try:
+            self.stream.write(self.terminator.join(lines) + self.terminator)
+            super().flush()
+        except Exception:
+            self.handleError(logging.makeLogRecord({"msg": "writing log lines failed"}))
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._write_waiting()
+        super().flush()
+
+
 def configure(fmt: str | None = None, level: int = logging.INFO) -> str:
     """Install one stdout handler with the chosen format on the ``execution_platform`` loggers."""
     chosen = fmt or os.environ.get(ENV) or default_format()
     if chosen not in FORMATS:
         raise ValueError(f"log format must be one of {', '.join(FORMATS)}")
-    handler = logging.StreamHandler(sys.stdout)
+    handler = TurnFlushedHandler(sys.stdout)
     handler.setFormatter(JsonFormatter() if chosen == "json" else TextFormatter())
     root = logging.getLogger("execution_platform")
     for old in list(root.handlers):

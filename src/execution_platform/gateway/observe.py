@@ -33,7 +33,8 @@ from .metrics import BREAKER_STATES, Metrics, route_label
 if TYPE_CHECKING:
     from .state import Gateway
 
-access_log = logging.getLogger("execution_platform.access")
+_ACCESS = "execution_platform.access"
+access_log = logging.getLogger(_ACCESS)
 
 # Model-call routes served by exact path (the hot routes, see fastpath.HOT_PATHS, which Observer adds):
 # labelled by their path, as FastAPI's route matching (which names other routes) is skipped for them.
@@ -202,8 +203,11 @@ class Observer:
         if span is not None:
             self._end_spans(span, scope, route, status, ended, overhead, ctx, rows, err, model_call)
         if access_log.isEnabledFor(logging.INFO):
-            access_log.info("request", extra={"ep": self._line(scope, route, status, started, ended, overhead,
-                                                               ctx, rows, err, domain)})
+            # The record is built directly: ``Logger.info`` would look up the caller's frame and copy
+            # ``extra`` key by key, and neither format writes where the call came from.
+            record = logging.LogRecord(_ACCESS, logging.INFO, __file__, 0, "request", None, None, "finish")
+            record.ep = self._line(scope, route, status, started, ended, overhead, ctx, rows, err, domain)
+            access_log.handle(record)
 
     def _line(self, scope: dict[str, Any], route: str, status: int, started: float, ended: float,
               overhead: float | None, ctx: Any, rows: list[Any], err: EPError | None,

@@ -2,14 +2,42 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from starlette.responses import Response
 
+_JSON_TYPE = (b"content-type", b"application/json")
 
-def json_response(payload: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(payload), status_code=status, media_type="application/json", headers=headers)
+
+class JSONBytes(Response):
+    """A JSON answer whose body is already bytes (orjson's, or the upstream's own on the fast path).
+
+    The same status, headers and body starlette's ``Response(body, media_type="application/json")``
+    sends, without its generic steps (rendering, header-name checks, a background task): its head
+    is built once, as the byte pairs the server writes.
+    """
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes, headers: Mapping[str, str] | None = None, status_code: int = 200) -> None:
+        self.status_code = status_code
+        self.background = None
+        self.body = body
+        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()] if headers else []
+        if not (status_code < 200 or status_code in (204, 304)):
+            raw.append((b"content-length", str(len(body)).encode()))
+        raw.append(_JSON_TYPE)
+        self.raw_headers = raw
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+def json_response(payload: Any, *, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    return JSONBytes(orjson.dumps(payload), headers, status)
 
 
 _OPENAI_ERROR = {

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PrivateAttr, field_validator
+from pydantic import Field, field_validator
 
 from ._base import CanonicalModel
 from .content import CacheControl
@@ -102,6 +102,13 @@ class WireHint:
     include_usage: bool = True
 
 
+# Where the hint is kept: in the instance's ``__dict__`` under a name no field has, so copies (``model_copy``,
+# ``copy``, pickling) carry it, while validation never reads it, serialization never writes it and
+# equality ignores it. A pydantic ``PrivateAttr`` would do the same but costs every construction a
+# Python-level post-init call, and a request and a response are built per model call.
+_WIRE = "_wire"
+
+
 class ChatRequest(CanonicalModel):
     """A provider-neutral chat request.
 
@@ -133,17 +140,14 @@ class ChatRequest(CanonicalModel):
     metadata: RequestMetadata = Field(default_factory=RequestMetadata)
     provider_options: dict[str, Any] = Field(default_factory=dict)
     passthrough: Passthrough | None = None
-    # Private: copied by ``model_copy``, never (de)serialized, so no caller can set it through a body.
-    _wire: WireHint | None = PrivateAttr(default=None)
-
     @property
     def wire(self) -> WireHint | None:
         """The same-format fast path's hint (see :class:`WireHint`); ``None`` on the canonical path."""
-        return self._wire
+        return self.__dict__.get(_WIRE)
 
     def set_wire(self, hint: WireHint | None) -> None:
         """Ask for (or, with ``None``, rule out) the answer in the client's own wire bytes."""
-        self._wire = hint
+        self.__dict__[_WIRE] = hint
 
     @field_validator("stop", mode="before")
     @classmethod

@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import Field, PrivateAttr
+from pydantic import Field
 
 from ._base import CanonicalModel
 from .messages import Message
@@ -71,13 +71,15 @@ class ChatResponse(CanonicalModel):
     # ``x-ratelimit-*`` of the limits the request counted against (set by a metered client; empty when
     # none applied). Response headers for a server to copy, never part of any wire body.
     rate_limits: dict[str, str] = Field(default_factory=dict, exclude=True)
-    # The upstream's own body (wire format, bytes) when the request asked for it (``ChatRequest.wire``).
-    _wire_body: tuple[str, bytes] | None = PrivateAttr(default=None)
-
     @property
     def wire_body(self) -> tuple[str, bytes] | None:
-        """``(format, bytes)`` of the upstream answer this response was decoded from, if kept."""
-        return self._wire_body
+        """``(format, bytes)`` of the upstream answer this response was decoded from, if kept (when the
+        request asked for it: ``ChatRequest.wire``). Kept like that hint: carried by copies, never
+        serialized, ignored by equality, free when unset."""
+        return self.__dict__.get(_WIRE_BODY)
 
     def set_wire_body(self, body: tuple[str, bytes] | None) -> None:
-        self._wire_body = body
+        self.__dict__[_WIRE_BODY] = body
+
+
+_WIRE_BODY = "_wire_body"

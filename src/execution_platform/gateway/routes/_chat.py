@@ -15,7 +15,7 @@ from ...money.metering import CallContext
 from ..calls import complete, decode_with, open_stream, prepare, stream_headers
 from ..calls import model_headers as headers_of
 from ..limits import check_message_count, read_json_object
-from ..responses import json_response
+from ..responses import JSONBytes, json_response
 from ..state import Gateway
 from ..streaming import SSEResponse
 
@@ -78,7 +78,7 @@ async def answer(
     headers = {**headers_of(response), **dropped_headers()}
     body = response.wire_body
     if wire_format is not None and body is not None and body[0] == wire_format:
-        return Response(body[1], media_type="application/json", headers=headers)
+        return JSONBytes(body[1], headers)
     return json_response(encode_response(response), headers=headers)
 
 
