@@ -644,6 +644,12 @@ class StreamDecoder:
         chunk = orjson.loads(data)
         if not isinstance(chunk, dict):
             raise ValueError("stream chunk is not an object")
+        return self.feed_chunk(chunk)
+
+    def feed_chunk(self, chunk: dict[str, Any]) -> list[StreamEvent]:
+        """One chunk already parsed (by a wire tap, which reads every chunk's JSON first)."""
+        if self._done:
+            return []
         if chunk.get("error") is not None:
             raise _stream_error(chunk["error"])
         out: list[StreamEvent] = []
@@ -774,7 +780,7 @@ class WireTap(WireTapBase):
             if plain is not None:
                 return plain
         self._started = True
-        events = self._decoder.feed(SSEEvent(data=data.decode("utf-8", errors="replace"), event=event))
+        events = self._decoder.feed_chunk(chunk)
         if not self._include_usage and chunk.get("usage") is not None and not chunk.get("choices"):
             return events  # the usage-only chunk the client did not ask for
         return _after_start(WireFrame(format=FORMAT, data=self._frame(data, chunk), text=""), events)

@@ -136,7 +136,8 @@ class WireTapBase:
     """A codec's wire tap over raw bytes: frames cut by :class:`FrameSplitter`, each read by ``read``.
 
     Text-only frames (the bulk of a stream) come back from ``read`` as a plain ``(bytes, text)`` pair,
-    and each run of them becomes ONE ``WireFrame``: a model object per upstream read, not per frame.
+    and each run of forwarded frames becomes ONE ``WireFrame`` (as :func:`coalesce` would join them):
+    a model object per upstream read, not per frame.
 
     Plain frames of one stream differ only in their text (same id, model, index, key order), so the
     tap learns their template from the first one ``plain`` accepts, after proving it on a probe text
@@ -156,8 +157,9 @@ class WireTapBase:
         if frames is None:
             return self._events(self._splitter.feed(chunk))
         out: list[StreamEvent] = []
-        data: list[bytes] = []  # the forwarded bytes of the current run of plain frames
-        texts: list[str] = []  # and their texts, one per frame
+        data: list[bytes] = []  # the forwarded bytes of the current run of frames
+        texts: list[str] = []  # the texts in them
+        pieces = 0  # and how many text deltas those came in
         pairs: list[tuple[str | None, bytes]] = []
         template = self._template
         if template is not None:
@@ -169,6 +171,7 @@ class WireTapBase:
                 if unsafe(text) is None:
                     data += (head, text, tail)
                     texts.append(text.decode())
+                    pieces += 1
                     continue
             self._splitter.split(frame, pairs)
             for event, raw in pairs:
@@ -180,14 +183,22 @@ class WireTapBase:
                             prefix, suffix, head, tail, start, end, size = template.parts
                     data.append(read[0])
                     texts.append(read[1])
+                    pieces += 1
                     continue
-                if texts:
-                    out.append(self._joined(data, texts))
-                    data, texts = [], []
-                out.extend(read)
+                for item in read:  # forwarded frames join the run; any other event ends it (see coalesce)
+                    if isinstance(item, WireFrame):
+                        data.append(item.data)
+                        if item.text:
+                            texts.append(item.text)
+                        pieces += item.pieces
+                        continue
+                    if data:
+                        out.append(self._joined(data, texts, pieces))
+                        data, texts, pieces = [], [], 0
+                    out.append(item)
             pairs.clear()
-        if texts:
-            out.append(self._joined(data, texts))
+        if data:
+            out.append(self._joined(data, texts, pieces))
         return out
 
     def flush(self) -> list[StreamEvent]:
@@ -216,32 +227,28 @@ class WireTapBase:
             data, text = b"".join([piece[0] for piece in run]), "".join([piece[1] for piece in run])
         return WireFrame(format=self.format, data=data, text=text, pieces=len(run))
 
-    def _joined(self, data: list[bytes], texts: list[str]) -> WireFrame:
-        return WireFrame(format=self.format, data=b"".join(data), text="".join(texts), pieces=len(texts))
+    def _joined(self, data: list[bytes], texts: list[str], pieces: int) -> WireFrame:
+        return WireFrame(format=self.format, data=b"".join(data), text="".join(texts), pieces=pieces)
 
     def _learn(self, event: str | None, data: bytes, read: Plain) -> _Template | None:
         """Keep the template of this plain frame if a probe text put in its text's place reads as plain too.
 
-        The text must appear once, quoted and unescaped, in the frame; the probe frame must then be
-        cut as one frame and ``plain`` must read back exactly the probe as its text, forwarded once.
+        The text must appear once, quoted and unescaped, in the frame's data; ``plain`` must then read
+        back exactly the probe as the probe frame's text, and forward it once.
         """
         self._tries -= 1
         forwarded, text = read
         raw = text.encode()
-        if not raw or _UNSAFE.search(raw) is not None:
-            return None
-        frame = (b"event: " + event.encode() + b"\ndata: " if event is not None else b"data: ") + data
+        if not raw or _UNSAFE.search(raw) is not None or b"\n" in data or _PROBE in data:
+            return None  # (a frame without line breaks in its data is cut as its header and data)
         quoted = b'"' + raw + b'"'
-        at = frame.find(quoted)
-        if at == -1 or frame.find(quoted, at + 1) != -1 or _PROBE in frame:
+        at = data.find(quoted)
+        if at == -1 or data.find(quoted, at + 1) != -1:
             return None
-        prefix, suffix = frame[: at + 1], frame[at + 1 + len(raw) :]
-        pairs: list[tuple[str | None, bytes]] = []
-        FrameSplitter().split(prefix + _PROBE + suffix, pairs)
-        if len(pairs) != 1 or pairs[0][0] != event:
-            return None
+        header = b"event: " + event.encode() + b"\ndata: " if event is not None else b"data: "
+        prefix, suffix = header + data[: at + 1], data[at + 1 + len(raw) :]
         try:
-            probed = self.plain(event, pairs[0][1])
+            probed = self.plain(event, data[: at + 1] + _PROBE + suffix)
         except ValueError:
             return None
         if probed is None or probed[1] != _PROBE.decode() or probed[0].count(_PROBE) != 1:
