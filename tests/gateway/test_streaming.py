@@ -53,3 +53,15 @@ def test_keepalive_comment_during_silence(make_gateway, fake_anthropic) -> None:
     assert ": keep-alive" in text
     assert text.index(": keep-alive") < text.index("event: message_start")
     assert "event: message_stop" in text and "late" in text
+
+
+def test_keepalive_comments_fill_a_silence_mid_stream_and_the_failure_still_ends_it(make_gateway, fake_openai) -> None:
+    gw = make_gateway(keepalive=0.1, first_event_wait=0.05)
+    fake_openai.enqueue(Fault("stall", after_chunks=1, delay=0.45, then=Reply(text="a b c", chunks=3)))
+    with httpx.stream("POST", gw.url + "/v1/chat/completions", json=BODY, timeout=5) as r:
+        assert r.status_code == 200
+        text = "".join(r.iter_text())
+    first = text.index("data: ")
+    assert text.count(": keep-alive") >= 2
+    assert text.index(": keep-alive") > first  # the silence came after the first token
+    assert '"error"' in text[text.rindex(": keep-alive"):]  # the upstream's drop still ends the stream, framed

@@ -935,16 +935,29 @@ class WireTap(WireTapBase):
         if event == "ping":
             return [WireFrame(format=FORMAT, data=b"event: ping\ndata: " + data + b"\n\n", text="")]
         if event == "content_block_delta":
-            parsed = orjson.loads(data)
-            delta = parsed.get("delta") if isinstance(parsed, dict) else None
-            if isinstance(delta, dict) and delta.get("type") == "text_delta" and parsed.get("type") == event:
-                text = delta.get("text")
-                if isinstance(text, str):
-                    return (_framed(event, data), text) if text else []
+            text = self._text(event, orjson.loads(data))
+            if text is not None:
+                return (_framed(event, data), text) if text else []
         events = self._decoder.feed(SSEEvent(data=data.decode("utf-8", errors="replace"), event=event))
         if not events and event == "content_block_delta":
             return []  # an empty delta: nothing the canonical path would send either
         return _after_start(WireFrame(format=FORMAT, data=_framed(event, data), text=""), events)
+
+    def plain(self, event: str | None, data: bytes) -> Plain | None:
+        if event != "content_block_delta" or not data:
+            return None
+        text = self._text(event, orjson.loads(data))
+        return (_framed(event, data), text) if text else None
+
+    @staticmethod
+    def _text(event: str, parsed: Any) -> str | None:
+        """A ``text_delta`` event's text (maybe empty), or ``None`` for any other delta."""
+        delta = parsed.get("delta") if isinstance(parsed, dict) else None
+        if isinstance(delta, dict) and delta.get("type") == "text_delta" and parsed.get("type") == event:
+            text = delta.get("text")
+            if isinstance(text, str):
+                return text
+        return None
 
     def finish(self) -> list[StreamEvent]:
         return self._decoder.finish()

@@ -644,6 +644,12 @@ class StreamDecoder:
         chunk = orjson.loads(data)
         if not isinstance(chunk, dict):
             raise ValueError("stream chunk is not an object")
+        return self.feed_chunk(chunk)
+
+    def feed_chunk(self, chunk: dict[str, Any]) -> list[StreamEvent]:
+        """One chunk already parsed (by a wire tap, which reads every chunk's JSON first)."""
+        if self._done:
+            return []
         if chunk.get("error") is not None:
             raise _stream_error(chunk["error"])
         out: list[StreamEvent] = []
@@ -769,11 +775,28 @@ class WireTap(WireTapBase):
         if not isinstance(chunk, dict) or chunk.get("error") is not None:
             # [DONE], blank or odd data and errors: exactly as decoded
             return self._decoder.feed(SSEEvent(data=data.decode("utf-8", errors="replace"), event=event))
+        if self._started:
+            plain = self._plain(data, chunk)
+            if plain is not None:
+                return plain
+        self._started = True
+        events = self._decoder.feed_chunk(chunk)
+        if not self._include_usage and chunk.get("usage") is not None and not chunk.get("choices"):
+            return events  # the usage-only chunk the client did not ask for
+        return _after_start(WireFrame(format=FORMAT, data=self._frame(data, chunk), text=""), events)
+
+    def plain(self, event: str | None, data: bytes) -> Plain | None:
+        chunk = orjson.loads(data) if data[:1] == b"{" else None
+        if not isinstance(chunk, dict) or chunk.get("error") is not None:
+            return None
+        return self._plain(data, chunk)
+
+    def _plain(self, data: bytes, chunk: dict[str, Any]) -> Plain | None:
+        """A content-only chunk (one choice, no finish, usage or tool call) as its frame and text."""
         choices = chunk.get("choices")
         choice = choices[0] if isinstance(choices, list) and len(choices) == 1 else None
         if (
-            self._started
-            and isinstance(choice, dict)
+            isinstance(choice, dict)
             and choice.get("finish_reason") is None
             and chunk.get("usage") is None
             and choice.get("index", 0) == 0
@@ -783,11 +806,7 @@ class WireTap(WireTapBase):
                 text = delta.get("content")
                 if isinstance(text, str) and text and not delta.get("refusal"):
                     return self._frame(data, chunk), text
-        self._started = True
-        events = self._decoder.feed(SSEEvent(data=data.decode("utf-8", errors="replace"), event=event))
-        if not self._include_usage and chunk.get("usage") is not None and not choices:
-            return events  # the usage-only chunk the client did not ask for
-        return _after_start(WireFrame(format=FORMAT, data=self._frame(data, chunk), text=""), events)
+        return None
 
     def finish(self) -> list[StreamEvent]:
         return self._decoder.finish()

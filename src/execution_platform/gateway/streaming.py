@@ -169,15 +169,16 @@ class SSEResponse(Response):
                         await self._write(send, data)
             finally:
                 await batches.aclose()  # a half-taken upstream step must end before the stream is closed
-            await self._emit(send, self.trailer())
+            end = self.trailer()
         except EPError as err:
             outcome = "error"
-            await self._emit(send, self.on_error(client_facing(err)))
+            end = self.on_error(client_facing(err))
         except Exception as exc:  # never a traceback on the wire
             outcome = "error"
             log.error("stream failed: %s", scrub(f"{type(exc).__name__}: {exc}"))
-            await self._emit(send, self.on_error(EPError("internal error while streaming")))
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+            end = self.on_error(EPError("internal error while streaming"))
+        # the trailer (or the error frame) and the end of the body: one write, not two
+        await send({"type": "http.response.body", "body": end, "more_body": False})
         return outcome
 
     async def _emit(self, send: Any, data: bytes) -> None:
