@@ -1,0 +1,49 @@
+"""What the serving process leaves unloaded, and that leaving it so changes nothing for its users."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _run(code: str, tmp_path: Path) -> str:
+    env_code = (
+        "import os\n"
+        f"os.environ['EP_DATABASE_URL'] = 'sqlite:///{tmp_path / 'ep.db'}'\n"
+        "os.environ.pop('EP_CONFIG', None)\n" + code
+    )
+    out = subprocess.run([sys.executable, "-c", env_code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_building_the_app_does_not_load_pydantic_1_and_routes_still_validate(tmp_path: Path) -> None:
+    out = _run(
+        "import sys\n"
+        "from starlette.testclient import TestClient\n"
+        "from execution_platform.gateway.app import create_app\n"
+        "app = create_app()\n"
+        "with TestClient(app) as client:\n"
+        "    bad = client.post('/admin/keys', json={'rpm': 0})\n"
+        "    print(bad.status_code, 'pydantic.v1.main' in sys.modules)\n",
+        tmp_path,
+    )
+    assert out == "400 False", out  # the body model still rejects rpm=0 (a 400, the gateway's error shape)
+
+
+def test_code_that_uses_pydantic_1_gets_the_real_package_after_the_app_is_built(tmp_path: Path) -> None:
+    out = _run(
+        "import warnings\n"
+        "warnings.simplefilter('ignore')\n"
+        "from fastapi._compat.shared import is_pydantic_v1_model_class\n"
+        "from execution_platform.gateway.app import create_app\n"
+        "create_app()\n"
+        "from pydantic.v1 import BaseModel\n"
+        "class Old(BaseModel):\n"
+        "    x: int\n"
+        "import pydantic.v1\n"
+        "print(Old(x='3').x, pydantic.v1.BaseModel is BaseModel, is_pydantic_v1_model_class(Old))\n",
+        tmp_path,
+    )
+    assert out == "3 True True", out
