@@ -47,3 +47,18 @@ def test_code_that_uses_pydantic_1_gets_the_real_package_after_the_app_is_built(
         tmp_path,
     )
     assert out == "3 True True", out
+
+
+def test_prices_load_without_the_price_fetchers_http_client_which_still_works_when_used(tmp_path: Path) -> None:
+    out = _run(
+        "import sys\n"
+        "from execution_platform.gateway.app import create_app\n"
+        "create_app()\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('httpx2.'))\n"
+        "from genai_prices.update_prices import UpdatePrices\n"
+        "timeout = UpdatePrices().request_timeout\n"
+        "import httpx2\n"
+        "print(loaded, type(timeout).__name__, isinstance(timeout, httpx2.Timeout))\n",
+        tmp_path,
+    )
+    assert out == "[] Timeout True", out
