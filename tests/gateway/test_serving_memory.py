@@ -5,6 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.servers import ep_env, ep_serve
 
 
 def _run(code: str, tmp_path: Path) -> str:
@@ -62,3 +67,16 @@ def test_prices_load_without_the_price_fetchers_http_client_which_still_works_wh
         tmp_path,
     )
     assert out == "[] Timeout True", out
+
+
+def test_ep_serve_answers_without_mapping_the_file_watcher_or_re2(fake_openai: Any, tmp_path: Path) -> None:
+    """One worker serves in the ``ep serve`` process itself: its libraries are what it maps."""
+    with ep_serve(tmp_path, ep_env(tmp_path, openai=fake_openai)) as gateway:
+        r = httpx.post(gateway.url + "/v1/chat/completions", timeout=10,
+                       json={"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+        assert r.status_code == 200
+        assert gateway.proc is not None
+        maps = Path(f"/proc/{gateway.proc.pid}/maps").read_text()
+    assert "_pydantic_core" in maps  # the check reads the right process
+    assert "watchfiles" not in maps
+    assert "_re2" not in maps
