@@ -36,6 +36,12 @@ class _StandIn(types.ModuleType):
 
 
 def install() -> None:
-    """Put the stand-in in place unless ``pydantic.v1`` is already loaded."""
+    """Put the stand-in in place unless ``pydantic.v1`` is already loaded (also as the ``v1``
+    attribute of ``pydantic``, as an import would, so ``from pydantic import v1`` finds it directly;
+    importing the real package sets both again)."""
     if NAME not in sys.modules:
-        sys.modules[NAME] = _StandIn(NAME, __doc__)
+        import pydantic
+
+        stand_in = _StandIn(NAME, __doc__)
+        sys.modules[NAME] = stand_in
+        pydantic.v1 = stand_in
