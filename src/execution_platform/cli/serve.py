@@ -76,7 +76,7 @@ def serve(
         except Exception as exc:
             typer.secho(f"invalid config: {exc}", fg=typer.colors.RED, err=True)
             raise typer.Exit(1) from None
-    _without_file_watcher()
+    skip_file_watcher()
     from ..config.schema import ServerConfig
     from ..gateway.app import BODY_TIMEOUT_ENV
     from ..gateway.protocol import HEADER_TIMEOUT_ENV
@@ -120,7 +120,7 @@ def serve(
             shutil.rmtree(multiproc, ignore_errors=True)
 
 
-def _without_file_watcher() -> None:
+def skip_file_watcher() -> None:
     """Keep uvicorn from loading its file watcher (``watchfiles``, ~1.2 MB resident) in this process,
     which serves with one worker: ``ep serve`` never reloads on file changes. Marked missing before
     uvicorn is first imported, the watcher is replaced by uvicorn's own fallback, which is never run."""
