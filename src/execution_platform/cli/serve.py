@@ -122,8 +122,9 @@ def serve(
 
 def skip_file_watcher() -> None:
     """Keep uvicorn from loading its file watcher (``watchfiles``, ~1.2 MB resident) in this process,
-    which serves with one worker: ``ep serve`` never reloads on file changes. Marked missing before
-    uvicorn is first imported, the watcher is replaced by uvicorn's own fallback, which is never run."""
+    which is the server itself with one worker (and the supervisor with several): ``ep serve`` never
+    reloads on file changes. Marked missing before uvicorn is first imported, the watcher is replaced
+    by uvicorn's own fallback, which is never run either."""
     if "uvicorn" not in sys.modules:
         sys.modules.setdefault("watchfiles", None)  # type: ignore[arg-type]
 

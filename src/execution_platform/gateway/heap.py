@@ -36,6 +36,7 @@ def warm_imports() -> None:
 def settle() -> None:
     """Collect what start-up left behind, then freeze the rest out of the collector's reach."""
     if os.environ.get(ENV, "1") == "0":
+        release_free_heap()
         return
     warm_imports()
     gc.collect()
