@@ -8,9 +8,8 @@ for logs; they are scrubbed of credentials before they are stored (see :func:`sc
 
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar
-
-import re2
 
 __all__ = [
     "AuthenticationError",
@@ -42,17 +41,23 @@ __all__ = [
 
 def _linear(pattern: str) -> Any:
     """RE2: scrubbing runs over megabytes of tool output; backtracking ``re`` holds the GIL far longer."""
+    import re2  # ~2 MB with libstdc++: loaded by the first scrubbed error, not by every process at start
+
     options = re2.Options()
     options.log_errors = False
     return re2.compile(pattern, options)
 
 
-_SECRET_PATTERNS = [
-    _linear(r"sk-[A-Za-z0-9_\-]{8,}"),
-    _linear(r"AIza[0-9A-Za-z_\-]{20,}"),
-    _linear(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{8,}"),
-    _linear(r"(?i)((?:api[_-]?key|x-api-key|x-goog-api-key|key)[\"'=:\s]+)[A-Za-z0-9._\-]{8,}"),
-]
+@functools.cache
+def _secret_patterns() -> tuple[Any, ...]:
+    return (
+        _linear(r"sk-[A-Za-z0-9_\-]{8,}"),
+        _linear(r"AIza[0-9A-Za-z_\-]{20,}"),
+        _linear(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{8,}"),
+        _linear(r"(?i)((?:api[_-]?key|x-api-key|x-goog-api-key|key)[\"'=:\s]+)[A-Za-z0-9._\-]{8,}"),
+    )
+
+
 _registered_secrets: set[str] = set()
 
 
@@ -69,7 +74,7 @@ def scrub(text: str | None) -> str | None:
     for secret in _registered_secrets:
         if secret in text:
             text = text.replace(secret, "***")
-    for pattern in _SECRET_PATTERNS:
+    for pattern in _secret_patterns():
         text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "***", text)
     return text
 

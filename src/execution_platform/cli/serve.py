@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -75,6 +76,7 @@ def serve(
         except Exception as exc:
             typer.secho(f"invalid config: {exc}", fg=typer.colors.RED, err=True)
             raise typer.Exit(1) from None
+    skip_file_watcher()
     from ..config.schema import ServerConfig
     from ..gateway.app import BODY_TIMEOUT_ENV
     from ..gateway.protocol import HEADER_TIMEOUT_ENV
@@ -116,6 +118,15 @@ def serve(
             import shutil
 
             shutil.rmtree(multiproc, ignore_errors=True)
+
+
+def skip_file_watcher() -> None:
+    """Keep uvicorn from loading its file watcher (``watchfiles``, ~1.2 MB resident) in this process,
+    which is the server itself with one worker (and the supervisor with several): ``ep serve`` never
+    reloads on file changes. Marked missing before uvicorn is first imported, the watcher is replaced
+    by uvicorn's own fallback, which is never run either."""
+    if "uvicorn" not in sys.modules:
+        sys.modules.setdefault("watchfiles", None)  # type: ignore[arg-type]
 
 
 def migrate_aside(database_url: str) -> None:

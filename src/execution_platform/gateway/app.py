@@ -78,6 +78,9 @@ def create_app(
 
     ``settle_heap``: freeze the start-up heap out of the garbage collector's reach (see :mod:`.heap`),
     for a process that exists to serve this app."""
+    from . import pydantic_v1
+
+    pydantic_v1.install()  # before any route is built: FastAPI's v1 check would load pydantic 1
     if settings is None:
         from ..config.settings import Settings
 

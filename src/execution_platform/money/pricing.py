@@ -15,19 +15,42 @@ give it an override if budgets must apply to it.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import logging
 import math
+import sys
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import genai_prices
-from genai_prices import data_snapshot
-from genai_prices.types import ModelPrice
 
-from ..model import Usage
+class _Deferred(types.ModuleType):
+    """A module not imported yet: the first name read from it imports it (and replaces this stand-in)."""
+
+    def __getattr__(self, name: str) -> Any:
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), name)
+
+
+def _defer_fetcher_http_client() -> None:
+    """``genai_prices`` imports its price fetcher's HTTP client (``httpx2``, ~1 MB resident) when it
+    is imported; the fetcher is never started here, so a stand-in takes its place until used."""
+    if "httpx2" not in sys.modules and importlib.util.find_spec("httpx2") is not None:
+        sys.modules["httpx2"] = _Deferred("httpx2")
+
+
+_defer_fetcher_http_client()
+
+import genai_prices  # noqa: E402
+from genai_prices import data_snapshot  # noqa: E402
+from genai_prices.types import ModelPrice  # noqa: E402
+
+from ..model import Usage  # noqa: E402
 
 log = logging.getLogger(__name__)
 
