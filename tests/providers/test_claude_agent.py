@@ -326,6 +326,8 @@ async def test_idle_timeout_ends_the_run_and_kills_the_cli(tmp_path: Path, setti
         ({"provider_options": {"temperature_boost": 1}}, UnsupportedParameterError, "provider_options.temperature_boost"),
         ({"provider_options": {"permission_mode": "yolo"}}, InvalidRequestError, "provider_options.permission_mode"),
         ({"metadata": {"persona": "../escape"}}, InvalidRequestError, "metadata.persona"),
+        ({"provider_options": {"max_budget_usd": "lots"}}, InvalidRequestError, "provider_options.max_budget_usd"),
+        ({"provider_options": {"max_budget_usd": -1}}, InvalidRequestError, "provider_options.max_budget_usd"),
     ],
 )
 async def test_unsupported_requests_are_refused_before_starting(
@@ -333,6 +335,24 @@ async def test_unsupported_requests_are_refused_before_starting(
 ) -> None:
     with pytest.raises(error) as info:
         await provider.chat(request(user("hi"), **extra))
+    assert info.value.param == param
+    assert fc.read_record(record) == []  # no CLI was started
+
+
+@pytest.mark.parametrize(
+    ("built", "param"),
+    [
+        (lambda: request({"role": "system", "content": "be\x00brief"}, user("hi")), "messages"),
+        (lambda: request(user("hi"), model="son\x00net"), "model"),
+        (lambda: request(user("hi"), metadata={"session_id": "s\x00"}), "metadata.session_id"),
+        (lambda: request(user("hi"), provider_options={"allowed_tools": ["Re\x00ad"]}), "provider_options.allowed_tools"),
+    ],
+)
+async def test_a_nul_character_bound_for_the_cli_command_line_is_a_400_naming_it(
+    provider: ClaudeAgentProvider, record: Path, built: Callable[[], ChatRequest], param: str
+) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        await provider.chat(built())
     assert info.value.param == param
     assert fc.read_record(record) == []  # no CLI was started
 

@@ -158,7 +158,10 @@ def option_fields(request: ChatRequest, defaults: AgentDefaults) -> dict[str, An
             )
         fields["permission_mode"] = mode
     if "max_budget_usd" in opts:
-        fields["max_budget_usd"] = float(opts["max_budget_usd"])
+        budget = opts["max_budget_usd"]
+        if not isinstance(budget, int | float) or isinstance(budget, bool) or not 0 < budget < float("inf"):
+            raise InvalidRequestError("max_budget_usd must be a positive number", param="provider_options.max_budget_usd")
+        fields["max_budget_usd"] = float(budget)
     if opts.get("fork_session"):
         fields["fork_session"] = True
     if request.metadata.session_id:
@@ -171,4 +174,30 @@ def option_fields(request: ChatRequest, defaults: AgentDefaults) -> dict[str, An
             effort = _EFFORT[request.reasoning.effort]
     if effort is not None:
         fields["effort"] = effort
+    _check_arguments(fields)
     return fields
+
+
+# Where a field of the CLI's command line came from, for the 400 that names it.
+_ARGUMENT_PARAMS = {"model": "model", "system_prompt": "messages", "resume": "metadata.session_id"}
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _strings(item)]
+    if isinstance(value, list):
+        return [text for item in value for text in _strings(item)]
+    return []
+
+
+def _check_arguments(fields: dict[str, Any]) -> None:
+    """The SDK passes these to the Claude Code CLI as command-line arguments, and no operating system
+    starts a process whose arguments hold a NUL character: refuse such a request here, naming its field,
+    rather than let the start fail and come back as an upstream connection error (a 502 for bad input)."""
+    for name, value in fields.items():
+        if name != "mcp_servers" and any("\x00" in text for text in _strings(value)):
+            param = _ARGUMENT_PARAMS.get(name, f"provider_options.{name}")
+            raise InvalidRequestError(f"claude_agent cannot pass a NUL character in {param} to the Claude Code CLI",
+                                      param=param)
