@@ -12,7 +12,6 @@ per request, and the gateway sits on every call.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,8 +96,15 @@ async def close_shared_pool() -> None:
         await pool.aclose()
 
 
-def client_timeout(t: Timeouts) -> aiohttp.ClientTimeout:
-    return aiohttp.ClientTimeout(total=t.total, connect=t.connect, sock_connect=t.connect, sock_read=t.read)
+def connect_timeout(t: Timeouts) -> aiohttp.ClientTimeout:
+    """aiohttp's own timers for getting a connection only (from the pool, or a new socket).
+
+    The wait for the answer and the call as a whole are bounded by :class:`Deadline` timers the
+    provider holds instead: with ``total`` or ``sock_read`` set, aiohttp arms a timer per request and
+    re-arms its read timer on every packet received, which costs more CPU than the call's own work
+    on a small answer, and the bounds it enforces are the same. Made once per provider.
+    """
+    return aiohttp.ClientTimeout(total=None, connect=t.connect, sock_connect=t.connect, sock_read=None)
 
 
 def transport_error(exc: BaseException, provider: str, what: str) -> EPError:
@@ -138,6 +144,17 @@ class Deadline:
         self._handle = self._loop.call_later(self._seconds, self._on_timeout)
         return self
 
+    def reschedule(self, seconds: float) -> None:
+        """Move the deadline to ``seconds`` from now (the next phase of the same call, one timer).
+
+        Once expired it stays expired: the task's cancellation is already on its way.
+        """
+        if self._expired:
+            return
+        if self._handle is not None:
+            self._handle.cancel()
+        self._handle = self._loop.call_later(seconds, self._on_timeout)
+
     def _on_timeout(self) -> None:
         self._handle = None
         self._expired = True
@@ -153,22 +170,6 @@ class Deadline:
             assert self._task is not None
             if self._task.uncancel() == 0 and exc_type is asyncio.CancelledError:
                 raise TimeoutError
-
-
-async def iter_chunks(
-    response: aiohttp.ClientResponse, idle: float, loop: asyncio.AbstractEventLoop | None = None
-) -> AsyncIterator[bytes]:
-    """Yield body chunks as they arrive, failing if the stream stays silent longer than ``idle``."""
-    content = response.content
-    loop = loop or asyncio.get_running_loop()
-    while True:
-        # One timer per read; ``wait_for`` would also start a task per chunk. Scoped to the single
-        # read (never across the ``yield``): the consumer may change tasks.
-        async with Deadline(loop, idle):
-            chunk = await content.readany()
-        if not chunk:
-            return
-        yield chunk
 
 
 def loads(body: bytes) -> Any:
