@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Callable
 from types import ModuleType
 from typing import Any
 
-import aiohttp
 import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -27,7 +26,7 @@ from ..errors import (
 )
 from ..model import Capabilities, ChatRequest, ChatResponse, EmbeddingResponse, FinishEvent, StreamEvent
 from .base import Provider
-from .http import Deadline, HttpClient, Timeouts, connect_timeout, shared_client, transport_error
+from .http import Deadline, HttpClient, Target, Timeouts, shared_client, transport_error
 
 
 class HTTPProvider(Provider):
@@ -58,9 +57,9 @@ class HTTPProvider(Provider):
         self._http = http or shared_client()
         self._capability_overrides = capabilities or {}
         self._extra_headers = extra_headers or {}
-        # Per provider, not per call: the headers (for the key they carry) and aiohttp's timeout.
+        # Per provider, not per call: the headers (for the key they carry) and each URL's request head.
         self._headers: tuple[str | None, CIMultiDictProxy[str]] | None = None
-        self._aio_timeout: tuple[Timeouts, aiohttp.ClientTimeout] | None = None
+        self._targets: dict[str, Target] = {}
         if name:
             self.name = name
 
@@ -114,16 +113,18 @@ class HTTPProvider(Provider):
         headers.update(self._extra_headers)
         proxy = CIMultiDictProxy(headers)
         self._headers = (self.api_key, proxy)
+        self._targets = {}  # their heads carry the old headers
         return proxy
 
-    def _client_timeout(self) -> aiohttp.ClientTimeout:
-        """aiohttp's connect-only timeout for ``self.timeouts`` (see :func:`.http.connect_timeout`)."""
-        cached = self._aio_timeout
-        if cached is not None and cached[0] is self.timeouts:
-            return cached[1]
-        timeout = connect_timeout(self.timeouts)
-        self._aio_timeout = (self.timeouts, timeout)
-        return timeout
+    def _target(self, url: str) -> Target:
+        """``url``'s origin and encoded request head with this provider's headers, made once."""
+        headers = self._all_headers()
+        target = self._targets.get(url)
+        if target is None:
+            if len(self._targets) >= 64:  # one per endpoint and model at most; bounded all the same
+                self._targets.clear()
+            target = self._targets[url] = Target(url, headers)
+        return target
 
     async def _post(self, url: str, payload: bytes, *, what: str) -> bytes:
         """POST ``payload`` and read the whole answer; an error status raises, mapped by the codec.
@@ -134,14 +135,16 @@ class HTTPProvider(Provider):
         loop = asyncio.get_running_loop()
         t = self.timeouts
         end = loop.time() + t.total
-        session = self._http.session(loop)
         try:
-            async with (
-                Deadline(loop, min(t.read, t.total)) as deadline,
-                session.post(url, data=payload, headers=self._all_headers(), timeout=self._client_timeout()) as resp,
-            ):
+            target = self._target(url)
+            async with Deadline(loop, min(t.read, t.total)) as deadline:
+                resp = await self._http.h1(loop).post(target, payload, connect_timeout=t.connect)
                 deadline.reschedule(max(0.0, min(t.read, end - loop.time())))
-                raw = await resp.read()
+                try:
+                    raw = await resp.read()
+                except BaseException:
+                    resp.close()
+                    raise
         except Exception as exc:
             raise transport_error(exc, self.name, what) from exc
         if resp.status >= 400:
@@ -203,20 +206,16 @@ class HTTPProvider(Provider):
         self._require_key()
         payload = orjson.dumps(self.body(request, stream=True))
         loop = asyncio.get_running_loop()  # asked once per stream (a getpid on Python 3.11), see Deadline
-        session = self._http.session(loop)
         t = self.timeouts
         started = loop.time()
         end = started + t.total
         try:
-            # Our deadlines bound the call, aiohttp only the connecting (see ``connect_timeout``): the
-            # headers within ``read``, the first chunk within what is left of it, every later chunk
+            # Our deadlines bound the call: the headers within ``read`` (connecting included), the first chunk within what is left of it, every later chunk
             # within ``stream_idle``, the whole stream within ``total``. A deadline, not ``wait_for``:
             # the same TimeoutError without a task per call.
+            target = self._target(self.url(request.model, stream=True))
             async with Deadline(loop, min(t.read, t.total)):
-                resp = await session.post(
-                    self.url(request.model, stream=True), data=payload, headers=self._all_headers(),
-                    timeout=self._client_timeout(),
-                )
+                resp = await self._http.h1(loop).post(target, payload, connect_timeout=t.connect)
         except Exception as exc:
             raise transport_error(exc, self.name, "connecting") from exc
         completed = False
@@ -234,14 +233,13 @@ class HTTPProvider(Provider):
             wire = self.wire_codec(request)
             decoder = (self.stream_decoder(request) if wire is None
                        else wire.WireTap(request.model, include_usage=request.wire.include_usage))  # type: ignore[union-attr]
-            content = resp.content
             wait = max(0.001, min(t.stream_idle, started + t.read - loop.time(), end - loop.time()))
             try:
                 while True:
                     # One timer per read, scoped to the read (never across a ``yield``: the consumer
                     # may change tasks); the loop reads the chunks itself, no generator hop per chunk.
                     async with Deadline(loop, wait):
-                        chunk = await content.readany()
+                        chunk = await resp.readany()
                     if not chunk:
                         break
                     if wire is not None:  # forwarded frames: one event per upstream read (see coalesce)

@@ -19,6 +19,12 @@ import aiohttp
 import orjson
 
 from ..errors import EPError, UpstreamConnectionError, UpstreamTimeoutError
+from ._h1 import ConnectionLost, H1Pool, Response, Target
+
+__all__ = [
+    "ConnectionLost", "Deadline", "HttpClient", "Response", "Target", "Timeouts", "close_shared_pool",
+    "connect_timeout", "loads", "shared_client", "transport_error",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +39,8 @@ class Timeouts:
 
 
 class HttpClient:
-    """A lazily created ``aiohttp.ClientSession`` bound to the running event loop.
+    """A lazily created ``aiohttp.ClientSession`` bound to the running event loop, and beside it the
+    small keep-alive pool the chat calls use (:mod:`._h1`, for its CPU cost per call).
 
     Sessions cannot cross event loops, so a new one is made if the loop changes (tests, the sync
     wrapper); in a server process one session serves every request.
@@ -42,8 +49,16 @@ class HttpClient:
     def __init__(self, *, limit: int = 1000, limit_per_host: int = 0) -> None:
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._h1: H1Pool | None = None
         self._limit = limit
         self._limit_per_host = limit_per_host
+
+    def h1(self, loop: asyncio.AbstractEventLoop) -> H1Pool:
+        """The keep-alive pool for chat calls on ``loop`` (the running one)."""
+        pool = self._h1
+        if pool is None or pool.closed or pool.loop is not loop:
+            pool = self._h1 = H1Pool(loop)
+        return pool
 
     def session(self, loop: asyncio.AbstractEventLoop | None = None) -> aiohttp.ClientSession:
         """The pool's session on the running loop (``loop``, when the caller already holds it)."""
@@ -62,10 +77,13 @@ class HttpClient:
         return self._session
 
     def bound_to(self, loop: asyncio.AbstractEventLoop) -> bool:
-        """Whether the current session was made on ``loop`` (sessions cannot cross loops)."""
-        return self._loop is loop
+        """Whether the current session or pool was made on ``loop`` (neither can cross loops)."""
+        return self._loop is loop or (self._h1 is not None and self._h1.loop is loop)
 
     async def aclose(self) -> None:
+        pool, self._h1 = self._h1, None
+        if pool is not None and pool.loop is asyncio.get_running_loop():
+            await pool.aclose()  # a pool of another loop: its sockets belong to that loop, left to it
         if self._session is not None and not self._session.closed:
             try:
                 await self._session.close()
@@ -111,7 +129,7 @@ def transport_error(exc: BaseException, provider: str, what: str) -> EPError:
     """Map a transport-level exception (no HTTP answer) into the taxonomy."""
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError, TimeoutError)):
         return UpstreamTimeoutError(f"{provider}: timed out {what}", provider=provider)
-    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError | ConnectionLost):
         return UpstreamConnectionError(f"{provider}: connection lost {what}", provider=provider)
     if isinstance(exc, aiohttp.ClientError | OSError):
         return UpstreamConnectionError(f"{provider}: cannot connect {what}: {type(exc).__name__}", provider=provider)
