@@ -80,6 +80,7 @@ class _Connection(asyncio.Protocol):
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
         self.paused = False
+        self.whole = False  # the caller wants the whole body: no point pausing the socket
         self.status = 0
         self.raw_headers: list[tuple[bytes, bytes]] = []
         self.complete = False
@@ -96,6 +97,7 @@ class _Connection(asyncio.Protocol):
         self.raw_headers = []
         self.complete = False
         self.until_close = False
+        self.whole = False
         self.decoder = None
         assert self.transport is not None
         self.transport.write(b"%b%d\r\n\r\n%b" % (head, len(body), body))
@@ -172,7 +174,7 @@ class _Connection(asyncio.Protocol):
                 return
         self.chunks.append(body)
         self.buffered += len(body)
-        if self.buffered > _HIGH_WATER and not self.paused and self.transport is not None:
+        if self.buffered > _HIGH_WATER and not self.paused and not self.whole and self.transport is not None:
             self.paused = True
             self.transport.pause_reading()
         self._wake()
@@ -222,6 +224,10 @@ class Response:
     async def read(self) -> bytes:
         """The whole body (then the connection goes back to the pool if it may be kept)."""
         conn = self._conn
+        conn.whole = True
+        if conn.paused and conn.transport is not None:
+            conn.paused = False
+            conn.transport.resume_reading()
         while not conn.complete:
             await conn.wait()
         body = conn.take() if conn.chunks else b""
@@ -254,11 +260,11 @@ class Response:
 class H1Pool:
     """Kept-alive connections per origin, for one event loop (connections cannot cross loops)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, *, tls: ssl.SSLContext | None = None) -> None:
         self.loop = loop
         self._idle: dict[tuple[bool, str, int], list[_Connection]] = {}
         self._open: set[_Connection] = set()
-        self._ssl: ssl.SSLContext | None = None
+        self._ssl = tls  # the system's trust store unless given
         self.closed = False
 
     async def post(self, target: Target, body: bytes, *, connect_timeout: float) -> Response:

@@ -19,11 +19,11 @@ import aiohttp
 import orjson
 
 from ..errors import EPError, UpstreamConnectionError, UpstreamTimeoutError
-from ._h1 import ConnectionLost, H1Pool, Response, Target
+from ._h1 import ConnectionLost, H1Pool, InvalidTarget, Response, Target
 
 __all__ = [
-    "ConnectionLost", "Deadline", "HttpClient", "Response", "Target", "Timeouts", "close_shared_pool",
-    "connect_timeout", "loads", "shared_client", "transport_error",
+    "ConnectionLost", "Deadline", "H1Pool", "HttpClient", "InvalidTarget", "Response", "Target", "Timeouts",
+    "close_shared_pool", "connect_timeout", "loads", "shared_client", "transport_error",
 ]
 
 
