@@ -231,3 +231,15 @@ async def test_tls_through_the_loop(tmp_path: Path) -> None:
     finally:
         await pool.aclose()
         await fake.stop()
+
+
+async def test_calls_beyond_the_connection_limit_wait_for_one(server: RawHTTP) -> None:
+    pool = H1Pool(asyncio.get_running_loop(), limit=2)
+    server.enqueue(*[[0.2, *json_answer(b"{}")] for _ in range(2)])
+    target = Target(server.url, HEADERS)
+    try:
+        answers = await asyncio.gather(*(post(pool, target) for _ in range(5)))
+        assert [status for status, _ in answers] == [200] * 5
+        assert server.connections == 2  # the other three went out on the first two, once free
+    finally:
+        await pool.aclose()

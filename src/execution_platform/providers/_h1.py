@@ -260,10 +260,15 @@ class Response:
 class H1Pool:
     """Kept-alive connections per origin, for one event loop (connections cannot cross loops)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, *, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, *, tls: ssl.SSLContext | None = None, limit: int = 1000
+    ) -> None:
         self.loop = loop
+        self.limit = limit  # connections open or opening at once, across origins; more calls wait
         self._idle: dict[tuple[bool, str, int], list[_Connection]] = {}
         self._open: set[_Connection] = set()
+        self._connecting = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
         self._ssl = tls  # the system's trust store unless given
         self.closed = False
 
@@ -271,7 +276,7 @@ class H1Pool:
         """Send ``body`` to ``target``; returns once the answer's status and headers are in."""
         if self.closed:
             raise RuntimeError("the connection pool is closed")
-        conn = self._idle_connection(target.origin) or await self._connect(target, connect_timeout)
+        conn = self._idle_connection(target.origin) or await self._new_connection(target, connect_timeout)
         try:
             conn.send(target.head, body)
             while not conn.status:
@@ -290,9 +295,14 @@ class H1Pool:
             return
         conn.idle_since = self.loop.time()
         idle.append(conn)
+        if self._waiters:
+            self._wake_one()
 
     def discard(self, conn: _Connection) -> None:
-        self._open.discard(conn)
+        if conn in self._open:
+            self._open.discard(conn)
+            if self._waiters:
+                self._wake_one()
 
     async def aclose(self) -> None:
         self.closed = True
@@ -317,6 +327,42 @@ class H1Pool:
             self.discard(conn)
             conn.close()
         return None
+
+    async def _new_connection(self, target: Target, timeout: float) -> _Connection:
+        """A new connection, once the pool is under its limit (closing an idle one, or waiting)."""
+        while len(self._open) + self._connecting >= self.limit:
+            if not self._close_an_idle():
+                waiter = self.loop.create_future()
+                self._waiters.append(waiter)
+                try:
+                    await waiter
+                finally:
+                    if waiter in self._waiters:
+                        self._waiters.remove(waiter)
+            conn = self._idle_connection(target.origin)
+            if conn is not None:
+                return conn
+        self._connecting += 1
+        try:
+            return await self._connect(target, timeout)
+        finally:
+            self._connecting -= 1
+
+    def _close_an_idle(self) -> bool:
+        for idle in self._idle.values():
+            if idle:
+                conn = idle.pop(0)  # the oldest
+                self.discard(conn)
+                conn.close()
+                return True
+        return False
+
+    def _wake_one(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     async def _connect(self, target: Target, timeout: float) -> _Connection:
         conn = _Connection(self, target.origin)
