@@ -189,6 +189,8 @@ def test_targets_refuse_what_http_cannot_carry() -> None:
         Target("ftp://example.com/x", HEADERS)
     with pytest.raises(InvalidTarget):
         Target("http://example.com/x", CIMultiDict({"x-evil": "a\r\nx-injected: 1"}))
+    with pytest.raises(InvalidTarget):
+        Target("http://example.com/x", CIMultiDict({"authorization": "Bearer \u2603"}))
     assert Target("https://api.example.com/v1/messages", HEADERS).head.startswith(
         b"POST /v1/messages HTTP/1.1\r\nhost: api.example.com\r\n")
 

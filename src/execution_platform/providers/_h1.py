@@ -64,7 +64,10 @@ class Target:
             if name.lower() not in ("host", "content-length", "accept-encoding", "transfer-encoding"):
                 lines.append(f"{name}: {value}")
         self.reuse = headers.get("connection", "").lower() != "close"
-        self.head = ("\r\n".join(lines) + "\r\ncontent-length: ").encode("latin-1")
+        try:
+            self.head = ("\r\n".join(lines) + "\r\ncontent-length: ").encode("latin-1")
+        except UnicodeEncodeError as exc:
+            raise InvalidTarget(f"a header or the URL has a character HTTP cannot carry: {exc}") from exc
 
 
 class _Connection(asyncio.Protocol):
