@@ -26,7 +26,7 @@ from ._h1 import ConnectionLost, H1Pool, InvalidTarget, Response, Target
 
 __all__ = [
     "ConnectionLost", "Deadline", "H1Pool", "HttpClient", "InvalidTarget", "Response", "Target", "Timeouts",
-    "close_shared_pool", "connect_timeout", "loads", "shared_client", "transport_error",
+    "close_shared_pool", "loads", "shared_client", "transport_error",
 ]
 
 
@@ -115,17 +115,6 @@ async def close_shared_pool() -> None:
     pool = _shared
     if pool is not None and pool.bound_to(asyncio.get_running_loop()):
         await pool.aclose()
-
-
-def connect_timeout(t: Timeouts) -> aiohttp.ClientTimeout:
-    """aiohttp's own timers for getting a connection only (from the pool, or a new socket).
-
-    The wait for the answer and the call as a whole are bounded by :class:`Deadline` timers the
-    provider holds instead: with ``total`` or ``sock_read`` set, aiohttp arms a timer per request and
-    re-arms its read timer on every packet received, which costs more CPU than the call's own work
-    on a small answer, and the bounds it enforces are the same. Made once per provider.
-    """
-    return aiohttp.ClientTimeout(total=None, connect=t.connect, sock_connect=t.connect, sock_read=None)
 
 
 def transport_error(exc: BaseException, provider: str, what: str) -> EPError:
