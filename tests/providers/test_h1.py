@@ -139,6 +139,12 @@ async def test_a_malformed_answer_fails_and_drops_the_connection(server: RawHTTP
     assert server.connections == 2
 
 
+async def test_endless_headers_are_refused(server: RawHTTP, pool: H1Pool) -> None:
+    server.enqueue([b"HTTP/1.1 200 OK\r\n" + b"x-pad: " + b"a" * 1000 + b"\r\n" * 1 + b"x-more: b\r\n" * 20000])
+    with pytest.raises(ConnectionLost, match="too large"):
+        await post(pool, Target(server.url, HEADERS))
+
+
 async def test_a_deadline_while_waiting_drops_the_connection(server: RawHTTP, pool: H1Pool) -> None:
     server.enqueue([5.0, *json_answer(b"late")])
     target = Target(server.url, HEADERS)

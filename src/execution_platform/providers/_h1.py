@@ -30,6 +30,8 @@ _HIGH_WATER = 256 * 1024
 # connections after some seconds, and a request written into one that is closing fails.
 _IDLE_REUSE = 15.0
 _MAX_IDLE_PER_ORIGIN = 256
+# An answer's headers beyond this are refused (an upstream gone wrong must not fill the memory).
+_MAX_HEADER_BYTES = 64 * 1024
 
 
 class ConnectionLost(ConnectionError):
@@ -86,6 +88,7 @@ class _Connection(asyncio.Protocol):
         self.whole = False  # the caller wants the whole body: no point pausing the socket
         self.status = 0
         self.raw_headers: list[tuple[bytes, bytes]] = []
+        self.header_bytes = 0
         self.complete = False
         self.until_close = False
         self.keep_alive = False
@@ -98,6 +101,7 @@ class _Connection(asyncio.Protocol):
     def send(self, head: bytes, body: bytes) -> None:
         self.status = 0
         self.raw_headers = []
+        self.header_bytes = 0
         self.complete = False
         self.until_close = False
         self.whole = False
@@ -156,6 +160,10 @@ class _Connection(asyncio.Protocol):
 
     # -- httptools callbacks -----------------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_bytes += len(name) + len(value)
+        if self.header_bytes > _MAX_HEADER_BYTES:
+            self._fail(ConnectionLost("the answer's headers are too large"))
+            raise ValueError("headers too large")  # stops the parser; the error above is the one kept
         self.raw_headers.append((name, value))
 
     def on_headers_complete(self) -> None:
