@@ -13,7 +13,7 @@ from types import ModuleType
 from typing import Any
 
 import orjson
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict
 
 from ..codecs.sse import SSEParser
 from ..codecs.wire import coalesce
@@ -27,6 +27,8 @@ from ..errors import (
 from ..model import Capabilities, ChatRequest, ChatResponse, EmbeddingResponse, FinishEvent, StreamEvent
 from .base import Provider
 from .http import Deadline, HttpClient, Target, Timeouts, shared_client, transport_error
+
+_UNSET = object()
 
 
 class HTTPProvider(Provider):
@@ -57,9 +59,9 @@ class HTTPProvider(Provider):
         self._http = http or shared_client()
         self._capability_overrides = capabilities or {}
         self._extra_headers = extra_headers or {}
-        # Per provider, not per call: the headers (for the key they carry) and each URL's request head.
-        self._headers: tuple[str | None, CIMultiDictProxy[str]] | None = None
+        # Each URL's encoded request head, made once per provider and key rather than per call.
         self._targets: dict[str, Target] = {}
+        self._targets_key: object = _UNSET
         if name:
             self.name = name
 
@@ -103,27 +105,22 @@ class HTTPProvider(Provider):
                 provider=self.name,
             )
 
-    def _all_headers(self) -> CIMultiDictProxy[str]:
-        """Every call's headers, built once per key: aiohttp copies them into each request anyway."""
-        cached = self._headers
-        if cached is not None and cached[0] is self.api_key:
-            return cached[1]
+    def _all_headers(self) -> CIMultiDict[str]:
         headers: CIMultiDict[str] = CIMultiDict({"content-type": "application/json", "accept": "application/json"})
         headers.update(self.headers())
         headers.update(self._extra_headers)
-        proxy = CIMultiDictProxy(headers)
-        self._headers = (self.api_key, proxy)
-        self._targets = {}  # their heads carry the old headers
-        return proxy
+        return headers
 
     def _target(self, url: str) -> Target:
-        """``url``'s origin and encoded request head with this provider's headers, made once."""
-        headers = self._all_headers()
+        """``url``'s origin and encoded request head with this provider's headers, made once per key."""
+        if self._targets_key is not self.api_key:  # a new key: the heads carrying the old one go
+            self._targets = {}
+            self._targets_key = self.api_key
         target = self._targets.get(url)
         if target is None:
             if len(self._targets) >= 64:  # one per endpoint and model at most; bounded all the same
                 self._targets.clear()
-            target = self._targets[url] = Target(url, headers)
+            target = self._targets[url] = Target(url, self._all_headers())
         return target
 
     async def _post(self, url: str, payload: bytes, *, what: str) -> bytes:
