@@ -1,4 +1,5 @@
-"""CPU per request and requests per second: aiohttp vs httpx (and httpx2 when installed) as the upstream client.
+"""CPU per request and requests per second: aiohttp vs httpx (and httpx2 when installed) as the upstream client,
+and the providers' own HTTP/1.1 client for chat calls (``providers.http.H1Pool``).
 
 The gateway sits on every model call, so the HTTP client's own CPU cost matters more than its API.
 The fake OpenAI server runs in a separate process, so ``time.process_time`` here counts only the
@@ -68,6 +69,27 @@ async def aiohttp_client(base: str) -> tuple[Fetch, Callable[[], Awaitable[None]
     return fetch, session.close
 
 
+async def h1_client(base: str) -> tuple[Fetch, Callable[[], Awaitable[None]]]:
+    from multidict import CIMultiDict
+
+    from execution_platform.providers.http import H1Pool, Target
+
+    pool = H1Pool(asyncio.get_running_loop())
+    target = Target(base + "/chat/completions", CIMultiDict(HEADERS))
+
+    async def fetch(stream: bool) -> int:
+        resp = await pool.post(target, STREAM_BODY if stream else BODY, connect_timeout=10)
+        if not stream:
+            return len(await resp.read())
+        size = 0
+        while chunk := await resp.readany():
+            size += len(chunk)
+        resp.release()
+        return size
+
+    return fetch, pool.aclose
+
+
 async def httpx_like_client(module: str, base: str) -> tuple[Fetch, Callable[[], Awaitable[None]]]:
     httpx = importlib.import_module(module)
     client = httpx.AsyncClient(limits=httpx.Limits(max_connections=100, max_keepalive_connections=100))
@@ -111,6 +133,7 @@ async def main(total: int) -> None:
     base = child.stdout.readline().strip()
     clients: dict[str, Callable[[], Awaitable[tuple[Fetch, Callable[[], Awaitable[None]]]]]] = {
         "aiohttp": lambda: aiohttp_client(base),
+        "providers h1": lambda: h1_client(base),
         "httpx": lambda: httpx_like_client("httpx", base),
     }
     if importlib.util.find_spec("httpx2"):

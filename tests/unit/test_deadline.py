@@ -39,3 +39,16 @@ async def test_a_cancellation_from_outside_stays_a_cancellation() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_reschedule_moves_the_deadline_later_and_earlier() -> None:
+    loop = asyncio.get_running_loop()
+    async with Deadline(loop, 0.02) as deadline:
+        deadline.reschedule(10)
+        await asyncio.sleep(0.1)  # past the first deadline: moved, so no timeout
+    never: asyncio.Future[None] = loop.create_future()
+    with pytest.raises(TimeoutError):
+        async with Deadline(loop, 10) as deadline:
+            deadline.reschedule(0.01)
+            await never
+    await asyncio.sleep(0.05)  # the first timer was disarmed: nothing cancels this task later

@@ -206,3 +206,13 @@ def test_default_base_url_and_capabilities() -> None:
     assert provider.capabilities("gpt-3.5-turbo").max_output_tokens == 4_096
     unknown = provider.capabilities("my-finetune")
     assert unknown.tools and unknown.vision and unknown.context_window is None
+
+
+async def test_a_key_changed_on_the_provider_is_sent_from_the_next_call(fake_openai: FakeOpenAI, http: HttpClient) -> None:
+    provider = make(fake_openai, http)
+    assert (await provider.chat(req())).message.text
+    provider.api_key = "sk-wrong"
+    with pytest.raises(errors.AuthenticationError):
+        await provider.chat(req())
+    provider.api_key = fake_openai.api_key
+    assert (await provider.chat(req())).message.text

@@ -8,13 +8,12 @@ connection when the caller stops listening — lives here once.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from types import ModuleType
 from typing import Any
 
-import aiohttp
 import orjson
+from multidict import CIMultiDict
 
 from ..codecs.sse import SSEParser
 from ..codecs.wire import coalesce
@@ -27,7 +26,9 @@ from ..errors import (
 )
 from ..model import Capabilities, ChatRequest, ChatResponse, EmbeddingResponse, FinishEvent, StreamEvent
 from .base import Provider
-from .http import Deadline, HttpClient, Timeouts, client_timeout, iter_chunks, shared_client, transport_error
+from .http import Deadline, HttpClient, Target, Timeouts, shared_client, transport_error
+
+_UNSET = object()
 
 
 class HTTPProvider(Provider):
@@ -58,6 +59,9 @@ class HTTPProvider(Provider):
         self._http = http or shared_client()
         self._capability_overrides = capabilities or {}
         self._extra_headers = extra_headers or {}
+        # Each URL's encoded request head, made once per provider and key rather than per call.
+        self._targets: dict[str, Target] = {}
+        self._targets_key: object = _UNSET
         if name:
             self.name = name
 
@@ -66,6 +70,7 @@ class HTTPProvider(Provider):
         raise NotImplementedError
 
     def headers(self) -> dict[str, str]:
+        """The adapter's own headers (auth); a function of ``api_key`` and fixed configuration only."""
         raise NotImplementedError
 
     def codec_for(self, model: str) -> ModuleType:
@@ -100,11 +105,48 @@ class HTTPProvider(Provider):
                 provider=self.name,
             )
 
-    def _all_headers(self) -> dict[str, str]:
-        headers = {"content-type": "application/json", "accept": "application/json"}
+    def _all_headers(self) -> CIMultiDict[str]:
+        headers: CIMultiDict[str] = CIMultiDict({"content-type": "application/json", "accept": "application/json"})
         headers.update(self.headers())
         headers.update(self._extra_headers)
         return headers
+
+    def _target(self, url: str) -> Target:
+        """``url``'s origin and encoded request head with this provider's headers, made once per key."""
+        if self._targets_key is not self.api_key:  # a new key: the heads carrying the old one go
+            self._targets = {}
+            self._targets_key = self.api_key
+        target = self._targets.get(url)
+        if target is None:
+            if len(self._targets) >= 64:  # one per endpoint and model at most; bounded all the same
+                self._targets.clear()
+            target = self._targets[url] = Target(url, self._all_headers())
+        return target
+
+    async def _post(self, url: str, payload: bytes, *, what: str) -> bytes:
+        """POST ``payload`` and read the whole answer; an error status raises, mapped by the codec.
+
+        Bounds: the answer's headers within ``read`` (connecting included), its body within ``read``
+        after them, the whole within ``total``; one timer moved between the two phases.
+        """
+        loop = asyncio.get_running_loop()
+        t = self.timeouts
+        end = loop.time() + t.total
+        try:
+            target = self._target(url)
+            async with Deadline(loop, min(t.read, t.total)) as deadline:
+                resp = await self._http.h1(loop).post(target, payload, connect_timeout=t.connect)
+                deadline.reschedule(max(0.0, min(t.read, end - loop.time())))
+                try:
+                    raw = await resp.read()
+                except BaseException:
+                    resp.close()
+                    raise
+        except Exception as exc:
+            raise transport_error(exc, self.name, what) from exc
+        if resp.status >= 400:
+            raise self._error(resp.status, raw, resp.headers)
+        return raw
 
     def _error(self, status: int, raw: bytes, headers: Any) -> EPError:
         err = self.codec.decode_error(status, raw, headers)
@@ -114,21 +156,7 @@ class HTTPProvider(Provider):
     async def chat(self, request: ChatRequest) -> ChatResponse:
         self._require_key()
         payload = orjson.dumps(self.body(request, stream=False))
-        session = self._http.session()
-        try:
-            async with session.post(
-                self.url(request.model, stream=False),
-                data=payload,
-                headers=self._all_headers(),
-                timeout=client_timeout(self.timeouts),
-            ) as resp:
-                raw = await resp.read()
-                if resp.status >= 400:
-                    raise self._error(resp.status, raw, resp.headers)
-        except EPError:
-            raise
-        except Exception as exc:
-            raise transport_error(exc, self.name, "waiting for the answer") from exc
+        raw = await self._post(self.url(request.model, stream=False), payload, what="waiting for the answer")
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -153,18 +181,7 @@ class HTTPProvider(Provider):
     async def post_json(self, url: str, payload: dict[str, Any], *, what: str) -> Any:
         """One authenticated JSON call beside chat (token counting); errors mapped like chat's."""
         self._require_key()
-        session = self._http.session()
-        try:
-            async with session.post(
-                url, data=orjson.dumps(payload), headers=self._all_headers(), timeout=client_timeout(self.timeouts)
-            ) as resp:
-                raw = await resp.read()
-                if resp.status >= 400:
-                    raise self._error(resp.status, raw, resp.headers)
-        except EPError:
-            raise
-        except Exception as exc:
-            raise transport_error(exc, self.name, f"waiting for {what}") from exc
+        raw = await self._post(url, orjson.dumps(payload), what=f"waiting for {what}")
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -186,20 +203,16 @@ class HTTPProvider(Provider):
         self._require_key()
         payload = orjson.dumps(self.body(request, stream=True))
         loop = asyncio.get_running_loop()  # asked once per stream (a getpid on Python 3.11), see Deadline
-        session = self._http.session(loop)
-        timeout = aiohttp.ClientTimeout(
-            total=self.timeouts.total, connect=self.timeouts.connect, sock_connect=self.timeouts.connect,
-            sock_read=max(self.timeouts.read, self.timeouts.stream_idle),
-        )
-        started = time.monotonic()
+        t = self.timeouts
+        started = loop.time()
+        end = started + t.total
         try:
-            # sock_read above is stretched to the idle bound, so the wait for the headers (time to first
-            # byte) gets its own deadline from ``read``.
-            # A deadline, not ``wait_for``: the same TimeoutError without a task per call.
-            async with Deadline(loop, self.timeouts.read):
-                resp = await session.post(
-                    self.url(request.model, stream=True), data=payload, headers=self._all_headers(), timeout=timeout
-                )
+            # Our deadlines bound the call: the headers within ``read`` (connecting included), the first chunk within what is left of it, every later chunk
+            # within ``stream_idle``, the whole stream within ``total``. A deadline, not ``wait_for``:
+            # the same TimeoutError without a task per call.
+            target = self._target(self.url(request.model, stream=True))
+            async with Deadline(loop, min(t.read, t.total)):
+                resp = await self._http.h1(loop).post(target, payload, connect_timeout=t.connect)
         except Exception as exc:
             raise transport_error(exc, self.name, "connecting") from exc
         completed = False
@@ -207,39 +220,39 @@ class HTTPProvider(Provider):
         finished = False
         try:
             if resp.status >= 400:
-                raw = await resp.read()
+                try:
+                    async with Deadline(loop, max(0.001, min(t.read, end - loop.time()))):
+                        raw = await resp.read()
+                except Exception as exc:
+                    raise transport_error(exc, self.name, "reading the error") from exc
                 raise self._error(resp.status, raw, resp.headers)
             parser = SSEParser()
             wire = self.wire_codec(request)
             decoder = (self.stream_decoder(request) if wire is None
                        else wire.WireTap(request.model, include_usage=request.wire.include_usage))  # type: ignore[union-attr]
-            first_wait = max(0.001, self.timeouts.read - (time.monotonic() - started))
+            wait = max(0.001, min(t.stream_idle, started + t.read - loop.time(), end - loop.time()))
             try:
-                chunks = iter_chunks(resp, self.timeouts.stream_idle, loop).__aiter__()
-                waiting_first = True
                 while True:
-                    # The time-to-first-token deadline applies to the first chunk only; the loop reads
-                    # the chunks itself rather than through a wrapping generator (one hop less each).
-                    try:
-                        if waiting_first:
-                            waiting_first = False
-                            async with Deadline(loop, first_wait):  # one step: never across a yield
-                                chunk = await chunks.__anext__()
-                        else:
-                            chunk = await chunks.__anext__()
-                    except StopAsyncIteration:
+                    # One timer per read, scoped to the read (never across a ``yield``: the consumer
+                    # may change tasks); the loop reads the chunks itself, no generator hop per chunk.
+                    async with Deadline(loop, wait):
+                        chunk = await resp.readany()
+                    if not chunk:
                         break
                     if wire is not None:  # forwarded frames: one event per upstream read (see coalesce)
                         for event in coalesce(decoder.feed_bytes(chunk)):
                             emitted = True
                             finished = finished or isinstance(event, FinishEvent)
                             yield event
-                        continue
-                    for sse in parser.feed(chunk):
-                        for event in decoder.feed(sse):
-                            emitted = True
-                            finished = finished or isinstance(event, FinishEvent)
-                            yield event
+                    else:
+                        for sse in parser.feed(chunk):
+                            for event in decoder.feed(sse):
+                                emitted = True
+                                finished = finished or isinstance(event, FinishEvent)
+                                yield event
+                    wait = min(t.stream_idle, end - loop.time())
+                    if wait <= 0:
+                        raise TimeoutError
                 rest = (decoder.flush() if wire is not None
                         else (event for sse in parser.flush() for event in decoder.feed(sse)))
                 for event in rest:
