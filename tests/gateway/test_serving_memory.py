@@ -80,3 +80,18 @@ def test_ep_serve_answers_without_mapping_the_file_watcher_or_re2(fake_openai: A
     assert "_pydantic_core" in maps  # the check reads the right process
     assert "watchfiles" not in maps
     assert "_re2" not in maps
+
+
+def test_ep_serve_answers_a_chat_without_mapping_aiohttp(fake_openai: Any, tmp_path: Path) -> None:
+    """Chat calls go through the httptools pool: aiohttp (and the TLS context it makes at import)
+    stays out of a serving process that answers them, before and after the first chat."""
+    with ep_serve(tmp_path, ep_env(tmp_path, openai=fake_openai)) as gateway:
+        assert gateway.proc is not None
+        maps = Path(f"/proc/{gateway.proc.pid}/maps").read_text()
+        r = httpx.post(gateway.url + "/v1/chat/completions", timeout=10,
+                       json={"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+        assert r.status_code == 200
+        maps += Path(f"/proc/{gateway.proc.pid}/maps").read_text()
+    assert "_pydantic_core" in maps  # the check reads the right process
+    assert "aiohttp" not in maps
+    assert "frozenlist" not in maps
