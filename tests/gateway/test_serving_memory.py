@@ -80,3 +80,20 @@ def test_ep_serve_answers_without_mapping_the_file_watcher_or_re2(fake_openai: A
     assert "_pydantic_core" in maps  # the check reads the right process
     assert "watchfiles" not in maps
     assert "_re2" not in maps
+
+
+def test_ep_serve_answers_chats_and_embeddings_without_mapping_aiohttp(fake_openai: Any, tmp_path: Path) -> None:
+    """Chat and embeddings calls go through the httptools pool: aiohttp (and the TLS context it makes
+    at import) stays out of a serving process that answers them, before and after the first call."""
+    with ep_serve(tmp_path, ep_env(tmp_path, openai=fake_openai)) as gateway:
+        assert gateway.proc is not None
+        maps = Path(f"/proc/{gateway.proc.pid}/maps").read_text()
+        chat = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+        for path, body in (("/v1/chat/completions", chat), ("/v1/chat/completions", {**chat, "stream": True}),
+                           ("/v1/embeddings", {"model": "openai/text-embedding-3-small", "input": "hi"})):
+            r = httpx.post(gateway.url + path, json=body, timeout=10)
+            assert r.status_code == 200, r.text
+        maps += Path(f"/proc/{gateway.proc.pid}/maps").read_text()
+    assert "_pydantic_core" in maps  # the check reads the right process
+    assert "aiohttp" not in maps
+    assert "frozenlist" not in maps
