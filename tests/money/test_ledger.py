@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 
 from execution_platform.money.ledger import Ledger, LedgerRow, costs_to_csv
 from execution_platform.storage import create_engine_from_url
+from execution_platform.storage.file_lock import beside_sqlite
 from execution_platform.storage.tables import ledger as ledger_table
 
 
@@ -58,6 +59,34 @@ async def test_cancelled_waiter_still_gets_its_row(ledger: Ledger, sqlite_url: s
     await asyncio.sleep(0)
     await ledger.aclose()  # flushes the queue
     assert _count(sqlite_url) == 1
+
+
+async def test_a_batch_commits_only_while_it_holds_the_files_writer_lock(
+    ledger: Ledger, engine: Engine, sqlite_url: str
+) -> None:
+    """Processes sharing one SQLite file queue their ledger commits on a lock beside it (woken by the
+    kernel, not SQLite's polling busy handler): while another holder has it, no batch commits."""
+    other_process = beside_sqlite(engine, "write-lock")  # its own open file: excluded like another process
+    assert other_process.path == f"{engine.url.database}.write-lock"
+    with other_process:
+        waiter = asyncio.ensure_future(ledger.record(_row(1)))
+        await asyncio.sleep(0.3)
+        assert not waiter.done()
+        assert _count(sqlite_url) == 0
+    await asyncio.wait_for(waiter, 10)
+    assert _count(sqlite_url) == 1
+    other_process.close()
+
+
+def test_databases_without_a_file_get_a_lock_that_does_nothing() -> None:
+    memory = create_engine_from_url("sqlite://")
+    try:
+        lock = beside_sqlite(memory, "write-lock")
+        assert lock.path is None
+        with lock, lock:  # not even exclusive with itself
+            pass
+    finally:
+        memory.dispose()
 
 
 async def test_rows_are_stored_as_sqlalchemy_stores_them(ledger: Ledger, engine: Engine, sqlite_url: str) -> None:

@@ -16,6 +16,7 @@ from execution_platform.money.budgets import Budget, InProcessBudgets
 from execution_platform.money.ledger import Ledger, LedgerRow
 from execution_platform.money.metering import CallContext, MeteredProvider
 from execution_platform.storage import create_engine_from_url, migrate
+from execution_platform.storage.file_lock import beside_sqlite
 from execution_platform.storage.keys import KeyRepository, hash_key
 from tests.money.conftest import request, scripted_upstream
 from tests.servers import PostgresServer
@@ -147,7 +148,8 @@ def test_a_process_that_waited_for_anothers_upgrade_does_not_load_alembic(tmp_pa
         f"migrate(create_engine_from_url({url!r}))\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))\n"
     )
-    with migrate_module._sqlite_file_lock(engine):  # this process is "the other gateway", upgrading
+    other_gateway = beside_sqlite(engine, "migrate-lock")
+    with other_gateway:  # this process is "the other gateway", upgrading
         waiter = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 30
         while not any(os.path.realpath(fd) == os.path.realpath(lock)
@@ -158,6 +160,7 @@ def test_a_process_that_waited_for_anothers_upgrade_does_not_load_alembic(tmp_pa
 
         with engine.begin() as conn:
             command.upgrade(migrate_module._config(conn), "head")
+    other_gateway.close()
     out, _ = waiter.communicate(timeout=60)
     assert waiter.returncode == 0
     assert out.strip() == "[]"

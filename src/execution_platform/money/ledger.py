@@ -41,6 +41,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ..storage.file_lock import beside_sqlite
 from ..storage.tables import ROLLUP_DIMENSIONS, ROLLUP_MEASURES, ledger_daily
 from ..storage.tables import ledger as ledger_table
 
@@ -187,6 +188,9 @@ class Ledger:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None  # the writer; the only user of ``_raw``
         self._raw: Any = None  # DBAPI connection held by the writer thread
+        # Several processes on one SQLite file queue their commits in the kernel, not in SQLite's
+        # polling busy handler (see storage.file_lock); taken by the writer thread only.
+        self._write_lock = beside_sqlite(engine, "write-lock")
         self._insert_sql: tuple[str, Callable[[list[tuple[Any, ...]]], list[Any]]] | None = None
         self.batches = 0  # commits made; lets tests and metrics see the grouping
         self.rows_written = 0
@@ -280,6 +284,7 @@ class Ledger:
             batch = batches.get()
             if batch is None:
                 self._drop_connection()
+                self._write_lock.close()
                 return
             error: Exception | None = None
             try:
@@ -396,13 +401,14 @@ class Ledger:
         # The DBAPI connection itself: the pool's proxy would forward each call through __getattr__.
         raw = self._raw.dbapi_connection
         try:
-            cursor = raw.cursor()
-            try:
-                cursor.executemany(sql, params(rows))
-                cursor.executemany(rollup, self._rollup_params(rows))
-            finally:
-                cursor.close()
-            raw.commit()
+            with self._write_lock:
+                cursor = raw.cursor()
+                try:
+                    cursor.executemany(sql, params(rows))
+                    cursor.executemany(rollup, self._rollup_params(rows))
+                finally:
+                    cursor.close()
+                raw.commit()
         except BaseException:
             self._drop_connection(invalidate=True)
             raise

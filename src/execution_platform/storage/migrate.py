@@ -12,14 +12,13 @@ newest script's revision). ``ep serve`` upgrades in a short-lived child before i
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+
+from .file_lock import beside_sqlite
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -36,20 +35,6 @@ def _config(connection: Connection) -> Config:
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     cfg.attributes["connection"] = connection
     return cfg
-
-
-@contextlib.contextmanager
-def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
-    database = engine.url.database
-    if not database or database == ":memory:":
-        yield
-        return
-    with open(f"{database}.migrate-lock", "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def is_current(engine: Engine) -> bool:
@@ -82,11 +67,15 @@ def migrate(engine: Engine, revision: str = "head") -> None:
                 conn.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": _PG_LOCK_ID})
                 conn.commit()
         return
-    with _sqlite_file_lock(engine):
-        if to_head and is_current(engine):
-            return
-        with engine.begin() as conn:
-            _upgrade(conn, revision)
+    lock = beside_sqlite(engine, "migrate-lock")
+    try:
+        with lock:
+            if to_head and is_current(engine):
+                return
+            with engine.begin() as conn:
+                _upgrade(conn, revision)
+    finally:
+        lock.close()
 
 
 def _upgrade(conn: Connection, revision: str) -> None:
