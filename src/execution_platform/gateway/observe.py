@@ -103,6 +103,35 @@ def _trace_id(scope: dict[str, Any]) -> str | None:
     return None
 
 
+_record_fields: dict[str, Any] | None = None  # an access record's fields that no request changes
+_log_start = vars(logging).get("_startTime")  # what a record's relativeCreated counts from
+
+
+def access_record() -> logging.LogRecord:
+    """A new access-log record, as ``LogRecord(...)`` would build it.
+
+    Most of a record is the same for every request (logger, level, message, file and module names);
+    only its time differs. So the fields are worked out once and each record is a copy of them with
+    its own time, unless the record would also carry the thread or process (``logging.logThreads``
+    and friends, which ``ep serve`` turns off), which the constructor then looks up as usual."""
+    global _record_fields
+    if logging.logThreads or logging.logProcesses or logging.logMultiprocessing or _log_start is None:
+        return logging.LogRecord(_ACCESS, logging.INFO, __file__, 0, "request", None, None, "finish")
+    fields = _record_fields
+    if fields is None:
+        fields = _record_fields = dict(
+            vars(logging.LogRecord(_ACCESS, logging.INFO, __file__, 0, "request", None, None, "finish"))
+        )
+    record: logging.LogRecord = logging.LogRecord.__new__(logging.LogRecord)
+    now = time.time()
+    own = record.__dict__
+    own.update(fields)
+    own["created"] = now
+    own["msecs"] = int((now - int(now)) * 1000) + 0.0  # as LogRecord computes it
+    own["relativeCreated"] = (now - _log_start) * 1000
+    return record
+
+
 class Observer:
     """Per-app recorder; cheap on the hot path (cached label children, the log line built only when
     the access logger is enabled)."""
@@ -205,7 +234,7 @@ class Observer:
         if access_log.isEnabledFor(logging.INFO):
             # The record is built directly: ``Logger.info`` would look up the caller's frame and copy
             # ``extra`` key by key, and neither format writes where the call came from.
-            record = logging.LogRecord(_ACCESS, logging.INFO, __file__, 0, "request", None, None, "finish")
+            record = access_record()
             record.ep = self._line(scope, route, status, started, ended, overhead, ctx, rows, err, domain)
             access_log.handle(record)
 
