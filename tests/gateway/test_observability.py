@@ -187,6 +187,26 @@ def test_one_json_line_per_request_with_ids_and_numbers_but_no_content_or_secret
     assert "Hello from the fake upstream" not in text
 
 
+def test_a_failed_over_request_logs_one_line_naming_the_serving_attempt(
+    gw: Any, fake_openai: Any, fake_anthropic: Any, access_lines: io.StringIO
+) -> None:
+    fake_openai.enqueue(Fault(kind="status", status=503))
+    r = _chat(gw, model="persona:failover")
+    assert r.status_code == 200 and r.headers["x-ep-attempts"] == "2"
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [json.loads(text) for text in access_lines.getvalue().splitlines()]
+        mine = [line for line in lines if line.get("request_id") == r.headers["x-ep-request-id"]]
+        if mine or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert len(mine) == 1
+    line = mine[0]
+    assert (line["attempts"], line["provider"], line["persona"], line["status"]) == (2, "anthropic", "failover", 200)
+    assert line["input_tokens"] > 0 and line["output_tokens"] > 0  # the failed attempt added none
+    assert line["cost_usd"] == pytest.approx(float(r.headers.get("x-ep-cost-usd", "0")))
+
+
 def test_sessions_from_our_header_and_from_claude_code_and_codex(gw: Any, fake_openai: Any) -> None:
     assert _chat(gw, **{"x-ep-session-id": "ours"}).status_code == 200
     assert _chat(gw, **{"x-ep-session-id": "ours"}).status_code == 200

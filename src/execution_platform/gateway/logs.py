@@ -53,7 +53,9 @@ class JsonFormatter(logging.Formatter):
         }
         fields = getattr(record, "ep", None)
         if fields:
-            line.update({k: v for k, v in fields.items() if v is not None})
+            for key, value in fields.items():  # straight into the line: no filtered copy per record
+                if value is not None:
+                    line[key] = value
         if record.exc_info:
             line["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
         return orjson.dumps(line, default=str).decode()

@@ -103,6 +103,35 @@ def _trace_id(scope: dict[str, Any]) -> str | None:
     return None
 
 
+_record_fields: dict[str, Any] | None = None  # an access record's fields that no request changes
+_log_start = vars(logging).get("_startTime")  # what a record's relativeCreated counts from
+
+
+def access_record() -> logging.LogRecord:
+    """A new access-log record, as ``LogRecord(...)`` would build it.
+
+    Most of a record is the same for every request (logger, level, message, file and module names);
+    only its time differs. So the fields are worked out once and each record is a copy of them with
+    its own time, unless the record would also carry the thread or process (``logging.logThreads``
+    and friends, which ``ep serve`` turns off), which the constructor then looks up as usual."""
+    global _record_fields
+    if logging.logThreads or logging.logProcesses or logging.logMultiprocessing or _log_start is None:
+        return logging.LogRecord(_ACCESS, logging.INFO, __file__, 0, "request", None, None, "finish")
+    fields = _record_fields
+    if fields is None:
+        fields = _record_fields = dict(
+            vars(logging.LogRecord(_ACCESS, logging.INFO, __file__, 0, "request", None, None, "finish"))
+        )
+    record: logging.LogRecord = logging.LogRecord.__new__(logging.LogRecord)
+    now = time.time()
+    own = record.__dict__
+    own.update(fields)
+    own["created"] = now
+    own["msecs"] = int((now - int(now)) * 1000) + 0.0  # as LogRecord computes it
+    own["relativeCreated"] = (now - _log_start) * 1000
+    return record
+
+
 class Observer:
     """Per-app recorder; cheap on the hot path (cached label children, the log line built only when
     the access logger is enabled)."""
@@ -205,15 +234,16 @@ class Observer:
         if access_log.isEnabledFor(logging.INFO):
             # The record is built directly: ``Logger.info`` would look up the caller's frame and copy
             # ``extra`` key by key, and neither format writes where the call came from.
-            record = logging.LogRecord(_ACCESS, logging.INFO, __file__, 0, "request", None, None, "finish")
+            record = access_record()
             record.ep = self._line(scope, route, status, started, ended, overhead, ctx, rows, err, domain)
             access_log.handle(record)
 
     def _line(self, scope: dict[str, Any], route: str, status: int, started: float, ended: float,
               overhead: float | None, ctx: Any, rows: list[Any], err: EPError | None,
               domain: str | None) -> dict[str, Any]:
+        # Built key by key into one dict (no keyword dicts for ``update``), the sums over attempts only
+        # when there was more than one: a line per request, so its cost is paid on every call.
         state = scope.get("state", {})
-        served = rows[-1] if rows else None
         line: dict[str, Any] = {
             "request_id": state.get("request_id"),
             "trace_id": _trace_id(scope),
@@ -224,20 +254,35 @@ class Observer:
         }
         if overhead is not None:
             line["overhead_ms"] = round(overhead * 1000, 3)
-        if ctx is not None:
-            line.update(
-                key_id=ctx.key_id, team=ctx.team, persona=ctx.persona, run_id=ctx.run_id, session_id=ctx.session_id,
-                attempts=len(rows),
-            )
-        if served is not None:
-            line.update(
-                key_id=served.key_id, team=served.team, persona=served.persona, run_id=served.run_id,
-                session_id=served.session_id, provider=served.provider, model=served.model,
-                input_tokens=sum(r.input_tokens for r in rows), output_tokens=sum(r.output_tokens for r in rows),
-                cost_usd=round(sum(r.cost_usd or 0.0 for r in rows), 9),
-            )
+        if rows:
+            served = rows[-1]
+            line["key_id"] = served.key_id
+            line["team"] = served.team
+            line["persona"] = served.persona
+            line["run_id"] = served.run_id
+            line["session_id"] = served.session_id
+            if ctx is not None:
+                line["attempts"] = len(rows)
+            line["provider"] = served.provider
+            line["model"] = served.model
+            if len(rows) == 1:
+                line["input_tokens"] = served.input_tokens
+                line["output_tokens"] = served.output_tokens
+                line["cost_usd"] = round(served.cost_usd or 0.0, 9)
+            else:
+                line["input_tokens"] = sum(r.input_tokens for r in rows)
+                line["output_tokens"] = sum(r.output_tokens for r in rows)
+                line["cost_usd"] = round(sum(r.cost_usd or 0.0 for r in rows), 9)
+        elif ctx is not None:
+            line["key_id"] = ctx.key_id
+            line["team"] = ctx.team
+            line["persona"] = ctx.persona
+            line["run_id"] = ctx.run_id
+            line["session_id"] = ctx.session_id
+            line["attempts"] = 0
         if err is not None:
-            line.update(error_type=err.type, fault_domain=domain)
+            line["error_type"] = err.type
+            line["fault_domain"] = domain
         return line
 
     # -- traces ------------------------------------------------------------------------------------
