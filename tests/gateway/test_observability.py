@@ -77,6 +77,17 @@ def _chat(gw: Any, *, stream: bool = False, model: str = MODEL, **headers: str) 
     return _post(gw, "/v1/chat/completions", body, **headers)
 
 
+
+def _lines_of(access_lines: io.StringIO, request_id: str) -> list[dict[str, Any]]:
+    """The access-log lines of one request (written once the response is out: waits up to 5 s)."""
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [json.loads(text) for text in access_lines.getvalue().splitlines()]
+        mine = [line for line in lines if line.get("request_id") == request_id]
+        if mine or time.monotonic() > deadline:
+            return mine
+        time.sleep(0.05)
+
 def test_bounded_load_gives_exact_counts_overhead_ttft_and_fault_domains(gw: Any, fake_openai: Any) -> None:
     fake_openai.default = Reply(text="one two three four", chunks=4)
     plain = [_chat(gw) for _ in range(5)]
@@ -166,13 +177,7 @@ def test_one_json_line_per_request_with_ids_and_numbers_but_no_content_or_secret
                             "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
                    json={"model": MODEL, "messages": [{"role": "user", "content": SECRET_TEXT}]})
     assert r.status_code == 200
-    deadline = time.monotonic() + 5
-    while True:
-        lines = [json.loads(text) for text in access_lines.getvalue().splitlines()]
-        mine = [line for line in lines if line.get("request_id") == r.headers["x-ep-request-id"]]
-        if mine or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    mine = _lines_of(access_lines, r.headers["x-ep-request-id"])
     assert len(mine) == 1
     line = mine[0]
     assert line["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
@@ -193,13 +198,7 @@ def test_a_failed_over_request_logs_one_line_naming_the_serving_attempt(
     fake_openai.enqueue(Fault(kind="status", status=503))
     r = _chat(gw, model="persona:failover")
     assert r.status_code == 200 and r.headers["x-ep-attempts"] == "2"
-    deadline = time.monotonic() + 5
-    while True:
-        lines = [json.loads(text) for text in access_lines.getvalue().splitlines()]
-        mine = [line for line in lines if line.get("request_id") == r.headers["x-ep-request-id"]]
-        if mine or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    mine = _lines_of(access_lines, r.headers["x-ep-request-id"])
     assert len(mine) == 1
     line = mine[0]
     assert (line["attempts"], line["provider"], line["persona"], line["status"]) == (2, "anthropic", "failover", 200)
