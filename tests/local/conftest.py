@@ -23,10 +23,15 @@ if shipped_model() is None:
 
 
 def keyless_settings() -> Settings:
-    """No provider key at all, whatever the environment says: the situation of a fresh machine."""
+    """No provider key at all, whatever the environment says: the situation of a fresh machine.
+
+    One decode thread: llama.cpp's threads wait for each other by spinning, so on a 2-core CI machine
+    whose other test worker keeps a core busy, a thread per core can slow a few tokens down to minutes.
+    """
     db = Path(tempfile.mkdtemp(prefix="ep-local-")) / "ep.db"
     return Settings(_env_file=None, openai_api_key=None, anthropic_api_key=None, gemini_api_key=None,
-                    config=None, master_key=None, redis_url=None, database_url=f"sqlite:///{db}")
+                    config=None, master_key=None, redis_url=None, database_url=f"sqlite:///{db}",
+                    local_threads=1)
 
 
 @pytest.fixture(scope="module")
