@@ -415,16 +415,18 @@ class MeteredProvider(WrapperProvider):
             await committed
 
     # -- Provider --------------------------------------------------------------------------------
+    async def _failed(self, call: _Call, exc: BaseException) -> None:
+        """Settle an attempt that ended without an answer: cancelled (the caller went away) or failed."""
+        status: Status = "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
+        await self._finish_shielded(call, status, Usage(), error=exc)
+
     async def _answer(self, call: _Call, pending: Awaitable[R]) -> R:
         """Await an admitted whole-answer call; a failure or cancellation settles the attempt here (an
         answer is settled by the caller, from its usage)."""
         try:
             return await pending
-        except asyncio.CancelledError as exc:
-            await self._finish_shielded(call, "cancelled", Usage(), error=exc)
-            raise
         except BaseException as exc:
-            await self._finish_shielded(call, "error", Usage(), error=exc)
+            await self._failed(call, exc)
             raise
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
@@ -435,11 +437,8 @@ class MeteredProvider(WrapperProvider):
         self._start(call)
         try:
             response = await self.inner.chat(request)
-        except asyncio.CancelledError as exc:
-            await self._finish_shielded(call, "cancelled", Usage(), error=exc)
-            raise
         except BaseException as exc:
-            await self._finish_shielded(call, "error", Usage(), error=exc)
+            await self._failed(call, exc)
             raise
         if call.scoped is not None:
             _answered(call.scoped, response.id, response.model, response.finish_reason)
