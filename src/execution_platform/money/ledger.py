@@ -510,7 +510,7 @@ class Ledger:
 
         Whole days come from the daily roll-up (fast at millions of rows, exact after retention has
         pruned raw rows); only the partial days at the edges of a range given to the second are read
-        from raw rows, through the ``(column, ts)`` indexes.
+        from raw rows, through the ``ts`` index (``(key_id, ts)`` for one key's rows).
         """
         if by is not None and by not in GROUP_NAMES:
             raise ValueError(f"by must be one of {', '.join(GROUP_NAMES)}")
