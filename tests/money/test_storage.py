@@ -138,6 +138,29 @@ def declared_ledger_indexes() -> dict[str | None, str | None]:
     return {index.name: _where_text(index.dialect_kwargs) for index in ledger.indexes}
 
 
+def test_one_keys_raw_rows_are_read_through_the_partial_key_index(engine: Engine) -> None:
+    """The key index covers only rows with a key; the queries that ask for one key's raw rows (a
+    partial day of its ``/costs``, its latest rows) must still be planned on it, not on a scan."""
+    ledger = Ledger(engine)
+    statements: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if "FROM ledger " in statement and "key_id" in statement.split("WHERE", 1)[-1]:
+            statements.append((statement, parameters))
+
+    sa.event.listen(engine, "before_cursor_execute", capture)
+    try:
+        ledger.costs_sync(None, since=datetime(2026, 5, 1, 10, 30), until=datetime(2026, 5, 3, 8), where={"key": "k1"})
+        ledger.recent_sync(25, where={"key": "k1"})
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", capture)
+    assert len(statements) == 3  # two partial days and the latest rows
+    with engine.connect() as conn:
+        for statement, parameters in statements:
+            plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters))
+            assert "ix_ledger_key_ts (key_id=?" in plan, (statement, plan)
+
+
 def test_sqlite_engine_settings(engine: Engine) -> None:
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
