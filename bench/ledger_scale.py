@@ -122,6 +122,12 @@ def queries(engine: Any) -> list[tuple[str, float]]:
         ("/costs?by=model, since/until to the second", lambda: ledger.costs_sync(
             "model", since=last30 + timedelta(hours=7, minutes=13), until=END - timedelta(hours=5))),
         ("/costs?by=day for one virtual key", lambda: ledger.costs_sync("day", where={"key": "key_0042"})),
+        ("/costs for one virtual key, since/until to the second", lambda: ledger.costs_sync(
+            None, since=last30 + timedelta(hours=7, minutes=13), until=END - timedelta(hours=5),
+            where={"key": "key_0042"})),
+        ("/costs?by=model for one persona, since/until to the second", lambda: ledger.costs_sync(
+            "model", since=last30 + timedelta(hours=7, minutes=13), until=END - timedelta(hours=5),
+            where={"persona": "persona-07"})),
         ("dashboard series by provider (14 days)", lambda: ledger.series_sync(
             "provider", since=END - timedelta(days=14), until=END)),
         ("dashboard recent requests (25)", lambda: ledger.recent_sync(25)),
@@ -129,6 +135,8 @@ def queries(engine: Any) -> list[tuple[str, float]]:
         ("/ui/api/overview, master key (all its queries)", lambda: overview()),
         ("/ui/api/overview, one virtual key", lambda: overview({"key": "key_0042"})),
         ("budget spent (persona, this month)", lambda: ledger.spent_sync("persona", "persona-07", END.replace(day=1))),
+        ("spent by one team since a time of day (3 days)", lambda: ledger.spent_sync(
+            "team", "team-03", END - timedelta(days=3, hours=5, minutes=30))),
         ("for comparison: raw full scan by persona", raw_by_persona),
     ]
     return [(name, timed(fn)) for name, fn in cases]

@@ -120,6 +120,27 @@ async def test_a_failed_batch_fails_its_waiters_and_the_writer_goes_on(ledger: L
     assert _count(sqlite_url) == 1
 
 
+async def test_a_batch_larger_than_one_insert_statement_lands_whole_or_not_at_all(ledger: Ledger, sqlite_url: str) -> None:
+    """A batch goes in as several multi-row INSERTs on SQLite (one per 32 rows): every row lands with its
+    own values and the roll-up counts each once; a bad row in a later statement refuses the whole batch."""
+    rows = [_row(i, key_id=f"k{i % 3}", persona=None if i % 2 else "p", input_tokens=i, cost_usd=i / 1000,
+                 ts=datetime(2026, 4, 1 + i % 2, 9, 0, i % 60)) for i in range(75)]
+    await asyncio.gather(*(ledger.record(row) for row in rows))
+    assert ledger.batches == 1
+    stored = ledger.rows_sync()
+    assert [(r["request_id"], r["key_id"], r["persona"], r["input_tokens"], r["ts"]) for r in stored] == [
+        (row.request_id, row.key_id, row.persona, row.input_tokens, row.ts) for row in rows]
+    by_key = {g["group"]: (g["requests"], g["input_tokens"]) for g in ledger.costs_sync("key")["groups"]}
+    assert by_key == {f"k{k}": (25, sum(range(k, 75, 3))) for k in range(3)}
+
+    bad = [_row(100 + i, provider=None if i == 70 else "openai") for i in range(75)]
+    results = await asyncio.gather(*(ledger.record(row) for row in bad), return_exceptions=True)
+    assert all(isinstance(result, sqlite3.IntegrityError) for result in results)
+    assert _count(sqlite_url) == 75
+    await ledger.record(_row(200))
+    assert _count(sqlite_url) == 76
+
+
 def test_an_unclosed_ledger_does_not_keep_the_process_alive(sqlite_url: str, engine: Engine) -> None:
     script = textwrap.dedent(
         f"""

@@ -99,6 +99,68 @@ def test_virtual_keys(backend: str, request: pytest.FixtureRequest) -> None:
         repo.create(budget_usd=1, budget_period="fortnight")
 
 
+def _where_text(options: dict[str, object]) -> str | None:
+    """A reflected or declared partial index's predicate as comparable text (``None`` when total)."""
+    clauses = [options[name] for name in ("sqlite_where", "postgresql_where") if options.get(name) is not None]
+    if not clauses:
+        return None
+    clause = clauses[0]
+    text = clause if isinstance(clause, str) else str(clause.compile(compile_kwargs={"literal_binds": True}))
+    return " ".join(text.replace("(", " ").replace(")", " ").replace("ledger.", "").lower().split())
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_migrations_create_exactly_the_declared_tables_and_indexes(backend: str, request: pytest.FixtureRequest) -> None:
+    """The migrated schema is ``storage.tables``: no column, constraint or index differs (alembic's own
+    comparison), and every index, partial ones included, has the declared columns and predicate."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from execution_platform.storage import metadata
+
+    engine: Engine = request.getfixturevalue("engine" if backend == "sqlite" else "pg_engine")
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    inspector = sa.inspect(engine)
+    for table in metadata.sorted_tables:
+        declared = {index.name: ([c.name for c in index.columns], bool(index.unique), _where_text(index.dialect_kwargs))
+                    for index in table.indexes}
+        found = {index["name"]: (index["column_names"], bool(index["unique"]), _where_text(index.get("dialect_options", {})))
+                 for index in inspector.get_indexes(table.name)
+                 if not index.get("duplicates_constraint")}  # PostgreSQL's index behind a UNIQUE constraint
+        assert found == declared, table.name
+    assert declared_ledger_indexes() == {"ix_ledger_ts": None, "ix_ledger_key_ts": "key_id is not null"}
+
+
+def declared_ledger_indexes() -> dict[str | None, str | None]:
+    from execution_platform.storage import ledger
+
+    return {index.name: _where_text(index.dialect_kwargs) for index in ledger.indexes}
+
+
+def test_one_keys_raw_rows_are_read_through_the_partial_key_index(engine: Engine) -> None:
+    """The key index covers only rows with a key; the queries that ask for one key's raw rows (a
+    partial day of its ``/costs``, its latest rows) must still be planned on it, not on a scan."""
+    ledger = Ledger(engine)
+    statements: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if "FROM ledger " in statement and "key_id" in statement.split("WHERE", 1)[-1]:
+            statements.append((statement, parameters))
+
+    sa.event.listen(engine, "before_cursor_execute", capture)
+    try:
+        ledger.costs_sync(None, since=datetime(2026, 5, 1, 10, 30), until=datetime(2026, 5, 3, 8), where={"key": "k1"})
+        ledger.recent_sync(25, where={"key": "k1"})
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", capture)
+    assert len(statements) == 3  # two partial days and the latest rows
+    with engine.connect() as conn:
+        for statement, parameters in statements:
+            plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters))
+            assert "ix_ledger_key_ts (key_id=?" in plan, (statement, plan)
+
+
 def test_sqlite_engine_settings(engine: Engine) -> None:
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"

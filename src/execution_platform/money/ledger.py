@@ -15,12 +15,10 @@ hand-over each way (no executor, no asyncio queue, no writer task). The thread w
 batch, so it never competes with the loop for the interpreter between commits. Queries for
 ``/costs`` and ``ep costs`` run in ordinary worker threads (:meth:`Ledger.costs`).
 
-The write path is the hot one (every model call ends with a commit), so it skips SQLAlchemy's
-per-statement machinery: the INSERT is compiled once for the engine's dialect, rows travel as plain
-tuples reordered into the statement's parameter order by one ``itemgetter``, and each batch is ONE
-DBAPI ``executemany`` for the rows and one for their roll-up, plus ``commit``, on a connection that
-the writer thread keeps. A failed batch discards that connection; the next batch checks out a fresh
-one from the engine's pool.
+The write path is the hot one (every model call ends with a commit): rows travel to the writer as
+plain tuples, and :mod:`.ledger_batch` turns a batch into as few DBAPI statements as it can (compiled
+once, no SQLAlchemy per-statement machinery) on a connection that the writer thread keeps. A failed
+batch discards that connection; the next batch checks out a fresh one from the engine's pool.
 """
 
 from __future__ import annotations
@@ -32,18 +30,20 @@ import io
 import logging
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ..storage.file_lock import beside_sqlite
-from ..storage.tables import ROLLUP_DIMENSIONS, ROLLUP_MEASURES, ledger_daily
+from ..storage.tables import ROLLUP_MEASURES, ledger_daily
 from ..storage.tables import ledger as ledger_table
+from .ledger_batch import BatchWriter
+from .ledger_batch import naive_utc as _naive_utc
 
 log = logging.getLogger(__name__)
 
@@ -96,79 +96,8 @@ class LedgerRow:
 ROW_FIELDS = tuple(f.name for f in fields(LedgerRow))
 
 
-def _naive_utc(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is None:
-        return value
-    return value.astimezone(UTC).replace(tzinfo=None)
-
-
 _Queued = tuple[tuple[Any, ...], "asyncio.Future[None]"]  # a row's values and the future its commit resolves
 _row_values = attrgetter(*ROW_FIELDS)  # a row's values as one tuple in ROW_FIELDS order (one C call)
-
-
-def _stamp_processor(bind: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
-    """How a row's ``ts`` is bound: naive UTC, then the dialect's own conversion.
-
-    SQLite stores DATETIME as text; its processor formats each value through a ``%``-template and a
-    dict of fields. When that text is exactly ``datetime.isoformat(" ", "microseconds")`` (checked here
-    on sample values, so another storage format keeps the dialect's processor) the C method writes it."""
-    if bind is None:
-        return _naive_utc
-    samples = (datetime(2026, 1, 2, 3, 4, 5), datetime(1999, 12, 31, 23, 59, 59, 999_999), datetime(2030, 6, 7, 8, 9, 10, 11))
-    if all(bind(value) == value.isoformat(" ", "microseconds") for value in samples):
-
-        def text(value: datetime | None) -> str | None:
-            if value is None:
-                return None
-            if value.tzinfo is not None:
-                value = value.astimezone(UTC).replace(tzinfo=None)
-            return value.isoformat(" ", "microseconds")
-
-        return text
-    return lambda value: bind(_naive_utc(value))
-
-
-def _rollup_summer(named: bool) -> Callable[[list[tuple[Any, ...]]], list[Any]]:
-    """How a batch of row tuples becomes roll-up statement rows: summed per (day, dimensions), the day
-    text formatted once per calendar day rather than once per row."""
-    index = {name: i for i, name in enumerate(ROW_FIELDS)}
-    dims = itemgetter(*[index[name] for name in ROLLUP_DIMENSIONS[1:]])
-    ts, n_in, n_out = index["ts"], index["input_tokens"], index["output_tokens"]
-    n_cached, n_write = index["cached_input_tokens"], index["cache_write_tokens"]
-    n_reasoning, n_cost = index["reasoning_tokens"], index["cost_usd"]
-    names = (*ROLLUP_DIMENSIONS, *ROLLUP_MEASURES)
-    days: dict[int, str] = {}
-
-    def day(stamp: datetime | None) -> str:
-        if stamp is None:
-            return ""
-        ordinal = stamp.toordinal()
-        text = days.get(ordinal)
-        if text is None:
-            if len(days) > 64:
-                days.clear()
-            text = days[ordinal] = stamp.strftime("%Y-%m-%d")
-        return text
-
-    def summed(rows: list[tuple[Any, ...]]) -> list[Any]:
-        sums: dict[tuple[Any, ...], list[Any]] = {}
-        for row in rows:
-            key = (day(_naive_utc(row[ts])), *[value or "" for value in dims(row)])
-            acc = sums.get(key)
-            if acc is None:
-                acc = sums[key] = [0, 0, 0, 0, 0, 0, 0.0]
-            acc[0] += 1
-            acc[1] += row[n_in] or 0
-            acc[2] += row[n_out] or 0
-            acc[3] += row[n_cached] or 0
-            acc[4] += row[n_write] or 0
-            acc[5] += row[n_reasoning] or 0
-            acc[6] += row[n_cost] or 0.0
-        if named:
-            return [dict(zip(names, (*key, *acc), strict=True)) for key, acc in sums.items()]
-        return [(*key, *acc) for key, acc in sums.items()]
-
-    return summed
 
 
 class Ledger:
@@ -179,8 +108,6 @@ class Ledger:
         self.max_batch = max_batch
         self.retention_days = retention_days
         self._pruner: asyncio.Task[None] | None = None
-        self._rollup_sql: str | None = None
-        self._rollup_keys: Callable[[list[tuple[Any, ...]]], list[Any]] | None = None
         self._pending: list[_Queued] = []  # rows queued on the loop, not yet handed to the writer
         self._busy = False  # a batch is with the writer thread (or about to be handed over)
         self._drained: list[asyncio.Future[None]] = []  # ``aclose`` calls waiting for the writer to go idle
@@ -191,7 +118,7 @@ class Ledger:
         # Several processes on one SQLite file queue their commits in the kernel, not in SQLite's
         # polling busy handler (see storage.file_lock); taken by the writer thread only.
         self._write_lock = beside_sqlite(engine, "write-lock")
-        self._insert_sql: tuple[str, Callable[[list[tuple[Any, ...]]], list[Any]]] | None = None
+        self._writer: BatchWriter | None = None  # the batch statements, built on the first batch
         self.batches = 0  # commits made; lets tests and metrics see the grouping
         self.rows_written = 0
 
@@ -312,103 +239,18 @@ class Ledger:
                     future.set_exception(error)
         self._hand_over()
 
-    def _prepared_insert(self) -> tuple[str, Callable[[list[tuple[Any, ...]]], list[Any]]]:
-        """The INSERT compiled once for this dialect, and how to turn row tuples into its parameters
-        (column bind processors applied, e.g. SQLite's DATETIME-to-text, as SQLAlchemy would)."""
-        if self._insert_sql is None:
-            dialect = self.engine.dialect
-            compiled = ledger_table.insert().compile(dialect=dialect, column_keys=list(ROW_FIELDS))
-            process: dict[str, Callable[[Any], Any]] = {}
-            for name in ROW_FIELDS:
-                column_type = ledger_table.c[name].type
-                proc = column_type.dialect_impl(dialect).bind_processor(dialect)
-                if name == "ts":
-                    process[name] = _stamp_processor(proc)
-                elif proc is not None:
-                    process[name] = proc
-            index = {name: i for i, name in enumerate(ROW_FIELDS)}
-            order = list(compiled.positiontup or ()) if compiled.positional else list(ROW_FIELDS)
-            pick = itemgetter(*[index[name] for name in order])  # a row tuple in the statement's order
-            fix = [(position, process[name]) for position, name in enumerate(order) if name in process]
-
-            def ordered(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
-                out = []
-                for row in rows:
-                    values = list(pick(row))
-                    for position, proc in fix:
-                        values[position] = proc(values[position])
-                    out.append(values)
-                return out
-
-            params: Callable[[list[tuple[Any, ...]]], list[Any]]
-            if compiled.positional:
-                params = ordered
-            else:
-
-                def params(rows: list[tuple[Any, ...]]) -> list[Any]:
-                    return [dict(zip(order, values, strict=True)) for values in ordered(rows)]
-
-            self._insert_sql = (compiled.string, params)
-        return self._insert_sql
-
-    def _prepared_rollup(self) -> str:
-        """``INSERT ... ON CONFLICT DO UPDATE`` adding a batch's per-day sums to the roll-up (SQLite and
-        PostgreSQL both have it), compiled once for positional parameters in ROLLUP_DIMENSIONS +
-        ROLLUP_MEASURES order."""
-        if self._rollup_sql is None:
-            dialect = self.engine.dialect
-            names = (*ROLLUP_DIMENSIONS, *ROLLUP_MEASURES)
-            values: dict[str, Any] = {name: sa.bindparam(name) for name in names}
-            stmt: sa.Insert
-            # Two dialect-specific Insert classes with the same upsert API (not a common base's).
-            if dialect.name == "postgresql":
-                from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-                pg = pg_insert(ledger_daily).values(values)
-                stmt = pg.on_conflict_do_update(
-                    index_elements=list(ROLLUP_DIMENSIONS),
-                    set_={name: ledger_daily.c[name] + pg.excluded[name] for name in ROLLUP_MEASURES},
-                )
-            else:
-                from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-                lite = sqlite_insert(ledger_daily).values(values)
-                stmt = lite.on_conflict_do_update(
-                    index_elements=list(ROLLUP_DIMENSIONS),
-                    set_={name: ledger_daily.c[name] + lite.excluded[name] for name in ROLLUP_MEASURES},
-                )
-            compiled = stmt.compile(dialect=dialect)
-            order = list(compiled.positiontup or ()) if compiled.positional else None
-            sql = compiled.string
-            if order is not None and order != list(names):
-                raise RuntimeError("unexpected parameter order in the roll-up statement")
-            self._rollup_sql = sql
-        return self._rollup_sql
-
-    def _rollup_params(self, rows: list[tuple[Any, ...]]) -> list[Any]:
-        """A batch summed per roll-up key (one statement row per key, not per ledger row)."""
-        if self._rollup_keys is None:
-            self._rollup_keys = _rollup_summer(self.engine.dialect.paramstyle in ("named", "pyformat"))
-        return self._rollup_keys(rows)
-
     def _insert(self, rows: list[tuple[Any, ...]]) -> None:
         """One batch: the rows and their roll-up in one transaction (one commit, one fsync), on the
         writer thread's connection."""
-        sql, params = self._prepared_insert()
-        rollup = self._prepared_rollup()
+        writer = self._writer
+        if writer is None:
+            writer = self._writer = BatchWriter(self.engine.dialect, ROW_FIELDS)
         if self._raw is None:
             self._raw = self.engine.raw_connection()
-        # The DBAPI connection itself: the pool's proxy would forward each call through __getattr__.
-        raw = self._raw.dbapi_connection
         try:
             with self._write_lock:
-                cursor = raw.cursor()
-                try:
-                    cursor.executemany(sql, params(rows))
-                    cursor.executemany(rollup, self._rollup_params(rows))
-                finally:
-                    cursor.close()
-                raw.commit()
+                # The DBAPI connection itself: the pool's proxy would forward each call through __getattr__.
+                writer.write(self._raw.dbapi_connection, rows)
         except BaseException:
             self._drop_connection(invalidate=True)
             raise
@@ -510,7 +352,7 @@ class Ledger:
 
         Whole days come from the daily roll-up (fast at millions of rows, exact after retention has
         pruned raw rows); only the partial days at the edges of a range given to the second are read
-        from raw rows, through the ``(column, ts)`` indexes.
+        from raw rows, through the ``ts`` index (``(key_id, ts)`` for one key's rows).
         """
         if by is not None and by not in GROUP_NAMES:
             raise ValueError(f"by must be one of {', '.join(GROUP_NAMES)}")

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD = "0005_key_scopes"  # the newest revision under migrations/versions
+HEAD = "0006_ledger_indexes"  # the newest revision under migrations/versions
 _PG_LOCK_ID = 0x45505F4D4947  # arbitrary constant shared by every process of this product
 
 
