@@ -5,15 +5,17 @@ dependency solving, ``AsyncExitStack``, exception-middleware wrapping and route 
 nothing while costing a measurable share of each call. This pure-ASGI layer sits inside
 ``GatewayMiddleware`` (request id, auth, metrics, 500s) and calls the very endpoint functions the
 FastAPI routes document, so ``/openapi.json`` is unchanged and every other path goes through FastAPI.
-:class:`HotDispatch`, the outermost layer of the app, sends those requests straight to their own
-``GatewayMiddleware`` + ``HotRoutes``, past FastAPI's outer middleware as well.
+:class:`GatewayApp`, the app the server calls, sends those requests straight to their own
+``GatewayMiddleware`` + ``HotRoutes``, past FastAPI's and Starlette's own ``__call__`` and outer
+middleware as well.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
+from fastapi import FastAPI
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -96,43 +98,70 @@ def hot_endpoints(routes: Iterable[Any]) -> dict[str, Endpoint]:
 
 
 class HotRoutes:
-    """Pure ASGI: ``POST`` to a hot path runs its endpoint directly; anything else falls through."""
+    """Pure ASGI: runs the endpoint of a hot ``POST`` (the only requests :class:`GatewayApp` sends here)."""
 
-    def __init__(self, app: Any, *, endpoints: dict[str, Endpoint]) -> None:
-        self.app = app
+    def __init__(self, *, endpoints: dict[str, Endpoint]) -> None:
         self.endpoints = endpoints
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        endpoint = self.endpoints.get(scope["path"]) if scope["type"] == "http" else None
-        if endpoint is None or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
         try:
-            response = await endpoint(HotRequest(scope, receive, send))
+            response = await self.endpoints[scope["path"]](HotRequest(scope, receive, send))
         except EPError as err:
             note_error(scope, err)
             response = error_response(err, surface_for(scope["path"]))
         await response(scope, receive, send)
 
 
-class HotDispatch:
-    """Outermost ASGI layer: a ``POST`` to a hot path goes to ``hot``, everything else to ``app``.
+async def _scope_only(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The app behind :attr:`GatewayApp.forwarded`: the middleware has rewritten the scope; nothing more."""
 
-    ``app`` is FastAPI's whole middleware stack: its server-error, exception-telemetry and body-limit
-    layers, then ``GatewayMiddleware`` and the router. For the hot routes those outer layers do
-    nothing that ``hot`` (``GatewayMiddleware`` around :class:`HotRoutes`) does not do itself: it
+
+class GatewayApp(FastAPI):
+    """The FastAPI app whose own ``__call__`` sends a ``POST`` to a hot path straight to ``hot``.
+
+    ``hot`` is ``GatewayMiddleware`` (id, auth, metrics, log, 500s) around :class:`HotRoutes`. The
+    server calls the app itself, so without this every model call first went through
+    ``FastAPI.__call__`` (its native-telemetry check, a tracer-provider lookup per request),
+    ``Starlette.__call__`` and then FastAPI's outer middleware (server errors, exception telemetry,
+    body limit), none of which does anything for these routes that ``hot`` does not do itself: it
     answers every exception raised before the response started, an exception raised after it
-    propagates to the server either way, and no body limit is set on the app. Skipping them saves a
-    coroutine frame and a ``send`` wrapper each, on every request and every streamed write.
+    propagates to the server either way, and no body limit is set on the app. Every layer skipped is
+    a coroutine frame that each resumption of the request's task passes through. Everything else
+    (other routes and methods, lifespan) goes through FastAPI as before.
+
+    ``forwarded``: uvicorn's ``ProxyHeadersMiddleware`` (``X-Forwarded-For``/``-Proto`` from a trusted
+    address rewrite the scope's client and scheme), applied here when ``ep serve`` turned the
+    server's own off. Only a request that carries one of those headers goes through it, and the
+    middleware decides trust and rewrites by its own rules, so the result is uvicorn's: the other
+    requests skip a coroutine layer and a trust lookup.
     """
 
-    def __init__(self, app: Any, *, hot: Any, paths: frozenset[str]) -> None:
-        self.app = app
-        self.hot = hot
-        self.paths = paths
+    hot: Any = None
+    hot_paths: frozenset[str] = frozenset()
+    forwarded: Any = None
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"] in self.paths and scope["method"] == "POST":
-            await self.hot(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
+    def serve_hot(self, hot: Any, paths: frozenset[str]) -> None:
+        self.hot = hot
+        self.hot_paths = paths
+
+    def trust_forwarded(self, trusted_hosts: str) -> None:
+        """Apply ``X-Forwarded-*`` headers from ``trusted_hosts`` (uvicorn's ``--forwarded-allow-ips``)."""
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        self.forwarded = ProxyHeadersMiddleware(cast("Any", _scope_only), trusted_hosts=trusted_hosts)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:  # type: ignore[override]
+        if scope["type"] == "http":
+            forwarded = self.forwarded
+            if forwarded is not None:
+                for name, _ in scope["headers"]:
+                    if name == b"x-forwarded-for" or name == b"x-forwarded-proto":
+                        await forwarded(scope, receive, send)  # rewrites the scope, returns at once
+                        break
+            if scope["method"] == "POST" and scope["path"] in self.hot_paths:
+                scope["app"] = self  # what Starlette.__call__ sets: ``Request.app``
+                if self.root_path:
+                    scope["root_path"] = self.root_path
+                await self.hot(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
