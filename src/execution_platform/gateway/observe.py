@@ -13,7 +13,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import (
     BudgetExceededError,
@@ -28,12 +28,14 @@ from ..errors import (
     UpstreamTimeoutError,
 )
 from .errors import surface_for
+from .logs import JsonFormatter, sole_json_handler
 from .metrics import BREAKER_STATES, Metrics, route_label
 
 if TYPE_CHECKING:
     from .state import Gateway
 
 _ACCESS = "execution_platform.access"
+ACCESS_MESSAGE = "request"
 access_log = logging.getLogger(_ACCESS)
 
 # Model-call routes served by exact path (the hot routes, see fastpath.HOT_PATHS, which Observer adds):
@@ -116,11 +118,11 @@ def access_record() -> logging.LogRecord:
     and friends, which ``ep serve`` turns off), which the constructor then looks up as usual."""
     global _record_fields
     if logging.logThreads or logging.logProcesses or logging.logMultiprocessing or _log_start is None:
-        return logging.LogRecord(_ACCESS, logging.INFO, __file__, 0, "request", None, None, "finish")
+        return logging.LogRecord(_ACCESS, logging.INFO, __file__, 0, ACCESS_MESSAGE, None, None, "finish")
     fields = _record_fields
     if fields is None:
         fields = _record_fields = dict(
-            vars(logging.LogRecord(_ACCESS, logging.INFO, __file__, 0, "request", None, None, "finish"))
+            vars(logging.LogRecord(_ACCESS, logging.INFO, __file__, 0, ACCESS_MESSAGE, None, None, "finish"))
         )
     record: logging.LogRecord = logging.LogRecord.__new__(logging.LogRecord)
     now = time.time()
@@ -232,11 +234,18 @@ class Observer:
         if span is not None:
             self._end_spans(span, scope, route, status, ended, overhead, ctx, rows, err, model_call)
         if access_log.isEnabledFor(logging.INFO):
-            # The record is built directly: ``Logger.info`` would look up the caller's frame and copy
-            # ``extra`` key by key, and neither format writes where the call came from.
-            record = access_record()
-            record.ep = self._line(scope, route, status, started, ended, overhead, ctx, rows, err, domain)
-            access_log.handle(record)
+            fields = self._line(scope, route, status, started, ended, overhead, ctx, rows, err, domain)
+            handler = sole_json_handler(access_log)
+            if handler is not None:
+                # ``ep serve``'s own set-up: the line its formatter would write, without the record.
+                formatter = cast("JsonFormatter", handler.formatter)
+                handler.emit_line(formatter.info_line(time.time(), _ACCESS, ACCESS_MESSAGE, fields))
+            else:
+                # The record is built directly: ``Logger.info`` would look up the caller's frame and
+                # copy ``extra`` key by key, and neither format writes where the call came from.
+                record = access_record()
+                record.ep = fields
+                access_log.handle(record)
 
     def _line(self, scope: dict[str, Any], route: str, status: int, started: float, ended: float,
               overhead: float | None, ctx: Any, rows: list[Any], err: EPError | None,
