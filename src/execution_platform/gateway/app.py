@@ -19,7 +19,7 @@ from ..storage.keys import KeyStore
 from . import money
 from .auth import Authenticator
 from .errors import install_handlers
-from .fastpath import GatewayApp, HotRoutes, hot_endpoints
+from .fastpath import GatewayApp, hot_endpoints
 from .limits import Limits
 from .metrics import Metrics
 from .middleware import GatewayMiddleware
@@ -183,8 +183,8 @@ def create_app(
                        body_timeout=timeout)
     # The hot routes get their own GatewayMiddleware (id, auth, metrics, log, 500s), called by the app
     # itself ahead of FastAPI's layers, which add nothing to them: see fastpath.GatewayApp.
-    app.serve_hot(GatewayMiddleware(HotRoutes(endpoints=hot), authenticator=gateway.authenticator,
-                                    observer=observer, body_timeout=timeout), frozenset(hot))
+    app.serve_hot(GatewayMiddleware(None, authenticator=gateway.authenticator, observer=observer,
+                                    body_timeout=timeout, endpoints=hot), frozenset(hot))
     if forwarded_allow_ips is not None:
         app.trust_forwarded(forwarded_allow_ips)
     _publish_native_schemas(app, native.native_components(), gateway)

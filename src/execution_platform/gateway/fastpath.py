@@ -2,12 +2,11 @@
 
 The hot routes take the raw ``Request`` and decode the body with the wire codec, so FastAPI's
 dependency solving, ``AsyncExitStack``, exception-middleware wrapping and route matching buy them
-nothing while costing a measurable share of each call. This pure-ASGI layer sits inside
-``GatewayMiddleware`` (request id, auth, metrics, 500s) and calls the very endpoint functions the
-FastAPI routes document, so ``/openapi.json`` is unchanged and every other path goes through FastAPI.
-:class:`GatewayApp`, the app the server calls, sends those requests straight to their own
-``GatewayMiddleware`` + ``HotRoutes``, past FastAPI's and Starlette's own ``__call__`` and outer
-middleware as well.
+nothing while costing a measurable share of each call. :class:`GatewayApp`, the app the server
+calls, sends those requests straight to a ``GatewayMiddleware`` (request id, auth, metrics, 500s)
+that calls the very endpoint functions the FastAPI routes document on a :class:`HotRequest`, past
+FastAPI's and Starlette's own ``__call__``, outer middleware and router; ``/openapi.json`` is
+unchanged and every other path goes through FastAPI.
 """
 
 from __future__ import annotations
@@ -20,9 +19,7 @@ from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from ..errors import EPError, PayloadTooLargeError
-from .errors import error_response, surface_for
-from .observe import note_error
+from ..errors import PayloadTooLargeError
 
 HOT_PATHS = frozenset({"/v1/chat/completions", "/v1/messages", "/chat", "/v1/embeddings", "/v1/responses"})
 
@@ -53,7 +50,7 @@ class RequestHeaders(Headers):
 
 
 class HotRequest(Request):
-    """The request a hot route's endpoint receives from :class:`HotRoutes`."""
+    """The request a hot route's endpoint receives from ``GatewayMiddleware``."""
 
     def __init__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         super().__init__(scope, receive, send)
@@ -97,21 +94,6 @@ def hot_endpoints(routes: Iterable[Any]) -> dict[str, Endpoint]:
     return found
 
 
-class HotRoutes:
-    """Pure ASGI: runs the endpoint of a hot ``POST`` (the only requests :class:`GatewayApp` sends here)."""
-
-    def __init__(self, *, endpoints: dict[str, Endpoint]) -> None:
-        self.endpoints = endpoints
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        try:
-            response = await self.endpoints[scope["path"]](HotRequest(scope, receive, send))
-        except EPError as err:
-            note_error(scope, err)
-            response = error_response(err, surface_for(scope["path"]))
-        await response(scope, receive, send)
-
-
 async def _scope_only(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """The app behind :attr:`GatewayApp.forwarded`: the middleware has rewritten the scope; nothing more."""
 
@@ -119,7 +101,7 @@ async def _scope_only(scope: dict[str, Any], receive: Any, send: Any) -> None:
 class GatewayApp(FastAPI):
     """The FastAPI app whose own ``__call__`` sends a ``POST`` to a hot path straight to ``hot``.
 
-    ``hot`` is ``GatewayMiddleware`` (id, auth, metrics, log, 500s) around :class:`HotRoutes`. The
+    ``hot`` is a ``GatewayMiddleware`` (id, auth, metrics, log, 500s) that runs the hot endpoints itself. The
     server calls the app itself, so without this every model call first went through
     ``FastAPI.__call__`` (its native-telemetry check, a tracer-provider lookup per request),
     ``Starlette.__call__`` and then FastAPI's outer middleware (server errors, exception telemetry,
