@@ -29,7 +29,7 @@ from ..errors import (
 )
 from .errors import surface_for
 from .logs import JsonFormatter, sole_json_handler
-from .metrics import BREAKER_STATES, Metrics, route_label
+from .metrics import BREAKER_STATES, MAX_CHILDREN, Metrics, route_label
 
 if TYPE_CHECKING:
     from .state import Gateway
@@ -145,6 +145,7 @@ class Observer:
         self.model_paths = MODEL_CALL_PATHS | HOT_PATHS
         self.tracer = tracer  # None: tracing off, no span work at all
         self.capture_content = False
+        self._children: dict[tuple[str, int, bool], tuple[Any, Any]] = {}
         # The latest model calls of this process (time, latency, overhead, fault domain): the dashboard's
         # live view, without a database read.
         self.recent: deque[tuple[float, float, float | None, str | None]] = deque(maxlen=4096)
@@ -186,6 +187,17 @@ class Observer:
         return on_attempt
 
     # -- per request -------------------------------------------------------------------------------
+    def _request_children(self, route: str, status: int, model_call: bool) -> tuple[Any, Any]:
+        """The label children every request of this route, status and kind counts in (what
+        :meth:`Metrics.observe` looks up), found once per combination: routes are templates and
+        statuses few, so the combinations are bounded (and capped like the families')."""
+        surface = ("native" if route == "/chat" else surface_for(route)) if model_call else "none"
+        m = self.metrics
+        children = (m.requests(route, str(status), surface), m.latency(route))
+        if len(self._children) < MAX_CHILDREN:
+            self._children[(route, status, model_call)] = children
+        return children
+
     def route(self, scope: dict[str, Any]) -> str:
         """The route template (bounded cardinality): hot paths as-is, others from the matched route."""
         path: str = scope["path"]
@@ -200,12 +212,18 @@ class Observer:
     def finish(self, scope: dict[str, Any], status: int, started: float, overhead: float | None) -> None:
         ended = time.perf_counter()
         state = scope.get("state", {})
-        route = self.route(scope)
+        path: str = scope["path"]
+        route = path if path in self.model_paths else self.route(scope)
         ctx = state.get("call")
         model_call = ctx is not None or route in self.model_paths
-        surface = ("native" if route == "/chat" else surface_for(route)) if model_call else "none"
+        key = (route, status, model_call)
+        children = self._children.get(key)
+        if children is None:
+            children = self._request_children(route, status, model_call)
+        requests, latency = children
+        requests.inc()
+        latency.observe(ended - started)
         m = self.metrics
-        m.observe(route, status, surface, ended - started)
         if overhead is not None:
             m.overhead(route).observe(max(0.0, overhead))
         err: EPError | None = state.get("error")
