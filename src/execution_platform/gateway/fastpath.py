@@ -18,12 +18,14 @@ from fastapi import FastAPI
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from ..errors import PayloadTooLargeError
 
 HOT_PATHS = frozenset({"/v1/chat/completions", "/v1/messages", "/chat", "/v1/embeddings", "/v1/responses"})
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+HotApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]  # the ASGI app in front of the endpoints
 
 
 class RequestHeaders(Headers):
@@ -101,8 +103,8 @@ async def _scope_only(scope: dict[str, Any], receive: Any, send: Any) -> None:
 class GatewayApp(FastAPI):
     """The FastAPI app whose own ``__call__`` sends a ``POST`` to a hot path straight to ``hot``.
 
-    ``hot`` is a ``GatewayMiddleware`` (id, auth, metrics, log, 500s) that runs the hot endpoints itself. The
-    server calls the app itself, so without this every model call first went through
+    ``hot`` is a ``GatewayMiddleware`` (id, auth, metrics, log, 500s) that runs the hot endpoints
+    itself. The server calls the app, so without this every model call first went through
     ``FastAPI.__call__`` (its native-telemetry check, a tracer-provider lookup per request),
     ``Starlette.__call__`` and then FastAPI's outer middleware (server errors, exception telemetry,
     body limit), none of which does anything for these routes that ``hot`` does not do itself: it
@@ -118,11 +120,11 @@ class GatewayApp(FastAPI):
     requests skip a coroutine layer and a trust lookup.
     """
 
-    hot: Any = None
+    hot: HotApp  # set with the paths it serves (none until then)
     hot_paths: frozenset[str] = frozenset()
-    forwarded: Any = None
+    forwarded: ASGIApp | None = None
 
-    def serve_hot(self, hot: Any, paths: frozenset[str]) -> None:
+    def serve_hot(self, hot: HotApp, paths: frozenset[str]) -> None:
         self.hot = hot
         self.hot_paths = paths
 
@@ -130,7 +132,7 @@ class GatewayApp(FastAPI):
         """Apply ``X-Forwarded-*`` headers from ``trusted_hosts`` (uvicorn's ``--forwarded-allow-ips``)."""
         from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-        self.forwarded = ProxyHeadersMiddleware(cast("Any", _scope_only), trusted_hosts=trusted_hosts)
+        self.forwarded = cast("ASGIApp", ProxyHeadersMiddleware(cast("Any", _scope_only), trusted_hosts=trusted_hosts))
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:  # type: ignore[override]
         if scope["type"] == "http":
