@@ -56,7 +56,7 @@ class HotRequest(Request):
 
     def __init__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         super().__init__(scope, receive, send)
-        self._request_headers = RequestHeaders(scope=scope)
+        self._request_headers = RequestHeaders(raw=scope["headers"])  # the server's list, not a copy
 
     @property
     def headers(self) -> Headers:
