@@ -131,3 +131,26 @@ def test_fastapi_adds_no_telemetry_of_its_own_under_a_global_tracer_provider(
     _, status = call(app_for(tmp_path), method, path, PROXY, [], body)
     assert status in (200, 400)
     assert [span.name for span in global_tracer_provider.get_finished_spans()] == []
+
+
+def test_servers_and_test_clients_take_the_app_for_asgi3(tmp_path: Path) -> None:
+    import uvicorn
+    from starlette._utils import is_async_callable
+
+    app = app_for(tmp_path)
+    assert is_async_callable(app)
+    config = uvicorn.Config(app, proxy_headers=False, log_config=None)
+    config.load()
+    assert config.loaded_app is app  # not wrapped as an ASGI 2 app
+
+
+def test_the_app_adds_no_coroutine_of_its_own_to_a_hot_request(tmp_path: Path) -> None:
+    from execution_platform.gateway.middleware import GatewayMiddleware
+
+    app = app_for(tmp_path)
+    scope: dict[str, Any] = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": []}
+    awaitable = app(scope, None, None)
+    try:
+        assert awaitable.cr_code is GatewayMiddleware.__call__.__code__  # type: ignore[attr-defined]
+    finally:
+        awaitable.close()  # type: ignore[attr-defined]

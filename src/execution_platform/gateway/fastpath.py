@@ -11,8 +11,11 @@ unchanged and every other path goes through FastAPI.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import sys
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from fastapi import FastAPI
 from starlette.datastructures import Headers
@@ -26,6 +29,7 @@ HOT_PATHS = frozenset({"/v1/chat/completions", "/v1/messages", "/chat", "/v1/emb
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 HotApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]  # the ASGI app in front of the endpoints
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class RequestHeaders(Headers):
@@ -96,6 +100,17 @@ def hot_endpoints(routes: Iterable[Any]) -> dict[str, Endpoint]:
     return found
 
 
+def coroutine_function(func: F) -> F:
+    """Mark ``func``, a plain function that returns a coroutine, as a coroutine function for
+    ``inspect.iscoroutinefunction`` and ``asyncio.iscoroutinefunction``, which servers and test
+    clients use to tell an ASGI 3 app from an ASGI 2 one (asgiref's ``markcoroutinefunction`` does
+    the same)."""
+    if sys.version_info >= (3, 12):
+        return inspect.markcoroutinefunction(func)
+    func._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
+    return func
+
+
 async def _scope_only(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """The app behind :attr:`GatewayApp.forwarded`: the middleware has rewritten the scope; nothing more."""
 
@@ -110,8 +125,9 @@ class GatewayApp(FastAPI):
     body limit), none of which does anything for these routes that ``hot`` does not do itself: it
     answers every exception raised before the response started, an exception raised after it
     propagates to the server either way, and no body limit is set on the app. Every layer skipped is
-    a coroutine frame that each resumption of the request's task passes through. Everything else
-    (other routes and methods, lifespan) goes through FastAPI as before.
+    a coroutine frame that each resumption of the request's task passes through (a stream's task
+    resumes at every event), and ``__call__`` itself adds none. Everything else (other routes and
+    methods, lifespan) goes through FastAPI as before.
 
     ``forwarded``: uvicorn's ``ProxyHeadersMiddleware`` (``X-Forwarded-For``/``-Proto`` from a trusted
     address rewrite the scope's client and scheme), applied here when ``ep serve`` turned the
@@ -134,18 +150,26 @@ class GatewayApp(FastAPI):
 
         self.forwarded = cast("ASGIApp", ProxyHeadersMiddleware(cast("Any", _scope_only), trusted_hosts=trusted_hosts))
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:  # type: ignore[override]
+    @coroutine_function
+    def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:  # type: ignore[override]
+        # Not ``async``: it returns the coroutine of the layer it picks, which the server awaits
+        # itself, so this method adds no frame to the request's coroutine chain.
         if scope["type"] == "http":
-            forwarded = self.forwarded
-            if forwarded is not None:
+            if self.forwarded is not None:
                 for name, _ in scope["headers"]:
                     if name == b"x-forwarded-for" or name == b"x-forwarded-proto":
-                        await forwarded(scope, receive, send)  # rewrites the scope, returns at once
-                        break
-            if scope["method"] == "POST" and scope["path"] in self.hot_paths:
-                scope["app"] = self  # what Starlette.__call__ sets: ``Request.app``
-                if self.root_path:
-                    scope["root_path"] = self.root_path
-                await self.hot(scope, receive, send)
-                return
-        await super().__call__(scope, receive, send)
+                        return self._forwarded(scope, receive, send)
+            return self._dispatch(scope, receive, send)
+        return super().__call__(scope, receive, send)
+
+    def _dispatch(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
+        if scope["method"] == "POST" and scope["path"] in self.hot_paths:
+            scope["app"] = self  # what Starlette.__call__ sets: ``Request.app``
+            if self.root_path:
+                scope["root_path"] = self.root_path
+            return self.hot(scope, receive, send)
+        return super().__call__(scope, receive, send)
+
+    async def _forwarded(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await cast("ASGIApp", self.forwarded)(scope, receive, send)  # rewrites the scope, returns at once
+        await self._dispatch(scope, receive, send)
