@@ -78,7 +78,7 @@ def serve(
             raise typer.Exit(1) from None
     skip_file_watcher()
     from ..config.schema import ServerConfig
-    from ..gateway.app import BODY_TIMEOUT_ENV
+    from ..gateway.app import BODY_TIMEOUT_ENV, FORWARDED_ENV
     from ..gateway.protocol import HEADER_TIMEOUT_ENV
 
     server = getattr(loaded, "server", None) or ServerConfig()
@@ -87,6 +87,9 @@ def serve(
     # Read by each worker process (uvicorn spawns them; they import the app and protocol by name).
     os.environ[HEADER_TIMEOUT_ENV] = str(header_timeout or server.header_timeout)
     os.environ[BODY_TIMEOUT_ENV] = str(body_timeout or server.body_timeout)
+    # uvicorn's proxy-headers rule, applied by the app only to requests that carry such headers
+    # (``proxy_headers=False`` below): the addresses uvicorn would trust, as uvicorn reads them.
+    os.environ[FORWARDED_ENV] = os.environ.get("FORWARDED_ALLOW_IPS", UVICORN_FORWARDED_DEFAULT)
     fds = raise_fd_limit()
 
     if workers > 1 and not settings.redis_url:
@@ -186,6 +189,7 @@ def _run(uvicorn: Any, host: str, port: int, workers: int, log_level: str, *, ke
         log_level=log_level,
         access_log=False,
         server_header=False,
+        proxy_headers=False,  # the app applies the same rule, more cheaply: see gateway.fastpath.GatewayApp
         timeout_keep_alive=keep_alive,
         # Refuse (503) before the process runs out of descriptors: accept() failing would refuse silently.
         limit_concurrency=limit_concurrency,
@@ -209,6 +213,7 @@ def _run(uvicorn: Any, host: str, port: int, workers: int, log_level: str, *, ke
 
 
 APP_FACTORY = "execution_platform.gateway.app:create_app_from_env"
+UVICORN_FORWARDED_DEFAULT = "127.0.0.1,::1"  # uvicorn's ``forwarded_allow_ips`` without FORWARDED_ALLOW_IPS
 
 
 FD_RESERVE = 256  # descriptors kept for upstream connections, the database and log files

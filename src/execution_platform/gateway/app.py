@@ -13,12 +13,13 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from ..storage.keys import KeyStore
 from . import money
 from .auth import Authenticator
 from .errors import install_handlers
-from .fastpath import HotDispatch, HotRoutes, hot_endpoints
+from .fastpath import GatewayApp, hot_endpoints
 from .limits import Limits
 from .metrics import Metrics
 from .middleware import GatewayMiddleware
@@ -46,8 +47,22 @@ def _config_section(config: Any, name: str) -> Any:
     return config.get(name) if isinstance(config, dict) else getattr(config, name, None)
 
 
+# FastAPI's native OpenTelemetry (0.165 and later) turns itself on when any global tracer, meter or
+# logger provider is set, and then adds its own server span and ``http.server.*`` metrics around
+# every request. The gateway owns its tracing (``tracing``, never installed globally) and metrics
+# (``metrics``): GatewayMiddleware opens the server span and counts every request, the hot routes
+# included, which never pass through FastAPI's ``__call__`` at all (see fastpath.GatewayApp). So
+# FastAPI's is off: a second, partial set of spans for the other routes only would mislead, and
+# the per-request check of the global providers is skipped too. The ``telemetry`` argument is
+# passed as is (fastapi's lower bound in pyproject is the release that has it) rather than
+# guarded: an older FastAPI fails at start-up instead of silently tracing twice.
+NO_FASTAPI_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
 BODY_TIMEOUT = 30.0  # seconds a request body may stall (the config's ``server.body_timeout``)
 BODY_TIMEOUT_ENV = "EP_SERVER_BODY_TIMEOUT"  # set by ``ep serve`` for its workers (flag or config)
+# Set by ``ep serve``, which turns uvicorn's proxy-headers layer off: the addresses whose
+# ``X-Forwarded-*`` headers the app applies itself (see fastpath.GatewayApp).
+FORWARDED_ENV = "EP_SERVER_FORWARDED_ALLOW_IPS"
 
 
 def server_setting(config: Any, name: str, default: float) -> float:
@@ -70,6 +85,7 @@ def create_app(
     config_path: str | os.PathLike[str] | None = None,
     body_timeout: float | None = None,
     settle_heap: bool = False,
+    forwarded_allow_ips: str | None = None,
 ) -> FastAPI:
     """The gateway app; with ``config_path`` the file is reloaded on SIGHUP (see :mod:`.reload`).
 
@@ -77,7 +93,11 @@ def create_app(
     started and closed with the app); a ``client`` given in is used as it is, with its own meter or none.
 
     ``settle_heap``: freeze the start-up heap out of the garbage collector's reach (see :mod:`.heap`),
-    for a process that exists to serve this app."""
+    for a process that exists to serve this app.
+
+    ``forwarded_allow_ips``: the app applies ``X-Forwarded-For``/``-Proto`` from these addresses
+    itself (uvicorn's rule and syntax), for a server started with its own proxy-headers layer off
+    (``ep serve``); None leaves them to the server."""
     from . import pydantic_v1
 
     pydantic_v1.install()  # before any route is built: FastAPI's v1 check would load pydantic 1
@@ -138,11 +158,12 @@ def create_app(
 
         await close_shared_pool()  # the upstream pool, if it lives on this server's loop
 
-    app = FastAPI(
+    app = GatewayApp(
         title="Execution Platform gateway",
         version="0.1.0",
         summary="One server speaking native, OpenAI and Anthropic APIs in front of every provider.",
         lifespan=lifespan,
+        telemetry=NO_FASTAPI_TELEMETRY,
     )
     app.state.gateway = gateway
     from .routes import admin, anthropic, costs, gemini, models, native, openai
@@ -160,17 +181,12 @@ def create_app(
     timeout = body_timeout or server_setting(config, "body_timeout", BODY_TIMEOUT)
     app.add_middleware(GatewayMiddleware, authenticator=gateway.authenticator, observer=observer,
                        body_timeout=timeout)
-    build = app.build_middleware_stack
-
-    def build_stack() -> Any:
-        # The hot routes get their own GatewayMiddleware (id, auth, metrics, log, 500s) in front of
-        # FastAPI's outer layers, which add nothing to them: see fastpath.HotDispatch.
-        stack = build()
-        front = GatewayMiddleware(HotRoutes(stack, endpoints=hot), authenticator=gateway.authenticator,
-                                  observer=observer, body_timeout=timeout)
-        return HotDispatch(stack, hot=front, paths=frozenset(hot))
-
-    app.build_middleware_stack = build_stack  # type: ignore[method-assign]
+    # The hot routes get their own GatewayMiddleware (id, auth, metrics, log, 500s), called by the app
+    # itself ahead of FastAPI's layers, which add nothing to them: see fastpath.GatewayApp.
+    app.serve_hot(GatewayMiddleware(None, authenticator=gateway.authenticator, observer=observer,
+                                    body_timeout=timeout, endpoints=hot), frozenset(hot))
+    if forwarded_allow_ips is not None:
+        app.trust_forwarded(forwarded_allow_ips)
     _publish_native_schemas(app, native.native_components(), gateway)
     return app
 
@@ -207,7 +223,8 @@ def create_app_from_env() -> FastAPI:
         raise SystemExit(f"refusing to start: {problem}")
     body_timeout = os.environ.get(BODY_TIMEOUT_ENV)
     return create_app(settings, load_config(settings), config_path=settings.config,
-                      body_timeout=float(body_timeout) if body_timeout else None, settle_heap=True)
+                      body_timeout=float(body_timeout) if body_timeout else None, settle_heap=True,
+                      forwarded_allow_ips=os.environ.get(FORWARDED_ENV))
 
 
 def load_config(settings: Settings) -> Config | None:

@@ -60,6 +60,15 @@ class JsonFormatter(logging.Formatter):
             line["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
         return orjson.dumps(line, default=str).decode()
 
+    def info_line(self, created: float, logger: str, msg: str, fields: dict[str, Any]) -> str:
+        """What :meth:`format` writes for an INFO record of ``logger`` with message ``msg`` (no
+        arguments), ``fields`` as its ``ep`` and no exception, without the record."""
+        line: dict[str, Any] = {"ts": self.timestamp(created), "level": "info", "logger": logger, "msg": msg}
+        for key, value in fields.items():
+            if value is not None:
+                line[key] = value
+        return orjson.dumps(line, default=str).decode()
+
 
 class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
@@ -103,6 +112,20 @@ class TurnFlushedHandler(logging.StreamHandler):
         if len(self._waiting) == 1:
             loop.call_soon(self._end_of_turn)
 
+    def emit_line(self, line: str) -> None:
+        """Write a line already formatted, as :meth:`emit` writes the line of a record (see
+        :func:`sole_json_handler`)."""
+        with self.lock:  # type: ignore[union-attr]
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self._write_waiting()
+                self._write_waiting_lines([line])
+                return
+            self._waiting.append(line)
+            if len(self._waiting) == 1:
+                loop.call_soon(self._end_of_turn)
+
     def _end_of_turn(self) -> None:
         with self.lock:  # type: ignore[union-attr]
             self._write_waiting()
@@ -111,6 +134,9 @@ class TurnFlushedHandler(logging.StreamHandler):
         if not self._waiting:
             return
         lines, self._waiting = self._waiting, []
+        self._write_waiting_lines(lines)
+
+    def _write_waiting_lines(self, lines: list[str]) -> None:
         try:
             self.stream.write(self.terminator.join(lines) + self.terminator)
             super().flush()
@@ -121,6 +147,33 @@ class TurnFlushedHandler(logging.StreamHandler):
         with self.lock:  # type: ignore[union-attr]
             self._write_waiting()
         super().flush()
+
+
+def sole_json_handler(logger: logging.Logger, level: int = logging.INFO) -> TurnFlushedHandler | None:
+    """The handler a record of ``logger`` at ``level`` would reach, when it is the only one, is ours
+    (a :class:`TurnFlushedHandler` with a :class:`JsonFormatter`, as :func:`configure` installs it)
+    and no filter of the logger or the handler could drop or change the record; else None.
+
+    Then the record's whole journey (``Logger.handle``, ``callHandlers``, ``Handler.handle``,
+    ``format``, ``getMessage``) ends in ``handler.emit_line(formatter.info_line(...))``, and a line
+    logged once per request can be written that way without building the record. Anything else (a
+    handler added by the user or a test, a filter, the text format, the logger disabled) and the
+    caller must log the record as usual. Checked on every call, so a change to the logging set-up
+    takes effect at once."""
+    if logger.disabled or logger.filters:
+        return None
+    found: TurnFlushedHandler | None = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if level < handler.level:
+                continue  # never sees the record
+            if (found is not None or type(handler) is not TurnFlushedHandler or handler.filters
+                    or type(handler.formatter) is not JsonFormatter):
+                return None
+            found = handler
+        current = current.parent if current.propagate else None
+    return found
 
 
 def configure(fmt: str | None = None, level: int = logging.INFO) -> str:

@@ -13,7 +13,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import (
     BudgetExceededError,
@@ -28,12 +28,14 @@ from ..errors import (
     UpstreamTimeoutError,
 )
 from .errors import surface_for
-from .metrics import BREAKER_STATES, Metrics, route_label
+from .logs import JsonFormatter, sole_json_handler
+from .metrics import BREAKER_STATES, MAX_CHILDREN, Metrics, route_label
 
 if TYPE_CHECKING:
     from .state import Gateway
 
 _ACCESS = "execution_platform.access"
+ACCESS_MESSAGE = "request"
 access_log = logging.getLogger(_ACCESS)
 
 # Model-call routes served by exact path (the hot routes, see fastpath.HOT_PATHS, which Observer adds):
@@ -116,11 +118,11 @@ def access_record() -> logging.LogRecord:
     and friends, which ``ep serve`` turns off), which the constructor then looks up as usual."""
     global _record_fields
     if logging.logThreads or logging.logProcesses or logging.logMultiprocessing or _log_start is None:
-        return logging.LogRecord(_ACCESS, logging.INFO, __file__, 0, "request", None, None, "finish")
+        return logging.LogRecord(_ACCESS, logging.INFO, __file__, 0, ACCESS_MESSAGE, None, None, "finish")
     fields = _record_fields
     if fields is None:
         fields = _record_fields = dict(
-            vars(logging.LogRecord(_ACCESS, logging.INFO, __file__, 0, "request", None, None, "finish"))
+            vars(logging.LogRecord(_ACCESS, logging.INFO, __file__, 0, ACCESS_MESSAGE, None, None, "finish"))
         )
     record: logging.LogRecord = logging.LogRecord.__new__(logging.LogRecord)
     now = time.time()
@@ -143,6 +145,7 @@ class Observer:
         self.model_paths = MODEL_CALL_PATHS | HOT_PATHS
         self.tracer = tracer  # None: tracing off, no span work at all
         self.capture_content = False
+        self._children: dict[tuple[str, int, bool], tuple[Any, Any]] = {}
         # The latest model calls of this process (time, latency, overhead, fault domain): the dashboard's
         # live view, without a database read.
         self.recent: deque[tuple[float, float, float | None, str | None]] = deque(maxlen=4096)
@@ -184,6 +187,17 @@ class Observer:
         return on_attempt
 
     # -- per request -------------------------------------------------------------------------------
+    def _request_children(self, route: str, status: int, model_call: bool) -> tuple[Any, Any]:
+        """The label children every request of this route, status and kind counts in (what
+        :meth:`Metrics.observe` looks up), found once per combination: routes are templates and
+        statuses few, so the combinations are bounded (and capped like the families')."""
+        surface = ("native" if route == "/chat" else surface_for(route)) if model_call else "none"
+        m = self.metrics
+        children = (m.requests(route, str(status), surface), m.latency(route))
+        if len(self._children) < MAX_CHILDREN:
+            self._children[(route, status, model_call)] = children
+        return children
+
     def route(self, scope: dict[str, Any]) -> str:
         """The route template (bounded cardinality): hot paths as-is, others from the matched route."""
         path: str = scope["path"]
@@ -198,12 +212,18 @@ class Observer:
     def finish(self, scope: dict[str, Any], status: int, started: float, overhead: float | None) -> None:
         ended = time.perf_counter()
         state = scope.get("state", {})
-        route = self.route(scope)
+        path: str = scope["path"]
+        route = path if path in self.model_paths else self.route(scope)
         ctx = state.get("call")
         model_call = ctx is not None or route in self.model_paths
-        surface = ("native" if route == "/chat" else surface_for(route)) if model_call else "none"
+        key = (route, status, model_call)
+        children = self._children.get(key)
+        if children is None:
+            children = self._request_children(route, status, model_call)
+        requests, latency = children
+        requests.inc()
+        latency.observe(ended - started)
         m = self.metrics
-        m.observe(route, status, surface, ended - started)
         if overhead is not None:
             m.overhead(route).observe(max(0.0, overhead))
         err: EPError | None = state.get("error")
@@ -232,11 +252,18 @@ class Observer:
         if span is not None:
             self._end_spans(span, scope, route, status, ended, overhead, ctx, rows, err, model_call)
         if access_log.isEnabledFor(logging.INFO):
-            # The record is built directly: ``Logger.info`` would look up the caller's frame and copy
-            # ``extra`` key by key, and neither format writes where the call came from.
-            record = access_record()
-            record.ep = self._line(scope, route, status, started, ended, overhead, ctx, rows, err, domain)
-            access_log.handle(record)
+            fields = self._line(scope, route, status, started, ended, overhead, ctx, rows, err, domain)
+            handler = sole_json_handler(access_log)
+            if handler is not None:
+                # ``ep serve``'s own set-up: the line its formatter would write, without the record.
+                formatter = cast("JsonFormatter", handler.formatter)
+                handler.emit_line(formatter.info_line(time.time(), _ACCESS, ACCESS_MESSAGE, fields))
+            else:
+                # The record is built directly: ``Logger.info`` would look up the caller's frame and
+                # copy ``extra`` key by key, and neither format writes where the call came from.
+                record = access_record()
+                record.ep = fields
+                access_log.handle(record)
 
     def _line(self, scope: dict[str, Any], route: str, status: int, started: float, ended: float,
               overhead: float | None, ctx: Any, rows: list[Any], err: EPError | None,

@@ -11,7 +11,7 @@ from its flag or the config's ``server.header_timeout``), because uvicorn spawns
 this class by name and cannot carry a value set on it in the parent.
 
 It also writes a response's head and the body that follows it in one system call (see
-:class:`HeadWithBody`).
+:class:`HeadWithBody`), and keeps uvicorn's keep-alive timeout with one timer per idle spell.
 """
 
 from __future__ import annotations
@@ -92,13 +92,50 @@ class HeadWithBody:
 
 
 class HeaderTimeoutProtocol(HttpToolsProtocol):
-    """Closes a connection whose request headers are not complete ``header_timeout`` seconds after it began."""
+    """Closes a connection whose request headers are not complete ``header_timeout`` seconds after it began.
+
+    It also keeps uvicorn's keep-alive rule (close a connection idle ``timeout_keep_alive`` seconds
+    after its last response) with one timer per idle spell instead of one per response: uvicorn
+    cancelled its timer on every read and armed a new one after every response, a timer created
+    and cancelled per request. Here a response notes when the connection fell idle and arms the
+    timer only if none is armed; a read marks it busy. When the timer fires it closes the connection
+    if it has been idle long enough, else waits for the rest (or, when busy, for the next response).
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.header_timeout = header_timeout()  # per connection: the parent sets it after importing us
         self._header_timer: asyncio.TimerHandle | None = None
         self._headers_pending = False  # a request has begun whose headers are not complete yet
+        self._idle_since: float | None = None  # loop time of the last response, None while busy
+        self._idle_timer: asyncio.TimerHandle | None = None
+
+    # -- keep-alive -------------------------------------------------------------------------------
+    def _unset_keepalive_if_required(self) -> None:
+        # uvicorn's hook on every read (and after a response, before re-arming): busy, not idle.
+        self._idle_since = None
+
+    def on_response_complete(self) -> None:
+        if self.pipeline or self.transport.is_closing():
+            super().on_response_complete()  # the next pipelined request starts (no keep-alive wait)
+            return
+        # uvicorn's own steps for a connection left idle, with the timer armed lazily
+        self.server_state.total_requests += 1
+        self.flow.resume_reading()
+        self._idle_since = self.loop.time()
+        if self._idle_timer is None:
+            self._idle_timer = self.loop.call_later(self.timeout_keep_alive, self._idle_check)
+
+    def _idle_check(self) -> None:
+        self._idle_timer = None
+        since = self._idle_since
+        if since is None:
+            return  # a request is under way: its response arms the timer again
+        left = since + self.timeout_keep_alive - self.loop.time()
+        if left > 0:
+            self._idle_timer = self.loop.call_later(left, self._idle_check)
+        else:
+            self.timeout_keep_alive_handler()
 
     def _arm_header_timer(self) -> None:
         if self._header_timer is None:
@@ -136,4 +173,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_header_timer()
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         super().connection_lost(exc)
