@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # loaded lazily at run time: importing the SDK stays cheap
 
 T = TypeVar("T")
 Answer = TypeVar("Answer", ChatResponse, EmbeddingResponse)
+Asked = TypeVar("Asked", ChatRequest, EmbeddingRequest)
 
 
 class Client:
@@ -166,22 +167,22 @@ class Client:
         ``x-ratelimit-*`` of the limits counted to ``response.rate_limits``. Without a meter nothing is
         charged and ``payer`` is not used."""
         provider, resolved = self.resolve(request)
-        return await self._answer(resolved, payer, lambda: provider.chat(resolved))
+        return await self._answer(resolved, payer, provider.chat)
 
-    async def _answer(self, request: ChatRequest | EmbeddingRequest, payer: CallContext | None,
-                      call: Callable[[], Awaitable[Answer]]) -> Answer:
-        """One answered call (chat or embeddings), admitted and paid for when the client is metered;
-        the answer carries the ``x-ratelimit-*`` of the limits it counted against."""
-        meter = self.meter
+    async def _answer(self, request: Asked, payer: CallContext | None,
+                      call: Callable[[Asked], Awaitable[Answer]]) -> Answer:
+        """One answered call (chat or embeddings: ``call(request)``), admitted and paid for when the
+        client is metered; the answer carries the ``x-ratelimit-*`` of the limits it counted against."""
+        meter = self._meter
         if meter is None:
-            return await call()
+            return await call(request)
         # What ``_admitted`` does, written out, and without a coroutine for an admission or release
         # that has nothing to wait for (no RPM/TPM applies): the common call pays none of them.
         ctx, config = _payer(payer), self.config
         admission = meter.admit_now(request, ctx, config) or await meter.admit(request, ctx, config)
         try:
             with admission.paying():
-                answer = await call()
+                answer = await call(request)
             answer.rate_limits = admission.rate_limits()
         except BaseException as exc:
             if not meter.release_now(admission):
@@ -220,7 +221,7 @@ class Client:
         """
         provider, model = self._target(request.model)
         resolved = request if model == request.model else request.model_copy(update={"model": model})
-        return await self._answer(resolved, payer, lambda: provider.embed(resolved))
+        return await self._answer(resolved, payer, provider.embed)
 
     async def count_tokens(self, request: ChatRequest) -> int:
         """Input tokens of a canonical request, through the same routing as :meth:`send`.

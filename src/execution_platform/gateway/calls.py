@@ -76,7 +76,7 @@ def prepare(
         caps = capabilities(gw, chat.model)
         if caps is not None:
             check_supported(chat, caps, params or {})
-    return chat, bind_payer(request, principal, chat, session_of(headers))
+    return chat, bind_payer(request, principal, chat, session_of(headers), gw.observer)
 
 
 def capabilities(gw: Gateway, model: str) -> Capabilities | None:
