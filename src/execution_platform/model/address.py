@@ -40,6 +40,12 @@ def persona_address(name: str) -> str:
     return PERSONA_PREFIX + name
 
 
+def persona_of(text: str) -> str | None:
+    """The persona ``text`` addresses, else None: what ``parse_address(text).persona`` says, without
+    building the address (every model call asks this)."""
+    return text[len(PERSONA_PREFIX) :] if text.startswith(PERSONA_PREFIX) else None
+
+
 def parse_address(
     text: str,
     *,

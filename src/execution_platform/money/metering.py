@@ -129,9 +129,13 @@ class CallContext:
         out = object.__new__(type(self))
         values = out.__dict__
         values.update(self.__dict__)
-        values["budgets"] = [*self.budgets, *other.budgets]
-        values["limits"] = [*self.limits, *other.limits]
-        values["request_limits"] = [*self.request_limits, *other.request_limits]
+        # Joined only when ``other`` adds some: otherwise this side's own sequence is shared (never changed in place).
+        if other.budgets:
+            values["budgets"] = [*self.budgets, *other.budgets]
+        if other.limits:
+            values["limits"] = [*self.limits, *other.limits]
+        if other.request_limits:
+            values["request_limits"] = [*self.request_limits, *other.request_limits]
         theirs = other.__dict__
         for name in _FILLED:
             if values[name] is None:
