@@ -245,6 +245,26 @@ class Response:
         self.release()
         return body
 
+    def read_now(self) -> bytes | None:
+        """The whole body if it has all arrived already (then as :meth:`read` leaves it), else None.
+
+        A small answer usually comes in the same packet as its head: reading it needs no wait, so
+        no coroutine and no timer for one."""
+        conn = self._conn
+        if not conn.complete:
+            return None
+        body = conn.take() if conn.chunks else b""
+        self.release()
+        return body
+
+    def readany_now(self) -> bytes | None:
+        """What :meth:`readany` would return without waiting: the bytes received so far, ``b""`` once
+        the body has ended, or None when the next piece is still to come."""
+        conn = self._conn
+        if conn.chunks:
+            return conn.take()
+        return b"" if conn.complete else None
+
     async def readany(self) -> bytes:
         """The next piece of the body as it arrives; ``b""`` once it has ended."""
         conn = self._conn
