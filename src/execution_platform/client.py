@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
@@ -29,7 +28,7 @@ from .providers.base import Provider
 if TYPE_CHECKING:  # loaded lazily at run time: importing the SDK stays cheap
     from .config.schema import Config
     from .config.settings import Settings
-    from .money.meter import Admission, Meter
+    from .money.meter import Meter
     from .money.metering import CallContext, MeteredProvider
     from .routing.attempts import RoutedStream
     from .routing.router import Router
@@ -176,8 +175,10 @@ class Client:
         meter = self._meter
         if meter is None:
             return await call(request)
-        # What ``_admitted`` does, written out, and without a coroutine for an admission or release
-        # that has nothing to wait for (no RPM/TPM applies): the common call pays none of them.
+        # The meter's per-request protocol: admitted once (the payer's, persona's and team's limits),
+        # released on every way out with the error it ended on (a budget refusal gives its admission
+        # back); no coroutine for an admission or release that has nothing to wait for (no RPM/TPM
+        # applies): the common call pays none of them.
         ctx, config = _payer(payer), self.config
         admission = meter.admit_now(request, ctx, config) or await meter.admit(request, ctx, config)
         try:
@@ -191,24 +192,6 @@ class Client:
         if not meter.release_now(admission):
             await meter.release(admission, None)
         return answer
-
-    @contextlib.asynccontextmanager
-    async def _admitted(
-        self, meter: Meter, request: ChatRequest | EmbeddingRequest, payer: CallContext
-    ) -> AsyncIterator[Admission]:
-        """The meter's per-request entry point, shared by :meth:`send`, :meth:`send_stream` and
-        :meth:`embed`: the request is admitted once (its payer's, persona's and team's limits) and
-        released on every way out, with the error it ended on (a budget refusal gives its admission
-        back)."""
-        admission = await meter.admit(request, payer, self.config)
-        error: BaseException | None = None
-        try:
-            yield admission
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            await meter.release(admission, error)
 
     async def embed(self, request: EmbeddingRequest, *, payer: CallContext | None = None) -> EmbeddingResponse:
         """Vectors for ``request.inputs`` from the model ``request.model`` addresses.
@@ -251,7 +234,8 @@ class Client:
         self, routed: RoutedStream, request: ChatRequest, payer: CallContext | None
     ) -> AsyncIterator[StreamEvent]:
         provider, resolved = self.resolve(request)
-        if self.meter is None:
+        meter = self._meter
+        if meter is None:
             inner = provider.stream(resolved)
             routed.follow(inner)
             try:
@@ -261,7 +245,12 @@ class Client:
                 routed.settle()
                 await inner.aclose()  # type: ignore[attr-defined]
             return
-        async with self._admitted(self.meter, resolved, _payer(payer)) as admission:
+        # Admitted and released as in ``_answer`` (written out: a generator-based context manager would
+        # cost each stream two more coroutines).
+        ctx, config = _payer(payer), self.config
+        admission = meter.admit_now(resolved, ctx, config) or await meter.admit(resolved, ctx, config)
+        error: BaseException | None = None
+        try:
             routed.report_rates(admission.rate_limits)
             inner = provider.stream(resolved)
             routed.follow(inner)
@@ -277,6 +266,12 @@ class Client:
             finally:
                 routed.settle()
                 await inner.aclose()  # type: ignore[attr-defined]
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            if not meter.release_now(admission):
+                await meter.release(admission, error)
 
     @property
     def config(self) -> Config | None:
