@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
@@ -224,11 +225,9 @@ class Client:
         when metered, ``rate_limits`` (the ``x-ratelimit-*`` of the limits counted) from the moment the
         request is admitted, before the first event. ``payer`` is as for :meth:`send`.
         """
-        from .routing.attempts import RoutedStream
-
-        if self.meter is not None:  # decided now: the stream is consumed later, maybe by other tasks
+        if self._meter is not None:  # decided now: the stream is consumed later, maybe by other tasks
             payer = _payer(payer)
-        return RoutedStream(lambda routed: self._stream(routed, request, payer))
+        return _routed_stream()(lambda routed: self._stream(routed, request, payer))
 
     async def _stream(
         self, routed: RoutedStream, request: ChatRequest, payer: CallContext | None
@@ -316,6 +315,15 @@ class Client:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+@functools.cache
+def _routed_stream() -> type[RoutedStream]:
+    """``routing.attempts.RoutedStream``, imported on first use (routing is heavy to load) and then
+    kept: an import statement would cost every stream its look-ups again."""
+    from .routing.attempts import RoutedStream
+
+    return RoutedStream
 
 
 def _payer(payer: CallContext | None) -> CallContext:

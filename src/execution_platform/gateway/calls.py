@@ -14,7 +14,7 @@ from starlette.requests import Request
 
 from ..errors import EPError, InvalidRequestError, NotFoundError, UnsupportedParameterError
 from ..model import Capabilities, ChatRequest, ChatResponse, EmbeddingResponse, ImagePart
-from ..model.address import parse_address, persona_address, persona_of
+from ..model.address import persona_address, persona_of, provider_of
 from ..money.metering import CallContext
 from ..routing.attempts import attempts_of, served_by, upstream_attempts
 from .auth import OPEN, Principal
@@ -175,7 +175,7 @@ def stream_headers(head: StreamHead, chat: ChatRequest) -> list[tuple[bytes, byt
     provider = getattr(first, "provider", None) or (serving.provider if serving else None)
     model = getattr(first, "model", None) or (serving.model if serving else None)
     if not provider:
-        provider = parse_address(chat.model, bare=()).provider
+        provider = provider_of(chat.model)
     return [
         (b"x-ep-provider", (provider or "").encode()),
         (b"x-ep-model", (model or chat.model).encode()),

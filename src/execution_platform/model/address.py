@@ -46,6 +46,15 @@ def persona_of(text: str) -> str | None:
     return text[len(PERSONA_PREFIX) :] if text.startswith(PERSONA_PREFIX) else None
 
 
+def provider_of(text: str) -> str | None:
+    """The provider of a ``provider/model`` address, else None: ``parse_address(text, bare=()).provider``
+    without building the address (a stream's headers ask it while the upstream has not said)."""
+    if text.startswith(PERSONA_PREFIX):
+        return None
+    provider, sep, model = text.partition("/")
+    return provider if sep and model else None
+
+
 def parse_address(
     text: str,
     *,
