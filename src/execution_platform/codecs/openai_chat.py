@@ -197,6 +197,8 @@ def _encode_image(part: ImagePart) -> dict[str, Any]:
 
 def _encode_content(parts: list[ContentPart], *, allow_images: bool) -> str | list[dict[str, Any]]:
     """A lone text part becomes a plain string (what every client sends); otherwise a part array."""
+    if len(parts) == 1 and type(parts[0]) is TextPart:  # the common case, per message: no list made
+        return parts[0].text
     visible = [p for p in parts if not isinstance(p, ThinkingPart)]
     if not visible:
         return ""
@@ -373,22 +375,29 @@ def _decode_tool_calls(raw: Any, param: str) -> list[ToolCall]:
     return calls
 
 
+_ROLES = ("system", "developer", "user", "assistant", "tool")  # a tuple: a role of any type compares
+
+
 def _decode_message(raw: Any, i: int, call_names: dict[str, str]) -> Message:
-    param = f"messages[{i}]"
+    # Per message of a conversation, so the common case (text content) builds no error location.
     if not isinstance(raw, dict):
-        raise _invalid("a message must be an object", param)
+        raise _invalid("a message must be an object", f"messages[{i}]")
     role = raw.get("role")
     if role == "function":  # legacy function result: the name doubles as the call id
         fn_name = str(raw.get("name") or "")
         return Message(role="tool", tool_call_id=fn_name, name=fn_name,
-                       content=_decode_content(raw.get("content"), f"{param}.content"))
-    if role not in ("system", "developer", "user", "assistant", "tool"):
-        raise _invalid(f"unknown role {role!r}", f"{param}.role")
-    content = _decode_content(raw.get("content"), f"{param}.content")
+                       content=_decode_content(raw.get("content"), f"messages[{i}].content"))
+    if role not in _ROLES:
+        raise _invalid(f"unknown role {role!r}", f"messages[{i}].role")
+    text = raw.get("content")
+    if isinstance(text, str):  # what ``_decode_content`` makes of a string
+        content: list[ContentPart] = [TextPart(text=text)] if text else []
+    else:
+        content = _decode_content(text, f"messages[{i}].content")
     if role == "tool":
         call_id = raw.get("tool_call_id")
         if not isinstance(call_id, str):
-            raise _invalid("a tool message needs tool_call_id", f"{param}.tool_call_id")
+            raise _invalid("a tool message needs tool_call_id", f"messages[{i}].tool_call_id")
         # The wire has no tool name; recover it from the call it answers (Gemini needs it).
         return Message(role="tool", content=content, tool_call_id=call_id, name=call_names.get(call_id))
     name = raw.get("name")
@@ -396,6 +405,7 @@ def _decode_message(raw: Any, i: int, call_names: dict[str, str]) -> Message:
         if isinstance(name, str):
             return Message(role=role, content=content, name=name)
         return Message(role=role, content=content)
+    param = f"messages[{i}]"
     tool_calls = _decode_tool_calls(raw.get("tool_calls"), f"{param}.tool_calls")
     legacy = raw.get("function_call")
     if isinstance(legacy, dict) and not tool_calls:
