@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import os
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
@@ -29,13 +29,14 @@ from .providers.base import Provider
 if TYPE_CHECKING:  # loaded lazily at run time: importing the SDK stays cheap
     from .config.schema import Config
     from .config.settings import Settings
-    from .money.meter import Admission, Meter
+    from .money.meter import Meter
     from .money.metering import CallContext, MeteredProvider
     from .routing.attempts import RoutedStream
     from .routing.router import Router
 
 T = TypeVar("T")
 Answer = TypeVar("Answer", ChatResponse, EmbeddingResponse)
+Asked = TypeVar("Asked", ChatRequest, EmbeddingRequest)
 
 
 class Client:
@@ -166,22 +167,24 @@ class Client:
         ``x-ratelimit-*`` of the limits counted to ``response.rate_limits``. Without a meter nothing is
         charged and ``payer`` is not used."""
         provider, resolved = self.resolve(request)
-        return await self._answer(resolved, payer, lambda: provider.chat(resolved))
+        return await self._answer(resolved, payer, provider.chat)
 
-    async def _answer(self, request: ChatRequest | EmbeddingRequest, payer: CallContext | None,
-                      call: Callable[[], Awaitable[Answer]]) -> Answer:
-        """One answered call (chat or embeddings), admitted and paid for when the client is metered;
-        the answer carries the ``x-ratelimit-*`` of the limits it counted against."""
-        meter = self.meter
+    async def _answer(self, request: Asked, payer: CallContext | None,
+                      call: Callable[[Asked], Awaitable[Answer]]) -> Answer:
+        """One answered call (chat or embeddings: ``call(request)``), admitted and paid for when the
+        client is metered; the answer carries the ``x-ratelimit-*`` of the limits it counted against."""
+        meter = self._meter
         if meter is None:
-            return await call()
-        # What ``_admitted`` does, written out, and without a coroutine for an admission or release
-        # that has nothing to wait for (no RPM/TPM applies): the common call pays none of them.
+            return await call(request)
+        # The meter's per-request protocol: admitted once (the payer's, persona's and team's limits),
+        # released on every way out with the error it ended on (a budget refusal gives its admission
+        # back); no coroutine for an admission or release that has nothing to wait for (no RPM/TPM
+        # applies): the common call pays none of them.
         ctx, config = _payer(payer), self.config
         admission = meter.admit_now(request, ctx, config) or await meter.admit(request, ctx, config)
         try:
             with admission.paying():
-                answer = await call()
+                answer = await call(request)
             answer.rate_limits = admission.rate_limits()
         except BaseException as exc:
             if not meter.release_now(admission):
@@ -190,24 +193,6 @@ class Client:
         if not meter.release_now(admission):
             await meter.release(admission, None)
         return answer
-
-    @contextlib.asynccontextmanager
-    async def _admitted(
-        self, meter: Meter, request: ChatRequest | EmbeddingRequest, payer: CallContext
-    ) -> AsyncIterator[Admission]:
-        """The meter's per-request entry point, shared by :meth:`send`, :meth:`send_stream` and
-        :meth:`embed`: the request is admitted once (its payer's, persona's and team's limits) and
-        released on every way out, with the error it ended on (a budget refusal gives its admission
-        back)."""
-        admission = await meter.admit(request, payer, self.config)
-        error: BaseException | None = None
-        try:
-            yield admission
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            await meter.release(admission, error)
 
     async def embed(self, request: EmbeddingRequest, *, payer: CallContext | None = None) -> EmbeddingResponse:
         """Vectors for ``request.inputs`` from the model ``request.model`` addresses.
@@ -220,7 +205,7 @@ class Client:
         """
         provider, model = self._target(request.model)
         resolved = request if model == request.model else request.model_copy(update={"model": model})
-        return await self._answer(resolved, payer, lambda: provider.embed(resolved))
+        return await self._answer(resolved, payer, provider.embed)
 
     async def count_tokens(self, request: ChatRequest) -> int:
         """Input tokens of a canonical request, through the same routing as :meth:`send`.
@@ -240,17 +225,16 @@ class Client:
         when metered, ``rate_limits`` (the ``x-ratelimit-*`` of the limits counted) from the moment the
         request is admitted, before the first event. ``payer`` is as for :meth:`send`.
         """
-        from .routing.attempts import RoutedStream
-
-        if self.meter is not None:  # decided now: the stream is consumed later, maybe by other tasks
+        if self._meter is not None:  # decided now: the stream is consumed later, maybe by other tasks
             payer = _payer(payer)
-        return RoutedStream(lambda routed: self._stream(routed, request, payer))
+        return _routed_stream()(lambda routed: self._stream(routed, request, payer))
 
     async def _stream(
         self, routed: RoutedStream, request: ChatRequest, payer: CallContext | None
     ) -> AsyncIterator[StreamEvent]:
         provider, resolved = self.resolve(request)
-        if self.meter is None:
+        meter = self._meter
+        if meter is None:
             inner = provider.stream(resolved)
             routed.follow(inner)
             try:
@@ -260,7 +244,12 @@ class Client:
                 routed.settle()
                 await inner.aclose()  # type: ignore[attr-defined]
             return
-        async with self._admitted(self.meter, resolved, _payer(payer)) as admission:
+        # Admitted and released as in ``_answer`` (written out: a generator-based context manager would
+        # cost each stream two more coroutines).
+        ctx, config = _payer(payer), self.config
+        admission = meter.admit_now(resolved, ctx, config) or await meter.admit(resolved, ctx, config)
+        error: BaseException | None = None
+        try:
             routed.report_rates(admission.rate_limits)
             inner = provider.stream(resolved)
             routed.follow(inner)
@@ -276,6 +265,12 @@ class Client:
             finally:
                 routed.settle()
                 await inner.aclose()  # type: ignore[attr-defined]
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            if not meter.release_now(admission):
+                await meter.release(admission, error)
 
     @property
     def config(self) -> Config | None:
@@ -320,6 +315,15 @@ class Client:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+@functools.cache
+def _routed_stream() -> type[RoutedStream]:
+    """``routing.attempts.RoutedStream``, imported on first use (routing is heavy to load) and then
+    kept: an import statement would cost every stream its look-ups again."""
+    from .routing.attempts import RoutedStream
+
+    return RoutedStream
 
 
 def _payer(payer: CallContext | None) -> CallContext:

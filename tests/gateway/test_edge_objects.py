@@ -8,8 +8,10 @@ import pytest
 from starlette.datastructures import Headers
 from starlette.responses import Response
 
+from execution_platform.gateway.calls import model_head, model_headers
 from execution_platform.gateway.fastpath import HotRequest, RequestHeaders
 from execution_platform.gateway.responses import JSONBytes
+from execution_platform.model import Attempt, ChatResponse, Message
 
 RAW = [(b"host", b"x"), (b"x-ep-team", b"first"), (b"x-ep-team", b"second"), (b"content-length", b"2")]
 
@@ -41,4 +43,18 @@ async def test_json_bytes_sends_what_starlette_would(status: int) -> None:
     headers = {"x-ep-provider": "openai", "X-RateLimit-Limit-Requests": "10"}
     ours = await _messages(JSONBytes(b'{"a":1}', headers, status))
     theirs = await _messages(Response(b'{"a":1}', status_code=status, media_type="application/json", headers=headers))
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("cost", [None, 0.0, 0.00012, 1.5])
+async def test_an_answers_head_as_byte_pairs_is_what_its_header_dict_sends(cost: float | None) -> None:
+    """``model_head`` + ``JSONBytes(head=...)``: the bytes of ``JSONBytes`` given the merged header dict."""
+    response = ChatResponse(
+        id="r", model="gpt-4o-mini", provider="openai", message=Message(role="assistant", content="hi"),
+        cost_usd=cost, attempts=[Attempt(provider="openai", model="gpt-4o-mini")],
+        rate_limits={"x-ratelimit-limit-requests": "10", "x-ratelimit-remaining-requests": "9"},
+    )
+    extra = {"x-ep-dropped-params": "top_k"}
+    ours = await _messages(JSONBytes(b'{"a":1}', head=model_head(response, extra)))
+    theirs = await _messages(JSONBytes(b'{"a":1}', {**model_headers(response), **extra}))
     assert ours == theirs

@@ -60,6 +60,40 @@ async def test_a_chunked_answer_arrives_piece_by_piece(server: RawHTTP, pool: H1
     assert server.connections == 1  # read to its end, the connection was kept
 
 
+async def test_an_answer_already_in_is_read_without_waiting(server: RawHTTP, pool: H1Pool) -> None:
+    """``read_now``: the whole body when it came with the head (then the connection is kept), else
+    None and the answer is left to ``read``."""
+    target = Target(server.url, HEADERS)
+    server.enqueue(json_answer(b'{"a":1}'))
+    resp = await pool.post(target, b"{}", connect_timeout=2)
+    assert resp.read_now() == b'{"a":1}'
+    server.enqueue(chunked_answer(b"ab", b"cd", pause=0.05))
+    resp = await pool.post(target, b"{}", connect_timeout=2)
+    assert resp.read_now() is None
+    assert await resp.read() == b"abcd"
+    assert server.connections == 1  # both read to their end: one kept-alive connection
+
+
+async def test_what_is_in_already_is_taken_without_waiting(server: RawHTTP, pool: H1Pool) -> None:
+    """``readany_now``: the bytes received so far, ``b""`` once the body has ended, None while the
+    next piece is still to come (then ``readany`` waits for it)."""
+    server.enqueue(chunked_answer(b"ab", b"cd", pause=0.05))
+    resp = await pool.post(Target(server.url, HEADERS), b"{}", connect_timeout=2)
+    pieces = []
+    while True:
+        piece = resp.readany_now()
+        if piece is None:
+            piece = await resp.readany()
+        if not piece:
+            break
+        pieces.append(piece)
+    assert b"".join(pieces) == b"abcd"
+    assert resp.readany_now() == b""
+    resp.release()
+    assert await post(pool, Target(server.url, HEADERS)) == (200, b'{"ok":true}')
+    assert server.connections == 1
+
+
 async def test_a_chunked_answer_read_whole(server: RawHTTP, pool: H1Pool) -> None:
     server.enqueue(chunked_answer(b"ab", b"cd"))
     assert await post(pool, Target(server.url, HEADERS)) == (200, b"abcd")

@@ -52,3 +52,33 @@ async def test_reschedule_moves_the_deadline_later_and_earlier() -> None:
             deadline.reschedule(0.01)
             await never
     await asyncio.sleep(0.05)  # the first timer was disarmed: nothing cancels this task later
+
+
+async def test_the_plain_with_form_times_out_the_same() -> None:
+    """``with Deadline(...)`` (no coroutine to enter or leave it) bounds an await inside it the same way."""
+    loop = asyncio.get_running_loop()
+    never: asyncio.Future[None] = loop.create_future()
+    with pytest.raises(TimeoutError):
+        with Deadline(loop, 0.01):
+            await never
+    assert never.cancelled()
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
+    with Deadline(loop, 0.05) as deadline:
+        deadline.reschedule(0.05)
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.1)  # no timer left armed
+
+
+async def test_the_plain_with_form_leaves_a_cancellation_from_outside_alone() -> None:
+    loop = asyncio.get_running_loop()
+
+    async def read() -> None:
+        with Deadline(loop, 10):
+            await asyncio.sleep(10)
+
+    task = asyncio.ensure_future(read())
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

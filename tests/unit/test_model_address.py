@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from execution_platform.errors import NotFoundError
-from execution_platform.model.address import parse_address, persona_address
+from execution_platform.model.address import parse_address, persona_address, persona_of, provider_of
 from execution_platform.providers.registry import split_model
 
 
@@ -40,3 +40,14 @@ def test_the_registry_splits_through_the_parser() -> None:
     assert split_model("anthropic/claude-sonnet-4-5") == ("anthropic", "claude-sonnet-4-5")
     with pytest.raises(NotFoundError, match="provider/model"):
         split_model("persona:coder")
+
+
+@pytest.mark.parametrize("text", ["persona:coder", "persona:", "openai/gpt-4o-mini", "local", "gpt-4o", "fast"])
+def test_the_persona_of_an_address_is_what_parsing_it_says(text: str) -> None:
+    assert persona_of(text) == parse_address(text).persona
+
+
+@pytest.mark.parametrize("text", ["persona:coder", "persona:a/b", "openai/gpt-4o-mini", "openrouter/meta/llama-3",
+                                  "local", "local/smollm2", "gpt-4o", "openai/", "/gpt-4o"])
+def test_the_provider_of_an_address_is_what_parsing_it_says(text: str) -> None:
+    assert provider_of(text) == parse_address(text, bare=()).provider

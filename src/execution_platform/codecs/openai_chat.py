@@ -197,6 +197,8 @@ def _encode_image(part: ImagePart) -> dict[str, Any]:
 
 def _encode_content(parts: list[ContentPart], *, allow_images: bool) -> str | list[dict[str, Any]]:
     """A lone text part becomes a plain string (what every client sends); otherwise a part array."""
+    if len(parts) == 1 and type(parts[0]) is TextPart:  # the common case, per message: no list made
+        return parts[0].text
     visible = [p for p in parts if not isinstance(p, ThinkingPart)]
     if not visible:
         return ""
@@ -373,33 +375,43 @@ def _decode_tool_calls(raw: Any, param: str) -> list[ToolCall]:
     return calls
 
 
+_ROLES = ("system", "developer", "user", "assistant", "tool")  # a tuple: a role of any type compares
+
+
 def _decode_message(raw: Any, i: int, call_names: dict[str, str]) -> Message:
-    param = f"messages[{i}]"
+    # Per message of a conversation, so the common case (text content) builds no error location.
     if not isinstance(raw, dict):
-        raise _invalid("a message must be an object", param)
+        raise _invalid("a message must be an object", f"messages[{i}]")
     role = raw.get("role")
     if role == "function":  # legacy function result: the name doubles as the call id
         fn_name = str(raw.get("name") or "")
         return Message(role="tool", tool_call_id=fn_name, name=fn_name,
-                       content=_decode_content(raw.get("content"), f"{param}.content"))
-    if role not in ("system", "developer", "user", "assistant", "tool"):
-        raise _invalid(f"unknown role {role!r}", f"{param}.role")
-    content = _decode_content(raw.get("content"), f"{param}.content")
+                       content=_decode_content(raw.get("content"), f"messages[{i}].content"))
+    if role not in _ROLES:
+        raise _invalid(f"unknown role {role!r}", f"messages[{i}].role")
+    text = raw.get("content")
+    if isinstance(text, str):  # what ``_decode_content`` makes of a string
+        content: list[ContentPart] = [TextPart(text=text)] if text else []
+    else:
+        content = _decode_content(text, f"messages[{i}].content")
     if role == "tool":
         call_id = raw.get("tool_call_id")
         if not isinstance(call_id, str):
-            raise _invalid("a tool message needs tool_call_id", f"{param}.tool_call_id")
+            raise _invalid("a tool message needs tool_call_id", f"messages[{i}].tool_call_id")
         # The wire has no tool name; recover it from the call it answers (Gemini needs it).
         return Message(role="tool", content=content, tool_call_id=call_id, name=call_names.get(call_id))
     name = raw.get("name")
-    tool_calls: list[ToolCall] = []
-    if role == "assistant":
-        tool_calls = _decode_tool_calls(raw.get("tool_calls"), f"{param}.tool_calls")
-        legacy = raw.get("function_call")
-        if isinstance(legacy, dict) and not tool_calls:
-            tool_calls = _decode_tool_calls([{"id": legacy.get("name"), "function": legacy}], param)
-        for call in tool_calls:
-            call_names[call.id] = call.name
+    if role != "assistant":  # only the fields a message sets are handed to the model (fewer to validate)
+        if isinstance(name, str):
+            return Message(role=role, content=content, name=name)
+        return Message(role=role, content=content)
+    param = f"messages[{i}]"
+    tool_calls = _decode_tool_calls(raw.get("tool_calls"), f"{param}.tool_calls")
+    legacy = raw.get("function_call")
+    if isinstance(legacy, dict) and not tool_calls:
+        tool_calls = _decode_tool_calls([{"id": legacy.get("name"), "function": legacy}], param)
+    for call in tool_calls:
+        call_names[call.id] = call.name
     return Message(role=role, content=content, tool_calls=tool_calls, name=name if isinstance(name, str) else None)
 
 
@@ -461,8 +473,18 @@ def _decode_response_format(raw: Any) -> ResponseFormat | None:
     )
 
 
+# Wire keys that map to the canonical field of the same name as they are (checked by the model).
+_SAME_NAME = frozenset({
+    "parallel_tool_calls", "temperature", "top_p", "stop", "seed", "user", "frequency_penalty", "presence_penalty",
+    "prompt_cache_key",
+})
+
+
 def decode_request(body: dict[str, Any], *, model: str = "") -> ChatRequest:
-    """OpenAI body → canonical request. Unknown keys ride along as an OpenAI-only passthrough."""
+    """OpenAI body → canonical request. Unknown keys ride along as an OpenAI-only passthrough.
+
+    Only the fields the body sets are handed to the model (one pass over the body's keys): a typical
+    request sets two or three of twenty, and every field given is one more to validate."""
     if not isinstance(body, dict):
         raise _invalid("the request body must be a JSON object", "body")
     named = model or body.get("model")  # a model named outside the body (the route) wins
@@ -477,41 +499,40 @@ def decode_request(body: dict[str, Any], *, model: str = "") -> ChatRequest:
     messages = [_decode_message(m, i, call_names) for i, m in enumerate(raw_messages)]
     builtin: list[dict[str, Any]] = []
 
-    options: dict[str, Any] = {k: v for k, v in body.items() if k not in _KNOWN_KEYS}
+    fields: dict[str, Any] = {"model": named, "messages": messages}
+    options: dict[str, Any] = {}
+    for key, value in body.items():
+        if key in _SAME_NAME:
+            if value is not None:
+                fields[key] = value
+        elif key not in _KNOWN_KEYS:
+            options[key] = value
     for key in ("max_completion_tokens", "max_tokens"):
         _check_cap(body.get(key), key)
-    reasoning = None
     effort = body.get("reasoning_effort")
     if effort in _EFFORTS:
-        reasoning = Reasoning(effort=effort)
+        fields["reasoning"] = Reasoning(effort=effort)
     elif effort is not None:
         options["reasoning_effort"] = effort  # e.g. "none"/"xhigh": not canonical, still honoured
     max_tokens = body.get("max_completion_tokens")
     if max_tokens is None:
         max_tokens = body.get("max_tokens")
-    stop = body.get("stop")
+    if max_tokens is not None:
+        fields["max_tokens"] = max_tokens
     try:
-        return ChatRequest(
-            model=named,
-            messages=messages,
-            tools=_decode_tools(body.get("tools"), body.get("functions"), builtin),
-            tool_choice=_decode_tool_choice(
-                body.get("tool_choice", body.get("function_call")), "tool_choice"
-            ),
-            parallel_tool_calls=body.get("parallel_tool_calls"),
-            response_format=_decode_response_format(body.get("response_format")),
-            temperature=body.get("temperature"),
-            top_p=body.get("top_p"),
-            max_tokens=max_tokens,
-            stop=stop,
-            seed=body.get("seed"),
-            user=body.get("user"),
-            frequency_penalty=body.get("frequency_penalty"),
-            presence_penalty=body.get("presence_penalty"),
-            reasoning=reasoning,
-            prompt_cache_key=body.get("prompt_cache_key"),
-            passthrough=split_unknown(options, "openai", tools=builtin),
-        )
+        # In the order the model's fields were built before (a client error names the first bad one).
+        tools, legacy = body.get("tools"), body.get("functions")
+        if tools is not None or legacy is not None:
+            fields["tools"] = _decode_tools(tools, legacy, builtin)
+        choice = body.get("tool_choice", body.get("function_call"))
+        if choice is not None:
+            fields["tool_choice"] = _decode_tool_choice(choice, "tool_choice")
+        response_format = body.get("response_format")
+        if response_format is not None:
+            fields["response_format"] = _decode_response_format(response_format)
+        if options or builtin:
+            fields["passthrough"] = split_unknown(options, "openai", tools=builtin)
+        return ChatRequest(**fields)
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         first: dict[str, Any] = getattr(exc, "errors", lambda: [{}])()[0]
         param = ".".join(str(p) for p in first.get("loc", ())) or "body"
@@ -584,7 +605,11 @@ def decode_response(body: dict[str, Any]) -> ChatResponse:
     if thinking:
         parts.append(ThinkingPart(text=thinking))
     content = raw_msg.get("content")
-    parts.extend(_decode_content(content, "message.content") if content else [])
+    if isinstance(content, str):  # the usual answer: one text part
+        if content:
+            parts.append(TextPart(text=content))
+    elif content:
+        parts.extend(_decode_content(content, "message.content"))
     refusal = raw_msg.get("refusal")
     if isinstance(refusal, str) and refusal:
         parts.append(TextPart(text=refusal))
@@ -597,7 +622,9 @@ def decode_response(body: dict[str, Any]) -> ChatResponse:
         id=str(body.get("id") or ""),
         model=str(body.get("model") or ""),
         created=_int(body.get("created")),
-        message=Message(role="assistant", content=parts, tool_calls=calls),
+        # Only the fields the answer sets are handed to the model (each one given is validated).
+        message=Message(role="assistant", content=parts, tool_calls=calls) if calls
+        else Message(role="assistant", content=parts),
         finish_reason=_decode_finish(raw_reason),
         raw_finish_reason=raw_reason if isinstance(raw_reason, str) else None,
         usage=decode_usage(body.get("usage")),
@@ -830,13 +857,21 @@ class StreamEncoder:
 
     def __init__(self, model: str) -> None:
         self.model = model
-        self.id = _completion_id()
+        self._id: str | None = None  # made on first use: the upstream's start usually names it
         self.created = int(time.time())
         self._started = False
         self._usage: Usage | None = None
         self._finished = False
         self._args_sent: set[int] = set()
         self._announced: set[int] = set()
+
+    @property
+    def id(self) -> str:
+        """The chunks' ``id``: the upstream's, else one of ours, made when first needed (a stream
+        served as the upstream's own frames never encodes a chunk, and never needs one)."""
+        if self._id is None:
+            self._id = _completion_id()
+        return self._id
 
     def _chunk(self, choices: list[dict[str, Any]], **extra: Any) -> bytes:
         body = {
@@ -856,7 +891,8 @@ class StreamEncoder:
 
     def encode(self, event: StreamEvent) -> bytes:
         if isinstance(event, StartEvent):
-            self.id = event.id or self.id
+            if event.id:
+                self._id = event.id
             self.model = event.model or self.model
             return self._start()
         head = self._start()

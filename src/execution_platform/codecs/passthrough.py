@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
 
@@ -81,12 +82,13 @@ class ParamReport:
         return ",".join(quote(name, safe=_HEADER_SAFE) for name in self.dropped)
 
 
+_NO_NAMES: Mapping[str, str] = MappingProxyType({})
 _report: ContextVar[ParamReport | None] = ContextVar("ep_param_report", default=None)
 
 
 def open_report(*, strict: bool = False, names: Mapping[str, str] | None = None) -> ParamReport:
     """Start collecting drops for the current call (the gateway does this per request)."""
-    report = ParamReport(strict=strict, names=dict(names or {}))
+    report = ParamReport(strict=strict, names=names if names is not None else _NO_NAMES)  # read only: not copied
     _report.set(report)
     return report
 

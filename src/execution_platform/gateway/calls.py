@@ -14,7 +14,7 @@ from starlette.requests import Request
 
 from ..errors import EPError, InvalidRequestError, NotFoundError, UnsupportedParameterError
 from ..model import Capabilities, ChatRequest, ChatResponse, EmbeddingResponse, ImagePart
-from ..model.address import parse_address, persona_address
+from ..model.address import persona_address, persona_of, provider_of
 from ..money.metering import CallContext
 from ..routing.attempts import attempts_of, served_by, upstream_attempts
 from .auth import OPEN, Principal
@@ -68,15 +68,15 @@ def prepare(
     principal.require_model(chat.model)
     meta = chat.metadata
     meta.key_id = principal.key_id or meta.key_id
-    address = parse_address(chat.model)
-    if address.is_persona:
-        meta.persona = address.persona
+    addressed = persona_of(chat.model)
+    if addressed is not None:
+        meta.persona = addressed
     apply_metadata(meta, headers, principal)  # bounded, a key's team wins, persona within the key's scope
-    if not address.is_persona:
+    if addressed is None:
         caps = capabilities(gw, chat.model)
         if caps is not None:
             check_supported(chat, caps, params or {})
-    return chat, bind_payer(request, principal, chat, session_of(headers))
+    return chat, bind_payer(request, principal, chat, session_of(headers), gw.observer)
 
 
 def capabilities(gw: Gateway, model: str) -> Capabilities | None:
@@ -141,9 +141,30 @@ def model_headers(response: ChatResponse | EmbeddingResponse) -> dict[str, str]:
         "x-ep-attempts": str(max(1, upstream_attempts(response.attempts))),
     }
     if response.cost_usd is not None:
-        headers["x-ep-cost-usd"] = f"{response.cost_usd:.8f}".rstrip("0").rstrip(".") or "0"
+        headers["x-ep-cost-usd"] = cost_header(response.cost_usd)
     headers.update(response.rate_limits)
     return headers
+
+
+def model_head(response: ChatResponse, extra: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    """:func:`model_headers` and then ``extra`` as the byte pairs a response head is written from: what
+    ``JSONBytes`` makes of ``{**model_headers(response), **extra}``, without the two dictionaries."""
+    head = [
+        (b"x-ep-provider", (response.provider or "").encode("latin-1")),
+        (b"x-ep-model", response.model.encode("latin-1")),
+        (b"x-ep-attempts", str(max(1, upstream_attempts(response.attempts))).encode("latin-1")),
+    ]
+    if response.cost_usd is not None:
+        head.append((b"x-ep-cost-usd", cost_header(response.cost_usd).encode("latin-1")))
+    for more in (response.rate_limits, extra):
+        for name, value in more.items():
+            head.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+    return head
+
+
+def cost_header(cost_usd: float) -> str:
+    """``x-ep-cost-usd``: dollars, up to eight decimals, no trailing zeros."""
+    return f"{cost_usd:.8f}".rstrip("0").rstrip(".") or "0"
 
 
 def stream_headers(head: StreamHead, chat: ChatRequest) -> list[tuple[bytes, bytes]]:
@@ -154,7 +175,7 @@ def stream_headers(head: StreamHead, chat: ChatRequest) -> list[tuple[bytes, byt
     provider = getattr(first, "provider", None) or (serving.provider if serving else None)
     model = getattr(first, "model", None) or (serving.model if serving else None)
     if not provider:
-        provider = parse_address(chat.model, bare=()).provider
+        provider = provider_of(chat.model)
     return [
         (b"x-ep-provider", (provider or "").encode()),
         (b"x-ep-model", (model or chat.model).encode()),

@@ -25,6 +25,7 @@ from ..storage.keys import KeyRepository, KeyStore
 if TYPE_CHECKING:
     from ..config.schema import Config
     from ..config.settings import Settings
+    from .observe import Observer
 
 
 def open_meter(settings: Settings, config: Config | None, keys: KeyStore) -> Meter:
@@ -56,11 +57,15 @@ def key_limits(key_id: str | None, rpm: int | None, tpm: int | None) -> tuple[Ra
     return (RateLimit("key", key_id, rpm=rpm, tpm=tpm),)
 
 
-def bind(request: Request, principal: Any, chat: ChatRequest, session_id: str | None = None) -> CallContext:
+def bind(
+    request: Request, principal: Any, chat: ChatRequest, session_id: str | None = None, observer: Observer | None = None
+) -> CallContext:
     """This request's payer, for the call to hand to the client; also attached to the request's state,
-    where the middleware reads its timing and outcome."""
+    where the middleware reads its timing and outcome. ``observer``: the gateway's, when the caller
+    holds it (else looked up through the app)."""
     state = request.scope.setdefault("state", {})
-    observer = request.app.state.gateway.observer
+    if observer is None:
+        observer = request.app.state.gateway.observer
     rows: list[Any] = []
     starts: list[float] = []
     ctx = CallContext(

@@ -21,11 +21,22 @@ class JSONBytes(Response):
 
     media_type = "application/json"
 
-    def __init__(self, body: bytes, headers: Mapping[str, str] | None = None, status_code: int = 200) -> None:
+    def __init__(
+        self,
+        body: bytes,
+        headers: Mapping[str, str] | None = None,
+        status_code: int = 200,
+        *,
+        head: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        """``head``: the headers already as lower-case byte pairs (taken, not copied), instead of ``headers``."""
         self.status_code = status_code
         self.background = None
         self.body = body
-        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()] if headers else []
+        if head is not None:
+            raw = head
+        else:
+            raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()] if headers else []
         if not (status_code < 200 or status_code in (204, 304)):
             raw.append((b"content-length", str(len(body)).encode()))
         raw.append(_JSON_TYPE)

@@ -27,8 +27,15 @@ def ask(gw: Gateway, chat: ChatRequest, format: str, *, include_usage: bool = Tr
     """Mark ``chat`` as answerable in ``format``'s bytes when the fast path is on; returns that format."""
     if not enabled(gw):
         return None
-    chat.set_wire(WireHint(format, include_usage))
+    hint = _HINTS.get((format, include_usage))
+    if hint is None:
+        hint = _HINTS[(format, include_usage)] = WireHint(format, include_usage)
+    chat.set_wire(hint)
     return format
+
+
+# The hints handed out, one per format and usage choice: a hint is frozen, so every call may share one.
+_HINTS: dict[tuple[str, bool], WireHint] = {}
 
 
 class FrameSelector:

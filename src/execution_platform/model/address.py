@@ -40,6 +40,21 @@ def persona_address(name: str) -> str:
     return PERSONA_PREFIX + name
 
 
+def persona_of(text: str) -> str | None:
+    """The persona ``text`` addresses, else None: what ``parse_address(text).persona`` says, without
+    building the address (every model call asks this)."""
+    return text[len(PERSONA_PREFIX) :] if text.startswith(PERSONA_PREFIX) else None
+
+
+def provider_of(text: str) -> str | None:
+    """The provider of a ``provider/model`` address, else None: ``parse_address(text, bare=()).provider``
+    without building the address (a stream's headers ask it while the upstream has not said)."""
+    if text.startswith(PERSONA_PREFIX):
+        return None
+    provider, sep, model = text.partition("/")
+    return provider if sep and model else None
+
+
 def parse_address(
     text: str,
     *,

@@ -129,9 +129,13 @@ class CallContext:
         out = object.__new__(type(self))
         values = out.__dict__
         values.update(self.__dict__)
-        values["budgets"] = [*self.budgets, *other.budgets]
-        values["limits"] = [*self.limits, *other.limits]
-        values["request_limits"] = [*self.request_limits, *other.request_limits]
+        # Joined only when ``other`` adds some: otherwise this side's own sequence is shared (never changed in place).
+        if other.budgets:
+            values["budgets"] = [*self.budgets, *other.budgets]
+        if other.limits:
+            values["limits"] = [*self.limits, *other.limits]
+        if other.request_limits:
+            values["request_limits"] = [*self.request_limits, *other.request_limits]
         theirs = other.__dict__
         for name in _FILLED:
             if values[name] is None:
@@ -466,15 +470,23 @@ class MeteredProvider(WrapperProvider):
         return response
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
-        call = await self._admit(request)
+        # ``_admit`` written out, as in ``chat``: no coroutine when no budget or limit applies.
+        call = self._call(request)
+        if self._checked(call.ctx):
+            await self._check(call)
+        self._start(call)
         status: Status = "cancelled"
         error: BaseException | None = None
         try:
-            # Provider.stream is typed AsyncIterator; every implementation is an async generator.
-            async with contextlib.aclosing(self.inner.stream(request)) as events:  # type: ignore[type-var]
+            # Provider.stream is typed AsyncIterator; every implementation is an async generator,
+            # closed here on every way out (what ``contextlib.aclosing`` does, without its coroutines).
+            events = self.inner.stream(request)
+            try:
                 async for event in events:
                     self._observe(call, event)
                     yield event
+            finally:
+                await events.aclose()  # type: ignore[attr-defined]
             status = "ok"
         except (asyncio.CancelledError, GeneratorExit) as exc:
             status, error = "cancelled", exc
@@ -483,9 +495,17 @@ class MeteredProvider(WrapperProvider):
             status, error = ("partial" if call.ttft_ms is not None else "error"), exc
             raise
         finally:
-            await self._finish_shielded(
-                call, status, self._stream_usage(call, status), call.reported_cost if call.usage else None, error
-            )
+            usage = self._stream_usage(call, status)
+            reported = call.reported_cost if call.usage else None
+            if call.reservation is None and call.lease is None:
+                # ``_finish_shielded`` written out for an attempt with nothing to settle (as in ``chat``):
+                # the row is queued before the only await.
+                _, row = self._close(call, status, usage, reported, error)
+                committed = self._commit(call, row)
+                if committed is not None:
+                    await committed
+            else:
+                await self._finish_shielded(call, status, usage, reported, error)
 
     def _observe(self, call: _Call, event: StreamEvent) -> None:
         if not call.first_seen:

@@ -109,14 +109,17 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         self.transport.write(b"%b%d\r\n\r\n%b" % (head, len(body), body))
 
-    async def wait(self) -> None:
+    def next_event(self) -> asyncio.Future[None]:
+        """A future the next parser event (headers, body bytes, the end, an error) resolves; the
+        caller awaits it and then calls :meth:`check`. A plain future rather than a coroutine: each
+        wait of every call is one object less. Raises at once if the connection has already failed."""
         if self.error is not None:
             raise self.error
         waiter = self.waiter = self.loop.create_future()
-        try:
-            await waiter
-        finally:
-            self.waiter = None
+        return waiter
+
+    def check(self) -> None:
+        """After a wait: the connection's failure, if it has one."""
         if self.error is not None:
             raise self.error
 
@@ -208,8 +211,10 @@ class _Connection(asyncio.Protocol):
 
     def _wake(self) -> None:
         waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 class Response:
@@ -240,10 +245,31 @@ class Response:
             conn.paused = False
             conn.transport.resume_reading()
         while not conn.complete:
-            await conn.wait()
+            await conn.next_event()
+            conn.check()
         body = conn.take() if conn.chunks else b""
         self.release()
         return body
+
+    def read_now(self) -> bytes | None:
+        """The whole body if it has all arrived already (then as :meth:`read` leaves it), else None.
+
+        A small answer usually comes in the same packet as its head: reading it needs no wait, so
+        no coroutine and no timer for one."""
+        conn = self._conn
+        if not conn.complete:
+            return None
+        body = conn.take() if conn.chunks else b""
+        self.release()
+        return body
+
+    def readany_now(self) -> bytes | None:
+        """What :meth:`readany` would return without waiting: the bytes received so far, ``b""`` once
+        the body has ended, or None when the next piece is still to come."""
+        conn = self._conn
+        if conn.chunks:
+            return conn.take()
+        return b"" if conn.complete else None
 
     async def readany(self) -> bytes:
         """The next piece of the body as it arrives; ``b""`` once it has ended."""
@@ -251,7 +277,8 @@ class Response:
         while not conn.chunks:
             if conn.complete:
                 return b""
-            await conn.wait()
+            await conn.next_event()
+            conn.check()
         return conn.take()
 
     def release(self) -> None:
@@ -291,7 +318,8 @@ class H1Pool:
         try:
             conn.send(target.head, body)
             while not conn.status:
-                await conn.wait()
+                await conn.next_event()
+                conn.check()
         except BaseException:
             self.discard(conn)
             conn.close()

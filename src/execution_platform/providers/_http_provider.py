@@ -134,14 +134,16 @@ class HTTPProvider(Provider):
         end = loop.time() + t.total
         try:
             target = self._target(url)
-            async with Deadline(loop, min(t.read, t.total)) as deadline:
+            with Deadline(loop, min(t.read, t.total)) as deadline:
                 resp = await self._http.h1(loop).post(target, payload, connect_timeout=t.connect)
-                deadline.reschedule(max(0.0, min(t.read, end - loop.time())))
-                try:
-                    raw = await resp.read()
-                except BaseException:
-                    resp.close()
-                    raise
+                raw = resp.read_now()  # usually in with the head: then nothing left to wait for
+                if raw is None:
+                    deadline.reschedule(max(0.0, min(t.read, end - loop.time())))
+                    try:
+                        raw = await resp.read()
+                    except BaseException:
+                        resp.close()
+                        raise
         except Exception as exc:
             raise transport_error(exc, self.name, what) from exc
         if resp.status >= 400:
@@ -211,7 +213,7 @@ class HTTPProvider(Provider):
             # within ``stream_idle``, the whole stream within ``total``. A deadline, not ``wait_for``:
             # the same TimeoutError without a task per call.
             target = self._target(self.url(request.model, stream=True))
-            async with Deadline(loop, min(t.read, t.total)):
+            with Deadline(loop, min(t.read, t.total)):
                 resp = await self._http.h1(loop).post(target, payload, connect_timeout=t.connect)
         except Exception as exc:
             raise transport_error(exc, self.name, "connecting") from exc
@@ -221,7 +223,7 @@ class HTTPProvider(Provider):
         try:
             if resp.status >= 400:
                 try:
-                    async with Deadline(loop, max(0.001, min(t.read, end - loop.time()))):
+                    with Deadline(loop, max(0.001, min(t.read, end - loop.time()))):
                         raw = await resp.read()
                 except Exception as exc:
                     raise transport_error(exc, self.name, "reading the error") from exc
@@ -233,10 +235,13 @@ class HTTPProvider(Provider):
             wait = max(0.001, min(t.stream_idle, started + t.read - loop.time(), end - loop.time()))
             try:
                 while True:
-                    # One timer per read, scoped to the read (never across a ``yield``: the consumer
-                    # may change tasks); the loop reads the chunks itself, no generator hop per chunk.
-                    async with Deadline(loop, wait):
-                        chunk = await resp.readany()
+                    # One timer per read that waits, scoped to the read (never across a ``yield``: the
+                    # consumer may change tasks); bytes already in are taken with no timer at all. The
+                    # loop reads the chunks itself, no generator hop per chunk.
+                    chunk = resp.readany_now()
+                    if chunk is None:
+                        with Deadline(loop, wait):
+                            chunk = await resp.readany()
                     if not chunk:
                         break
                     if wire is not None:  # forwarded frames: one event per upstream read (see coalesce)

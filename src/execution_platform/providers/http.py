@@ -161,13 +161,18 @@ class Deadline:
         self._handle: asyncio.TimerHandle | None = None
         self._expired = False
 
-    async def __aenter__(self) -> Deadline:
+    def __enter__(self) -> Deadline:
+        """Also a plain ``with`` block (inside a task): arming and disarming never wait, so the block
+        needs no coroutine to enter or leave it, which a call on the hot path would pay for each use."""
         task = asyncio.current_task(self._loop)
         if task is None:
             raise RuntimeError("Deadline must be used inside a task")
         self._task = task
         self._handle = self._loop.call_later(self._seconds, self._on_timeout)
         return self
+
+    async def __aenter__(self) -> Deadline:
+        return self.__enter__()
 
     def reschedule(self, seconds: float) -> None:
         """Move the deadline to ``seconds`` from now (the next phase of the same call, one timer).
@@ -187,6 +192,9 @@ class Deadline:
             self._task.cancel()
 
     async def __aexit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        self.__exit__(exc_type)
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
