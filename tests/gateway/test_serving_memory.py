@@ -97,3 +97,25 @@ def test_ep_serve_answers_chats_and_embeddings_without_mapping_aiohttp(fake_open
     assert "_pydantic_core" in maps  # the check reads the right process
     assert "aiohttp" not in maps
     assert "frozenlist" not in maps
+
+
+def test_a_gateway_on_sqlite_answers_without_the_postgresql_dialect(tmp_path: Path) -> None:
+    """SQLAlchemy's PostgreSQL dialect is 2 MB resident: a partial index declared for it at import would
+    load it into every embedded gateway. (``ep serve`` migrates in a child process first, as here, so
+    alembic's own dialect imports stay out of the serving process.)"""
+    _run(
+        "from execution_platform.storage.engine import create_engine_from_url\n"
+        "from execution_platform.storage.migrate import migrate\n"
+        "migrate(create_engine_from_url(os.environ['EP_DATABASE_URL']))\n",
+        tmp_path,
+    )
+    out = _run(
+        "import sys\n"
+        "from starlette.testclient import TestClient\n"
+        "from execution_platform.gateway.app import create_app\n"
+        "with TestClient(create_app()) as client:\n"
+        "    status = client.get('/costs').status_code\n"
+        "print(status, sorted(m for m in sys.modules if m.startswith('sqlalchemy.dialects.postgresql')))\n",
+        tmp_path,
+    )
+    assert out == "200 []", out

@@ -17,6 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
+from .tables import declare_for_dialect
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -47,4 +49,6 @@ def create_engine_from_url(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 5)
-    return sa.create_engine(url, **kwargs)
+    engine = sa.create_engine(url, **kwargs)
+    declare_for_dialect(engine.dialect.name)
+    return engine

@@ -44,8 +44,18 @@ ledger = sa.Table(
 # gateway) is never asked for by key, so it costs no index entry; ``key_id = ?`` implies ``IS NOT
 # NULL``, which lets SQLite and PostgreSQL both use it. A filter on persona, team, run or session over
 # a partial day reads that day's rows through ``ix_ledger_ts``.
+#
+# The predicate is declared here for SQLite only: naming ``postgresql_where`` at import would load
+# SQLAlchemy's PostgreSQL dialect (2 MB resident) into every embedded gateway that never talks to one.
+# ``storage.engine`` declares it for PostgreSQL (:func:`declare_for_dialect`) when it makes such an engine.
 _KEYED = ledger.c.key_id.is_not(None)
-sa.Index("ix_ledger_key_ts", ledger.c.key_id, ledger.c.ts, sqlite_where=_KEYED, postgresql_where=_KEYED)
+ix_ledger_key_ts = sa.Index("ix_ledger_key_ts", ledger.c.key_id, ledger.c.ts, sqlite_where=_KEYED)
+
+
+def declare_for_dialect(name: str) -> None:
+    """Declare the partial indexes' predicate for dialect ``name`` too (idempotent)."""
+    if name == "postgresql":
+        ix_ledger_key_ts.dialect_kwargs["postgresql_where"] = _KEYED
 
 # Dimensions of the daily roll-up, in its unique key's order. Stored as '' rather than NULL so the
 # unique key (and ``ON CONFLICT``) matches rows whose attribution is missing.

@@ -13,6 +13,8 @@ Create Date: 2026-11-30
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -35,7 +37,10 @@ def upgrade() -> None:
     for name in DROPPED:
         op.drop_index(name, "ledger")
     op.drop_index("ix_ledger_key_ts", "ledger")
-    op.create_index("ix_ledger_key_ts", "ledger", ["key_id", "ts"], sqlite_where=KEYED, postgresql_where=KEYED)
+    # Only the running dialect's keyword: naming another would import that dialect for nothing.
+    dialect = op.get_bind().dialect.name
+    where: dict[str, Any] = {f"{dialect}_where": KEYED} if dialect in ("sqlite", "postgresql") else {}
+    op.create_index("ix_ledger_key_ts", "ledger", ["key_id", "ts"], **where)
 
 
 def downgrade() -> None:
