@@ -122,13 +122,13 @@ class CallContext:
     def merged(self, other: CallContext | None) -> CallContext:
         """This context with ``other``'s budgets/limits added and its unset fields filled from ``other``.
 
-        A field-by-field copy of the instance dict rather than ``dataclasses.replace`` (which runs
-        ``__init__`` again): it is made for every metered attempt."""
+        A copy of the instance dict rather than ``dataclasses.replace`` (which runs ``__init__`` again),
+        and ``dict.copy`` rather than an update of the new object's own (a third of the cost): it is
+        made for every metered attempt."""
         if other is None:
             return self
         out = object.__new__(type(self))
-        values = out.__dict__
-        values.update(self.__dict__)
+        values = out.__dict__ = self.__dict__.copy()
         # Joined only when ``other`` adds some: otherwise this side's own sequence is shared (never changed in place).
         if other.budgets:
             values["budgets"] = [*self.budgets, *other.budgets]
