@@ -149,10 +149,12 @@ def model_headers(response: ChatResponse | EmbeddingResponse) -> dict[str, str]:
 def model_head(response: ChatResponse, extra: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
     """:func:`model_headers` and then ``extra`` as the byte pairs a response head is written from: what
     ``JSONBytes`` makes of ``{**model_headers(response), **extra}``, without the two dictionaries."""
+    attempts = response.attempts
     head = [
         (b"x-ep-provider", (response.provider or "").encode("latin-1")),
         (b"x-ep-model", response.model.encode("latin-1")),
-        (b"x-ep-attempts", str(max(1, upstream_attempts(response.attempts))).encode("latin-1")),
+        # At most one attempt (nearly every answer) reports 1 whatever it was: no count to make.
+        (b"x-ep-attempts", b"1" if len(attempts) < 2 else str(max(1, upstream_attempts(attempts))).encode("latin-1")),
     ]
     if response.cost_usd is not None:
         head.append((b"x-ep-cost-usd", cost_header(response.cost_usd).encode("latin-1")))
