@@ -173,7 +173,12 @@ def stream_headers(head: StreamHead, chat: ChatRequest) -> list[tuple[bytes, byt
     """Provider and model from the upstream's start event, or from the address while it is silent."""
     first = head.first
     attempts = attempts_of(head.events)
-    serving = served_by(attempts) or (attempts[-1] if attempts else None)
+    if len(attempts) < 2:  # nearly every stream: its one attempt (if any) serves, and the count is 1
+        serving = attempts[0] if attempts else None
+        count = b"1"
+    else:
+        serving = served_by(attempts) or attempts[-1]
+        count = str(max(1, upstream_attempts(attempts))).encode()
     provider = getattr(first, "provider", None) or (serving.provider if serving else None)
     model = getattr(first, "model", None) or (serving.model if serving else None)
     if not provider:
@@ -181,7 +186,7 @@ def stream_headers(head: StreamHead, chat: ChatRequest) -> list[tuple[bytes, byt
     return [
         (b"x-ep-provider", (provider or "").encode()),
         (b"x-ep-model", (model or chat.model).encode()),
-        (b"x-ep-attempts", str(max(1, upstream_attempts(attempts))).encode()),
+        (b"x-ep-attempts", count),
         *((name.encode(), value.encode()) for name, value in head.rate_limits.items()),
     ]
 
