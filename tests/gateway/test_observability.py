@@ -323,3 +323,33 @@ def test_log_format_defaults_to_json_off_a_terminal_and_text_renders_the_fields(
     assert json.loads(logs.JsonFormatter().format(record))["request_id"] == "abc"
     with pytest.raises(ValueError):
         logs.configure("xml")
+
+
+def test_attempt_metrics_add_up_over_requests_and_export_only_what_counted() -> None:
+    """The per-attempt series, kept between requests, count every attempt; a token kind or cost that
+    never counted is not exported at all (not even at 0)."""
+    from prometheus_client import generate_latest
+
+    from execution_platform.gateway.metrics import Metrics
+    from execution_platform.gateway.observe import Observer
+    from execution_platform.money.ledger import LedgerRow
+
+    observer = Observer(Metrics())
+    for persona in ("coder", "coder", None):
+        rows: list[Any] = []
+        hook = observer.attempt_hook(rows, [])
+        hook(LedgerRow(request_id="r", provider="openai", model="m", status="error", persona=persona,
+                       latency_ms=5.0), 0.0)
+        hook(LedgerRow(request_id="r", provider="openai", model="m", status="ok", persona=persona,
+                       input_tokens=10, output_tokens=4, cost_usd=0.5, latency_ms=20.0), 0.0)
+        assert len(rows) == 2
+    found = samples(generate_latest(observer.metrics.registry).decode())
+    assert value(found, "ep_gateway_upstream_attempts_total", status="ok") == 3
+    assert value(found, "ep_gateway_upstream_attempts_total", status="error") == 3
+    assert value(found, "ep_gateway_retries_total", provider="openai", model="m") == 3
+    assert value(found, "ep_gateway_upstream_seconds_count", provider="openai") == 6
+    assert value(found, "ep_gateway_tokens_total", persona="coder", kind="input") == 20
+    assert value(found, "ep_gateway_tokens_total", persona="", kind="output") == 4
+    assert value(found, "ep_gateway_cost_usd_total", persona="coder") == pytest.approx(1.0)
+    kinds = {dict(labels)["kind"] for name, labels in found if name == "ep_gateway_tokens_total"}
+    assert kinds == {"input", "output"}

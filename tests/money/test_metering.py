@@ -153,3 +153,39 @@ async def test_a_second_cancellation_during_a_settlement_that_waits_loses_neithe
     assert row["status"] == "cancelled"
     spent, held = await budgets.usage(budget)
     assert held == 0 and spent == pytest.approx(row["cost_usd"])
+
+
+async def test_an_attempts_row_carries_every_field_by_name(ledger: Ledger) -> None:
+    """The row a metered attempt settles (told to ``on_attempt`` and committed) has each value in its
+    own field: the metering builds it positionally, so a field order gone wrong shows here."""
+    from dataclasses import asdict
+    from datetime import UTC, datetime
+
+    from execution_platform.money.ledger import LedgerRow, utcnow
+
+    usage = Usage(input_tokens=1200, output_tokens=300, cached_input_tokens=200, cache_write_tokens=100,
+                  reasoning_tokens=50)
+    seen: list[LedgerRow] = []
+    payer = CallContext(request_id="req-fields", key_id="key-1", team="team-1", session_id="sess-1",
+                        on_attempt=lambda row, started: seen.append(row))
+    metered = MeteredProvider(scripted_upstream(name="openai", usage=usage, cost_usd=0.25), ledger=ledger,
+                              context=lambda r: CallContext(deployment="dep-1"))
+    before = datetime.now(UTC).replace(tzinfo=None)
+    with call_context(payer):
+        await metered.chat(request(model="gpt-4o-mini", persona="coder", run_id="run-1"))
+    after = utcnow()
+    [row] = seen
+    values = asdict(row)
+    latency = values.pop("latency_ms")
+    stamp = values.pop("ts")
+    assert values == {
+        "request_id": "req-fields", "provider": "openai", "model": "gpt-4o-mini", "status": "ok", "attempt": 1,
+        "key_id": "key-1", "team": "team-1", "persona": "coder", "run_id": "run-1", "session_id": "sess-1",
+        "deployment": "dep-1", "input_tokens": 1200, "output_tokens": 300, "cached_input_tokens": 200,
+        "cache_write_tokens": 100, "reasoning_tokens": 50, "cost_usd": 0.25, "ttft_ms": None, "error_type": None,
+    }
+    assert isinstance(latency, float) and latency >= 0
+    assert stamp.tzinfo is None and before <= stamp <= after
+    [stored] = ledger.rows_sync()
+    assert {name: stored[name] for name in values} == values
+    assert stored["ts"] == stamp and stored["latency_ms"] == pytest.approx(latency)

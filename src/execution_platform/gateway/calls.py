@@ -149,10 +149,12 @@ def model_headers(response: ChatResponse | EmbeddingResponse) -> dict[str, str]:
 def model_head(response: ChatResponse, extra: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
     """:func:`model_headers` and then ``extra`` as the byte pairs a response head is written from: what
     ``JSONBytes`` makes of ``{**model_headers(response), **extra}``, without the two dictionaries."""
+    attempts = response.attempts
     head = [
         (b"x-ep-provider", (response.provider or "").encode("latin-1")),
         (b"x-ep-model", response.model.encode("latin-1")),
-        (b"x-ep-attempts", str(max(1, upstream_attempts(response.attempts))).encode("latin-1")),
+        # At most one attempt (nearly every answer) reports 1 whatever it was: no count to make.
+        (b"x-ep-attempts", b"1" if len(attempts) < 2 else str(max(1, upstream_attempts(attempts))).encode("latin-1")),
     ]
     if response.cost_usd is not None:
         head.append((b"x-ep-cost-usd", cost_header(response.cost_usd).encode("latin-1")))
@@ -171,7 +173,12 @@ def stream_headers(head: StreamHead, chat: ChatRequest) -> list[tuple[bytes, byt
     """Provider and model from the upstream's start event, or from the address while it is silent."""
     first = head.first
     attempts = attempts_of(head.events)
-    serving = served_by(attempts) or (attempts[-1] if attempts else None)
+    if len(attempts) < 2:  # nearly every stream: its one attempt (if any) serves, and the count is 1
+        serving = attempts[0] if attempts else None
+        count = b"1"
+    else:
+        serving = served_by(attempts) or attempts[-1]
+        count = str(max(1, upstream_attempts(attempts))).encode()
     provider = getattr(first, "provider", None) or (serving.provider if serving else None)
     model = getattr(first, "model", None) or (serving.model if serving else None)
     if not provider:
@@ -179,7 +186,7 @@ def stream_headers(head: StreamHead, chat: ChatRequest) -> list[tuple[bytes, byt
     return [
         (b"x-ep-provider", (provider or "").encode()),
         (b"x-ep-model", (model or chat.model).encode()),
-        (b"x-ep-attempts", str(max(1, upstream_attempts(attempts))).encode()),
+        (b"x-ep-attempts", count),
         *((name.encode(), value.encode()) for name, value in head.rate_limits.items()),
     ]
 

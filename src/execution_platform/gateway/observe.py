@@ -134,6 +134,23 @@ def access_record() -> logging.LogRecord:
     return record
 
 
+class _AttemptSeries:
+    """The label children one (provider, model, persona, status) of upstream attempts counts in, found
+    with one lookup per attempt instead of one per metric (the token and cost ones filled on first use)."""
+
+    __slots__ = ("attempts", "cached_input", "cost", "input", "output", "persona", "reasoning", "upstream")
+
+    def __init__(self, persona: str, attempts: Any, upstream: Any) -> None:
+        self.persona = persona
+        self.attempts = attempts
+        self.upstream = upstream
+        self.input: Any = None
+        self.output: Any = None
+        self.cached_input: Any = None
+        self.reasoning: Any = None
+        self.cost: Any = None
+
+
 class Observer:
     """Per-app recorder; cheap on the hot path (cached label children, the log line built only when
     the access logger is enabled)."""
@@ -146,6 +163,7 @@ class Observer:
         self.tracer = tracer  # None: tracing off, no span work at all
         self.capture_content = False
         self._children: dict[tuple[str, int, bool], tuple[Any, Any]] = {}
+        self._attempt_series: dict[tuple[str, str, str | None, str], _AttemptSeries] = {}
         # The latest model calls of this process (time, latency, overhead, fault domain): the dashboard's
         # live view, without a database read.
         self.recent: deque[tuple[float, float, float | None, str | None]] = deque(maxlen=4096)
@@ -161,30 +179,55 @@ class Observer:
         ``rows`` with its start in ``starts`` (the previous row tells a retry of the same target from a
         fallback to another; spans are made from both when the request ends)."""
         m = self.metrics
+        found = self._attempt_series
+        series_of = self._series
 
         def on_attempt(row: Any, started: float) -> None:
             starts.append(started)
-            provider, model, persona = row.provider, row.model, row.persona or ""
+            provider, model = row.provider, row.model
             if rows:
                 last = rows[-1]
                 same = last.provider == provider and last.model == model
                 (m.retries if same else m.fallbacks)(provider, model).inc()
             rows.append(row)
-            m.attempts(provider, model, row.status).inc()
+            series = found.get((provider, model, row.persona, row.status))
+            if series is None:
+                series = series_of(provider, model, row.persona, row.status)
+            series.attempts.inc()
             if row.latency_ms is not None:
-                m.upstream(provider, model).observe(row.latency_ms / 1000)
+                series.upstream.observe(row.latency_ms / 1000)
+            # Children made on first use only: a child made is a series exported, at 0 until it counts.
             if row.input_tokens:
-                m.tokens(provider, model, persona, "input").inc(row.input_tokens)
+                if series.input is None:
+                    series.input = m.tokens(provider, model, series.persona, "input")
+                series.input.inc(row.input_tokens)
             if row.output_tokens:
-                m.tokens(provider, model, persona, "output").inc(row.output_tokens)
+                if series.output is None:
+                    series.output = m.tokens(provider, model, series.persona, "output")
+                series.output.inc(row.output_tokens)
             if row.cached_input_tokens:
-                m.tokens(provider, model, persona, "cached_input").inc(row.cached_input_tokens)
+                if series.cached_input is None:
+                    series.cached_input = m.tokens(provider, model, series.persona, "cached_input")
+                series.cached_input.inc(row.cached_input_tokens)
             if row.reasoning_tokens:
-                m.tokens(provider, model, persona, "reasoning").inc(row.reasoning_tokens)
+                if series.reasoning is None:
+                    series.reasoning = m.tokens(provider, model, series.persona, "reasoning")
+                series.reasoning.inc(row.reasoning_tokens)
             if row.cost_usd:
-                m.cost(provider, model, persona).inc(row.cost_usd)
+                if series.cost is None:
+                    series.cost = m.cost(provider, model, series.persona)
+                series.cost.inc(row.cost_usd)
 
         return on_attempt
+
+    def _series(self, provider: str, model: str, persona: str | None, status: str) -> _AttemptSeries:
+        """The children an attempt of this target, persona and outcome counts in, kept for the next one
+        (bounded like the families' own caches)."""
+        m = self.metrics
+        series = _AttemptSeries(persona or "", m.attempts(provider, model, status), m.upstream(provider, model))
+        if len(self._attempt_series) < MAX_CHILDREN:
+            self._attempt_series[(provider, model, persona, status)] = series
+        return series
 
     # -- per request -------------------------------------------------------------------------------
     def _request_children(self, route: str, status: int, model_call: bool) -> tuple[Any, Any]:

@@ -330,8 +330,13 @@ class Meter:
         no RPM/TPM applies; ``max_concurrent`` slots are taken here). None: await :meth:`admit`."""
         if not self._started:
             return None
-        meta = request.metadata
         policy = self.policy(config)
+        if not policy.concurrency and (
+            self.limiter is None or not (ctx.request_limits or policy.persona_limits or policy.team_limits)
+        ):
+            # Nothing that applies per persona or team is configured (the usual case): no look-ups.
+            return Admission(ctx, None, ctx.tokens, ctx.upstream_calls)
+        meta = request.metadata
         team = ctx.team or meta.team
         if self.limiter is not None and (ctx.request_limits or policy.limits_for(meta.persona, team)):
             return None
@@ -342,7 +347,8 @@ class Meter:
         """:meth:`release` when it has nothing to await (no lease to settle): True when done."""
         lease = admission.lease
         if lease is None or self.limiter is None or lease.settled:
-            self._free_slots(admission.slots)
+            if admission.slots:
+                self._free_slots(admission.slots)
             return True
         return False
 

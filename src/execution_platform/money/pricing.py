@@ -92,20 +92,22 @@ class Price:
         hour = min(usage.cache_write_1h_tokens, written)
         plain_in = usage.input_tokens - cached - written
         reasoning = min(usage.reasoning_tokens, usage.output_tokens)
-        write_price = _or(self.cache_write_per_mtok, self.input_per_mtok)
+        # The fallbacks written out as conditionals (no helper call each): every answer is priced here.
+        input_price, output_price = self.input_per_mtok, self.output_per_mtok
+        write_price = self.cache_write_per_mtok
+        if write_price is None:
+            write_price = input_price
+        cached_price, hour_price, reasoning_price = (
+            self.cached_input_per_mtok, self.cache_write_1h_per_mtok, self.reasoning_per_mtok)
         total = (
-            plain_in * self.input_per_mtok
-            + cached * _or(self.cached_input_per_mtok, self.input_per_mtok)
+            plain_in * input_price
+            + cached * (input_price if cached_price is None else cached_price)
             + (written - hour) * write_price
-            + hour * _or(self.cache_write_1h_per_mtok, write_price)
-            + (usage.output_tokens - reasoning) * self.output_per_mtok
-            + reasoning * _or(self.reasoning_per_mtok, self.output_per_mtok)
+            + hour * (write_price if hour_price is None else hour_price)
+            + (usage.output_tokens - reasoning) * output_price
+            + reasoning * (output_price if reasoning_price is None else reasoning_price)
         )
         return total / 1_000_000
-
-
-def _or(value: float | None, default: float) -> float:
-    return default if value is None else value
 
 
 class UnknownPriceError(LookupError):
@@ -128,6 +130,8 @@ class PriceBook:
 
     # -- lookup ----------------------------------------------------------------------------------
     def _override(self, provider: str, model: str, deployment: str | None) -> Price | None:
+        if not self.overrides:  # most configurations override nothing: no name to build
+            return None
         for name in (deployment, f"{provider}/{model}", model):
             if name and name in self.overrides:
                 return self.overrides[name]
