@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, MutableMapping
 from typing import Any
 
 from starlette.requests import ClientDisconnect
@@ -67,7 +67,9 @@ class GatewayMiddleware:
         finished = False  # the last body message was sent: a later disconnect lost the client nothing
         body = BodyReader(receive, self.body_timeout)
 
-        async def send_with_id(message: MutableMapping[str, Any]) -> None:
+        def send_with_id(message: MutableMapping[str, Any]) -> Awaitable[None]:
+            # A plain function handing back the server's own awaitable: every message of the response
+            # (each event of a stream) passes here, and no coroutine of its own is made for that.
             nonlocal status, overhead, started_response, answered_nobody, finished
             kind = message["type"]
             if kind == "http.response.start":
@@ -84,7 +86,7 @@ class GatewayMiddleware:
                     message["headers"] = [*message.get("headers", ()), id_header]
             elif kind == "http.response.body" and not message.get("more_body", False):
                 finished = True
-            await send(message)
+            return send(message)
 
         try:
             if path in PUBLIC_PATHS:
