@@ -445,6 +445,27 @@ def test_usage_details_and_refusal() -> None:
     assert resp.message.text == "I can't."
 
 
+def test_a_decoded_answer_is_the_object_its_constructors_make() -> None:
+    """Same values and the same set fields (what ``model_dump(exclude_unset=True)`` writes) as the
+    models' own constructors give, for the answer, its message, its text part and its usage."""
+    body = _completion({"role": "assistant", "content": "Hi."},
+                       usage={"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19})
+    resp = codec.decode_response(body)
+    expected = ChatResponse(
+        id=body["id"], model=body["model"], created=body["created"],
+        message=Message(role="assistant", content=[TextPart(text="Hi.")]),
+        finish_reason="stop", raw_finish_reason="stop",
+        usage=Usage(input_tokens=12, output_tokens=7, cached_input_tokens=0, cache_write_tokens=0,
+                    reasoning_tokens=0),
+    )
+    assert resp == expected
+    for got, want in [(resp, expected), (resp.message, expected.message), (resp.usage, expected.usage),
+                      (resp.message.content[0], expected.message.content[0])]:
+        assert type(got) is type(want)
+        assert got.model_fields_set == want.model_fields_set
+        assert got.model_dump(exclude_unset=True) == want.model_dump(exclude_unset=True)
+
+
 def test_legacy_function_call_response() -> None:
     resp = codec.decode_response(_completion(
         {"role": "assistant", "content": None, "function_call": {"name": "f", "arguments": '{"a":1}'}},

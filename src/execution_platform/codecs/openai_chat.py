@@ -171,13 +171,14 @@ def decode_usage(raw: Any) -> Usage:
         return Usage()
     prompt = raw.get("prompt_tokens_details") or {}
     completion = raw.get("completion_tokens_details") or {}
-    return Usage(
-        input_tokens=_int(raw.get("prompt_tokens")),
-        output_tokens=_int(raw.get("completion_tokens")),
-        cached_input_tokens=_int(prompt.get("cached_tokens")),
-        cache_write_tokens=_int(prompt.get("cache_write_tokens")),
-        reasoning_tokens=_int(completion.get("reasoning_tokens")),
-    )
+    usage: Usage = Usage.__pydantic_validator__.validate_python({  # ``Usage(**...)``: see decode_response
+        "input_tokens": _int(raw.get("prompt_tokens")),
+        "output_tokens": _int(raw.get("completion_tokens")),
+        "cached_input_tokens": _int(prompt.get("cached_tokens")),
+        "cache_write_tokens": _int(prompt.get("cache_write_tokens")),
+        "reasoning_tokens": _int(completion.get("reasoning_tokens")),
+    })
+    return usage
 
 
 def _decode_finish(value: Any) -> FinishReason:
@@ -607,7 +608,7 @@ def decode_response(body: dict[str, Any]) -> ChatResponse:
     content = raw_msg.get("content")
     if isinstance(content, str):  # the usual answer: one text part
         if content:
-            parts.append(TextPart(text=content))
+            parts.append(TextPart.__pydantic_validator__.validate_python({"text": content}))
     elif content:
         parts.extend(_decode_content(content, "message.content"))
     refusal = raw_msg.get("refusal")
@@ -618,17 +619,23 @@ def decode_response(body: dict[str, Any]) -> ChatResponse:
     if isinstance(legacy, dict) and not calls:
         calls = _decode_tool_calls([{"id": "call_0", "function": legacy}], "message.function_call")
     raw_reason = choice.get("finish_reason")
-    return ChatResponse(
-        id=str(body.get("id") or ""),
-        model=str(body.get("model") or ""),
-        created=_int(body.get("created")),
-        # Only the fields the answer sets are handed to the model (each one given is validated).
-        message=Message(role="assistant", content=parts, tool_calls=calls) if calls
-        else Message(role="assistant", content=parts),
-        finish_reason=_decode_finish(raw_reason),
-        raw_finish_reason=raw_reason if isinstance(raw_reason, str) else None,
-        usage=decode_usage(body.get("usage")),
-    )
+    # Each object is made by its model's own validator from the fields ``Model(**fields)`` would pass
+    # it: the same validation and the same object, without ``BaseModel.__init__``'s Python frame and
+    # keyword dictionary (about 0.3 us an object, four objects an answer). Only the fields the answer
+    # sets are handed to the model (each one given is validated).
+    message_fields: dict[str, Any] = {"role": "assistant", "content": parts}
+    if calls:
+        message_fields["tool_calls"] = calls
+    response: ChatResponse = ChatResponse.__pydantic_validator__.validate_python({
+        "id": str(body.get("id") or ""),
+        "model": str(body.get("model") or ""),
+        "created": _int(body.get("created")),
+        "message": Message.__pydantic_validator__.validate_python(message_fields),
+        "finish_reason": _decode_finish(raw_reason),
+        "raw_finish_reason": raw_reason if isinstance(raw_reason, str) else None,
+        "usage": decode_usage(body.get("usage")),
+    })
+    return response
 
 
 # ---------------------------------------------------------------------------------------------
