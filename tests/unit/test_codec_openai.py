@@ -466,6 +466,25 @@ def test_a_decoded_answer_is_the_object_its_constructors_make() -> None:
         assert got.model_dump(exclude_unset=True) == want.model_dump(exclude_unset=True)
 
 
+def test_a_decoded_request_is_the_object_its_constructors_make() -> None:
+    request = codec.decode_request({"model": "gpt-4o", "temperature": 0.5, "messages": [
+        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi.", "name": "ann"},
+        {"role": "user", "content": ""}]})
+    expected = ChatRequest(model="gpt-4o", temperature=0.5, messages=[
+        Message(role="system", content=[TextPart(text="Be brief.")]),
+        Message(role="user", content=[TextPart(text="Hi.")], name="ann"),
+        Message(role="user", content=[]),
+    ])
+    assert request == expected
+    pairs = [(request, expected), *zip(request.messages, expected.messages, strict=True),
+             (request.messages[0].content[0], expected.messages[0].content[0])]
+    for got, want in pairs:
+        assert type(got) is type(want)
+        assert got.model_fields_set == want.model_fields_set
+        assert got.__pydantic_private__ == want.__pydantic_private__
+        assert got.model_dump(exclude_unset=True) == want.model_dump(exclude_unset=True)
+
+
 def test_legacy_function_call_response() -> None:
     resp = codec.decode_response(_completion(
         {"role": "assistant", "content": None, "function_call": {"name": "f", "arguments": '{"a":1}'}},

@@ -392,7 +392,8 @@ def _decode_message(raw: Any, i: int, call_names: dict[str, str]) -> Message:
         raise _invalid(f"unknown role {role!r}", f"messages[{i}].role")
     text = raw.get("content")
     if isinstance(text, str):  # what ``_decode_content`` makes of a string
-        content: list[ContentPart] = [TextPart(text=text)] if text else []
+        # (objects made by their validators, as ``Model(**fields)`` makes them: see decode_response)
+        content: list[ContentPart] = [TextPart.__pydantic_validator__.validate_python({"text": text})] if text else []
     else:
         content = _decode_content(text, f"messages[{i}].content")
     if role == "tool":
@@ -403,9 +404,10 @@ def _decode_message(raw: Any, i: int, call_names: dict[str, str]) -> Message:
         return Message(role="tool", content=content, tool_call_id=call_id, name=call_names.get(call_id))
     name = raw.get("name")
     if role != "assistant":  # only the fields a message sets are handed to the model (fewer to validate)
-        if isinstance(name, str):
-            return Message(role=role, content=content, name=name)
-        return Message(role=role, content=content)
+        fields: dict[str, Any] = {"role": role, "content": content, "name": name} if isinstance(name, str) \
+            else {"role": role, "content": content}
+        message: Message = Message.__pydantic_validator__.validate_python(fields)
+        return message
     param = f"messages[{i}]"
     tool_calls = _decode_tool_calls(raw.get("tool_calls"), f"{param}.tool_calls")
     legacy = raw.get("function_call")
@@ -533,7 +535,8 @@ def decode_request(body: dict[str, Any], *, model: str = "") -> ChatRequest:
             fields["response_format"] = _decode_response_format(response_format)
         if options or builtin:
             fields["passthrough"] = split_unknown(options, "openai", tools=builtin)
-        return ChatRequest(**fields)
+        request: ChatRequest = ChatRequest.__pydantic_validator__.validate_python(fields)  # ``ChatRequest(**fields)``
+        return request
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         first: dict[str, Any] = getattr(exc, "errors", lambda: [{}])()[0]
         param = ".".join(str(p) for p in first.get("loc", ())) or "body"
