@@ -22,9 +22,9 @@ async def test_a_read_that_takes_too_long_raises_timeout_error() -> None:
 
 async def test_a_read_in_time_returns_and_leaves_no_timer_behind() -> None:
     loop = asyncio.get_running_loop()
-    async with Deadline(loop, 0.05):
+    async with Deadline(loop, 0.5):  # a stall of the whole process under 0.5 s cannot time this out
         await asyncio.sleep(0)
-    await asyncio.sleep(0.1)  # a timer left armed would cancel this task here
+    await asyncio.sleep(0.6)  # a timer left armed would cancel this task here
 
 
 @pytest.mark.parametrize("form", ["async with", "with"])
@@ -70,7 +70,7 @@ async def test_the_plain_with_form_times_out_the_same() -> None:
     assert never.cancelled()
     task = asyncio.current_task()
     assert task is not None and task.cancelling() == 0
-    with Deadline(loop, 0.05) as deadline:
-        deadline.reschedule(0.05)
+    with Deadline(loop, 0.5) as deadline:
+        deadline.reschedule(0.5)
         await asyncio.sleep(0)
-    await asyncio.sleep(0.1)  # no timer left armed
+    await asyncio.sleep(0.6)  # no timer left armed
