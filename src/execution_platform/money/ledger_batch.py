@@ -202,26 +202,23 @@ class BatchWriter:
             sql = self._inserts[count] = f"{head} VALUES {', '.join([values] * count)}"
         return sql
 
+    def _ordered(self, row: Row) -> list[Any]:
+        """One row's parameters in the statement's order, each through its bind processor."""
+        values = list(self._pick(row))
+        for position, proc in self._fix:
+            values[position] = proc(values[position])
+        return values
+
     def _flat(self, rows: list[Row]) -> list[Any]:
         """The chunk's parameters, row after row, in the statement's order."""
         out: list[Any] = []
-        pick, fix = self._pick, self._fix
         for row in rows:
-            base = len(out)
-            out.extend(pick(row))
-            for position, proc in fix:
-                out[base + position] = proc(out[base + position])
+            out.extend(self._ordered(row))
         return out
 
     def _params(self, rows: list[Row]) -> list[Any]:
         """One parameter set per row (positional list, or a dict for named paramstyles)."""
-        pick, fix = self._pick, self._fix
-        ordered = []
-        for row in rows:
-            values = list(pick(row))
-            for position, proc in fix:
-                values[position] = proc(values[position])
-            ordered.append(values)
+        ordered = [self._ordered(row) for row in rows]
         if self._positional:
             return ordered
         return [dict(zip(self._order, values, strict=True)) for values in ordered]
