@@ -134,21 +134,14 @@ def check_supported(chat: ChatRequest, caps: Capabilities, params: dict[str, str
 
 
 def model_headers(response: ChatResponse | EmbeddingResponse) -> dict[str, str]:
-    """Who served an answer, after how many upstream attempts, at what cost, under which limits."""
-    headers = {
-        "x-ep-provider": response.provider or "",
-        "x-ep-model": response.model,
-        "x-ep-attempts": str(max(1, upstream_attempts(response.attempts))),
-    }
-    if response.cost_usd is not None:
-        headers["x-ep-cost-usd"] = cost_header(response.cost_usd)
-    headers.update(response.rate_limits)
-    return headers
+    """Who served an answer, after how many upstream attempts, at what cost, under which limits: the
+    head of :func:`model_head` as a dictionary, for the routes that answer through starlette."""
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in model_head(response, {})}
 
 
-def model_head(response: ChatResponse, extra: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
-    """:func:`model_headers` and then ``extra`` as the byte pairs a response head is written from: what
-    ``JSONBytes`` makes of ``{**model_headers(response), **extra}``, without the two dictionaries."""
+def model_head(response: ChatResponse | EmbeddingResponse, extra: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    """The ``x-ep-*`` headers of an answer and then its rate-limit headers and ``extra``, as the byte
+    pairs a response head is written from (the chat route hands them to ``JSONBytes`` as they are)."""
     attempts = response.attempts
     head = [
         (b"x-ep-provider", (response.provider or "").encode("latin-1")),
